@@ -1,0 +1,3 @@
+from tfckpt.cli import main
+
+main()

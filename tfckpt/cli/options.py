@@ -1,0 +1,38 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+
+class Engine(str, Enum):
+    native = "native"
+    tf = "tf"
+
+
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="Reader: 'native' (default, no TensorFlow) or 'tf' (tf.train.load_checkpoint).",
+        case_sensitive=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (stable schema).")
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr.")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
+MatchOpt = Annotated[
+    list[str] | None,
+    typer.Option("--match", "-m", help="Only names matching this glob (repeatable).", metavar="GLOB"),
+]
+RegexOpt = Annotated[
+    list[str] | None,
+    typer.Option("--regex", "-r", help="Only names matching this regex (repeatable).", metavar="RE"),
+]

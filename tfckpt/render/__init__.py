@@ -1,0 +1,127 @@
+"""Rendering: the only package that imports rich. Plain data in, tables / JSON / progress out.
+
+Diagnostics and progress go to stderr so that ``--json | jq`` always works.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+
+def out_console() -> Console:
+    """A console on the current stdout (looked up per call so test runners can swap it)."""
+    return Console(file=sys.stdout, soft_wrap=False, width=_width())
+
+
+def err_console() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True, width=_width())
+
+
+def _width() -> int | None:
+    # Rich falls back to 80 columns when not on a TTY; tables of long names read better wider.
+    if sys.stdout.isatty():
+        return None
+    return int(os.environ.get("COLUMNS", "160"))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "nan"
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return _jsonable(obj.item())
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    """One JSON document on stdout. NaN/Inf become the strings "nan"/"inf"/"-inf"."""
+    sys.stdout.write(json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def note(message: str, quiet: bool = False) -> None:
+    """A diagnostic line on stderr (not part of the output contract)."""
+    if not quiet:
+        sys.stderr.write(f"tfckpt: {message}\n")
+        sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"tfckpt: warning: {message}\n")
+    sys.stderr.flush()
+
+
+def human_bytes(n: int | float) -> str:
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{int(n)} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def human_count(n: int) -> str:
+    return f"{n:,}"
+
+
+class ProgressReporter:
+    """Byte-based progress; a no-op unless stderr is a TTY and not quiet."""
+
+    def __init__(self, progress: Progress | None, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, nbytes: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, nbytes)
+
+    def describe(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=text[-40:])
+
+
+@contextmanager
+def progress(description: str, total: int, quiet: bool = False) -> Iterator[ProgressReporter]:
+    """A progress bar on stderr for work measured in bytes; shown only on a TTY.
+
+    Rich's bar appears after its first refresh, so short runs (under a second) flash nothing.
+    """
+    if quiet or not sys.stderr.isatty() or total <= 0:
+        yield ProgressReporter(None, None)
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console(),
+        transient=True,
+        refresh_per_second=5,
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield ProgressReporter(bar, task)
