@@ -1,0 +1,372 @@
+"""Reading a V2 TensorBundle: the ``.index`` entries and memory-mapped tensor bytes.
+
+FORMAT.md sections 3-6. Every length and offset read from the file is checked against the real
+file sizes before anything is allocated, so a corrupt or hostile index fails with
+``CorruptCheckpoint`` instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from tfckpt import protos
+from tfckpt.bundle.slices import Slice, encode_slice_key, slice_from_proto, slice_index, slice_shape
+from tfckpt.bundle.table import TableReader, crc32c, decode_varint, mask_crc, unmask_crc
+from tfckpt.dtypes import STRING, VARIANT, DType, dtype_from_enum
+from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
+
+HEADER_KEY = b""
+# Elements read per chunk when streaming: large enough to amortize numpy call overhead, small
+# enough that several passes over a chunk stay in cache.
+CHUNK_ELEMENTS = 1 << 18
+# No tensor may claim more elements than this, whatever its dtype (2^50 ~ 10^15).
+MAX_ELEMENTS = 1 << 50
+
+
+def data_filename(prefix: str, shard: int, num_shards: int) -> str:
+    return f"{prefix}.data-{shard:05d}-of-{num_shards:05d}"
+
+
+def shape_of(proto: Any, where: str) -> tuple[int, ...]:
+    """A TensorShapeProto as a tuple; unknown rank or negative dims are corrupt in a bundle."""
+    if proto.unknown_rank:
+        raise CorruptCheckpoint(f"{where}: shape has unknown rank")
+    dims = tuple(int(d.size) for d in proto.dim)
+    if any(d < 0 for d in dims):
+        raise CorruptCheckpoint(f"{where}: negative dimension in shape {list(dims)}")
+    if len(dims) > 64:
+        raise CorruptCheckpoint(f"{where}: rank {len(dims)} is absurd")
+    n = 1
+    for d in dims:
+        n *= d
+    if n > MAX_ELEMENTS:
+        raise CorruptCheckpoint(f"{where}: shape {list(dims)} claims {n} elements")
+    return dims
+
+
+def num_elements(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One parsed index entry (a full tensor, a partitioned tensor's header, or a slice)."""
+
+    key: bytes
+    dtype: DType
+    shape: tuple[int, ...]
+    shard_id: int
+    offset: int
+    size: int
+    crc32c: int  # masked, as stored
+    slices: tuple[Slice, ...]
+    proto: Any
+
+    @property
+    def name(self) -> str:
+        return self.key.decode("utf-8", "surrogateescape")
+
+    @property
+    def is_slice_key(self) -> bool:
+        # Slice entries are keyed by ordered code, which starts with a 0x00 byte.
+        return self.key[:1] == b"\x00"
+
+
+class BundleReader:
+    """The index of a V2 checkpoint prefix, with lazy memory-mapped access to its data shards."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.index_path = prefix + ".index"
+        if not os.path.exists(self.index_path):
+            raise CheckpointNotFound(f"{self.index_path}: no such file")
+        table = TableReader.open(self.index_path)
+        self.entries: dict[bytes, Entry] = {}
+        header_value: bytes | None = None
+        for key, value in table:
+            if key == HEADER_KEY:
+                header_value = value
+                continue
+            self.entries[key] = self._parse_entry(key, value)
+        if header_value is None:
+            raise CorruptCheckpoint(f"{self.index_path}: no bundle header (not a V2 checkpoint?)")
+        self.header = self._parse_header(header_value)
+        self.num_shards = int(self.header.num_shards)
+        for entry in self.entries.values():
+            if not entry.slices and not 0 <= entry.shard_id < self.num_shards:
+                raise CorruptCheckpoint(
+                    f"{self.index_path}: {entry.name!r} is in shard {entry.shard_id} "
+                    f"of {self.num_shards}"
+                )
+        self._maps: dict[int, mmap.mmap | bytes] = {}
+        self._files: dict[int, Any] = {}
+
+    # ---- parsing -------------------------------------------------------------------------
+    def _parse_header(self, value: bytes) -> Any:
+        try:
+            header = protos.BundleHeaderProto.FromString(value)
+        except DecodeError:
+            raise CorruptCheckpoint(f"{self.index_path}: unreadable bundle header") from None
+        if header.num_shards < 1 or header.num_shards > 1_000_000:
+            raise CorruptCheckpoint(f"{self.index_path}: header says {header.num_shards} shards")
+        if header.endianness != 0:
+            raise UnsupportedCheckpoint(
+                f"{self.index_path}: big-endian checkpoint (tensor bytes are not little-endian)"
+            )
+        v = header.version
+        if v.producer < 0 or v.min_consumer > 1 or 1 in v.bad_consumers:
+            raise UnsupportedCheckpoint(
+                f"{self.index_path}: checkpoint version producer={v.producer} "
+                f"min_consumer={v.min_consumer} is newer than this reader (1)"
+            )
+        return header
+
+    def _parse_entry(self, key: bytes, value: bytes) -> Entry:
+        where = f"{self.index_path}: entry {key.decode('utf-8', 'replace')!r}"
+        try:
+            proto = protos.BundleEntryProto.FromString(value)
+        except DecodeError:
+            raise CorruptCheckpoint(f"{where}: unreadable entry") from None
+        try:
+            dtype = dtype_from_enum(int(proto.dtype))
+        except UnsupportedCheckpoint as exc:
+            raise UnsupportedCheckpoint(f"{where}: {exc}") from None
+        shape = shape_of(proto.shape, where)
+        if proto.offset < 0 or proto.size < 0:
+            raise CorruptCheckpoint(f"{where}: negative offset or size")
+        try:
+            slices = tuple(slice_from_proto(s, len(shape)) for s in proto.slices)
+        except ValueError as exc:
+            raise CorruptCheckpoint(f"{where}: {exc}") from None
+        return Entry(
+            key=key,
+            dtype=dtype,
+            shape=shape,
+            shard_id=int(proto.shard_id),
+            offset=int(proto.offset),
+            size=int(proto.size),
+            crc32c=int(proto.crc32c),
+            slices=slices,
+            proto=proto,
+        )
+
+    # ---- data access -----------------------------------------------------------------------
+    def data_path(self, shard_id: int) -> str:
+        return data_filename(self.prefix, shard_id, self.num_shards)
+
+    def data_paths(self) -> list[str]:
+        return [self.data_path(i) for i in range(self.num_shards)]
+
+    def _shard(self, shard_id: int) -> mmap.mmap | bytes:
+        if shard_id in self._maps:
+            return self._maps[shard_id]
+        path = self.data_path(shard_id)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - kept open for the map's lifetime
+        except FileNotFoundError:
+            raise CorruptCheckpoint(f"{path}: data shard is missing") from None
+        except OSError as exc:
+            raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
+        size = os.fstat(f.fileno()).st_size
+        mapped: mmap.mmap | bytes
+        if size == 0:
+            mapped = b""
+            f.close()
+        else:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._files[shard_id] = f
+        self._maps[shard_id] = mapped
+        return mapped
+
+    def shard_size(self, shard_id: int) -> int:
+        return len(self._shard(shard_id))
+
+    def raw(self, entry: Entry) -> memoryview:
+        """The entry's stored bytes, as a zero-copy view of the mapped shard."""
+        mapped = self._shard(entry.shard_id)
+        end = entry.offset + entry.size
+        if end > len(mapped):
+            raise CorruptCheckpoint(
+                f"{self.data_path(entry.shard_id)}: {entry.name!r} needs bytes "
+                f"{entry.offset}..{end} but the shard has {len(mapped)} (truncated?)"
+            )
+        return memoryview(mapped)[entry.offset : end]
+
+    def check_crc(self, entry: Entry, data: memoryview | bytes | None = None) -> None:
+        raw = self.raw(entry) if data is None else data
+        if mask_crc(crc32c(raw)) != entry.crc32c:
+            raise CorruptCheckpoint(
+                f"{self.data_path(entry.shard_id)}: checksum mismatch for {entry.name!r} "
+                "(corrupt data)"
+            )
+
+    def _expected_size(self, entry: Entry) -> int:
+        return num_elements(entry.shape) * entry.dtype.itemsize
+
+    def _numeric_view(self, entry: Entry) -> np.ndarray:
+        if entry.dtype.numpy is None:
+            raise UnsupportedCheckpoint(f"{entry.name!r}: cannot decode dtype {entry.dtype.name}")
+        if entry.size != self._expected_size(entry):
+            raise CorruptCheckpoint(
+                f"{self.index_path}: {entry.name!r} has {entry.size} bytes, shape "
+                f"{list(entry.shape)} of {entry.dtype.name} needs {self._expected_size(entry)}"
+            )
+        raw = self.raw(entry)
+        return np.frombuffer(raw, dtype=entry.dtype.numpy).reshape(entry.shape)
+
+    def read_entry(self, entry: Entry, verify: bool = True) -> np.ndarray:
+        """Decode one stored (non-partitioned) entry; verifies its CRC32C unless told not to."""
+        if entry.dtype.enum == STRING:
+            return self._read_strings(entry, verify)
+        if entry.dtype.enum == VARIANT:
+            raise UnsupportedCheckpoint(
+                f"{entry.name!r}: variant tensors are opaque; tfckpt copies them but cannot "
+                "decode their values"
+            )
+        arr = self._numeric_view(entry)
+        if verify:
+            self.check_crc(entry)
+        return arr
+
+    def _read_strings(self, entry: Entry, verify: bool) -> np.ndarray:
+        raw = self.raw(entry)
+        n = num_elements(entry.shape)
+        end = len(raw)
+        if n > end:  # every element needs at least one length byte
+            raise CorruptCheckpoint(
+                f"{self.index_path}: {entry.name!r} claims {n} strings in {end} bytes"
+            )
+        where = f"{self.data_path(entry.shard_id)}: {entry.name!r}"
+        lengths = []
+        pos = 0
+        crc = 0
+        try:
+            for _ in range(n):
+                length, pos = decode_varint(raw, pos, end, "string length")
+                lengths.append(length)
+                crc = crc32c(
+                    struct.pack("<I", length)
+                    if length <= 0xFFFFFFFF
+                    else struct.pack("<Q", length),
+                    crc,
+                )
+        except ValueError as exc:
+            raise CorruptCheckpoint(f"{where}: {exc}") from None
+        if pos + 4 > end:
+            raise CorruptCheckpoint(f"{where}: string tensor truncated")
+        (stored_len_crc,) = struct.unpack_from("<I", raw, pos)
+        if verify and unmask_crc(stored_len_crc) != crc:
+            raise CorruptCheckpoint(f"{where}: string length checksum mismatch")
+        crc = crc32c(raw[pos : pos + 4], crc)
+        pos += 4
+        total = sum(lengths)
+        if pos + total != end:
+            raise CorruptCheckpoint(
+                f"{where}: string lengths add up to {total} bytes but {end - pos} are stored"
+            )
+        if verify and mask_crc(crc32c(raw[pos:], crc)) != entry.crc32c:
+            raise CorruptCheckpoint(f"{where}: checksum mismatch (corrupt data)")
+        out = np.empty(n, dtype=object)
+        for i, length in enumerate(lengths):
+            out[i] = bytes(raw[pos : pos + length])
+            pos += length
+        return out.reshape(entry.shape)
+
+    def slice_entry(self, entry: Entry, spec: Slice) -> Entry:
+        key = encode_slice_key(entry.key, spec)
+        found = self.entries.get(key)
+        if found is None:
+            raise CorruptCheckpoint(
+                f"{self.index_path}: slice {spec} of {entry.name!r} has no entry"
+            )
+        if found.dtype != entry.dtype:
+            raise CorruptCheckpoint(f"{self.index_path}: slice of {entry.name!r} has another dtype")
+        try:
+            expected = slice_shape(spec, entry.shape)
+            slice_index(spec, entry.shape)
+        except ValueError as exc:
+            raise CorruptCheckpoint(f"{self.index_path}: {entry.name!r}: {exc}") from None
+        if found.shape != expected:
+            raise CorruptCheckpoint(
+                f"{self.index_path}: slice {spec} of {entry.name!r} has shape {list(found.shape)}"
+                f", expected {list(expected)}"
+            )
+        return found
+
+    def read(self, entry: Entry, verify: bool = True) -> np.ndarray:
+        """The full value of a tensor, assembling partitioned slices."""
+        if not entry.slices:
+            return self.read_entry(entry, verify)
+        dt = object if entry.dtype.numpy is None else entry.dtype.numpy
+        if entry.dtype.numpy is not None:
+            # Bound the allocation by what the slices really store.
+            stored = sum(self.slice_entry(entry, s).size for s in entry.slices)
+            if self._expected_size(entry) > stored:
+                raise CorruptCheckpoint(
+                    f"{self.index_path}: slices of {entry.name!r} do not cover its shape"
+                )
+        out = np.zeros(entry.shape, dtype=dt)
+        for spec in entry.slices:
+            part = self.read_entry(self.slice_entry(entry, spec), verify)
+            out[slice_index(spec, entry.shape)] = part
+        return out
+
+    def iter_chunks(
+        self, entry: Entry, chunk_elements: int = CHUNK_ELEMENTS, verify: bool = True
+    ) -> Iterator[np.ndarray]:
+        """Flat chunks of a numeric tensor's values (all slices in turn), never the whole tensor.
+
+        The CRC32C of each stored entry is checked once its last chunk has been produced.
+        """
+        parts = [self.slice_entry(entry, s) for s in entry.slices] if entry.slices else [entry]
+        for part in parts:
+            if part.dtype.numpy is None:
+                yield self.read_entry(part, verify).reshape(-1)
+                continue
+            flat = self._numeric_view(part).reshape(-1)
+            raw = self.raw(part)
+            crc = 0
+            item = part.dtype.itemsize
+            for start in range(0, flat.size, chunk_elements):
+                stop = min(start + chunk_elements, flat.size)
+                if verify:
+                    crc = crc32c(raw[start * item : stop * item], crc)
+                yield flat[start:stop]
+            if verify and mask_crc(crc) != part.crc32c:
+                raise CorruptCheckpoint(
+                    f"{self.data_path(part.shard_id)}: checksum mismatch for {part.name!r} "
+                    "(corrupt data)"
+                )
+
+    def stored_size(self, entry: Entry) -> int:
+        """Bytes the tensor occupies in the data files (all its slices)."""
+        if entry.slices:
+            total = 0
+            for spec in entry.slices:
+                found = self.entries.get(encode_slice_key(entry.key, spec))
+                total += found.size if found else 0
+            return total
+        return entry.size
+
+    def close(self) -> None:
+        for mapped in self._maps.values():
+            if isinstance(mapped, mmap.mmap):
+                try:
+                    mapped.close()
+                except BufferError:  # numpy views still alive; the OS unmaps at exit
+                    pass
+        for f in self._files.values():
+            f.close()
+        self._maps.clear()
+        self._files.clear()

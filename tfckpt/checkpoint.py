@@ -1,0 +1,330 @@
+"""``open_checkpoint``: resolve any path a user gives to a checkpoint, and read it (V1 or V2).
+
+A path may be a prefix, any file of a checkpoint (``.index``, ``.data-*``, ``.meta``), a
+directory (the latest checkpoint per its ``checkpoint`` state file, else the newest prefix) or
+a SavedModel directory (``variables/variables``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tfckpt import protos
+from tfckpt.bundle.reader import CHUNK_ELEMENTS, BundleReader, Entry, num_elements
+from tfckpt.bundle.v1 import V1Reader, looks_like_v1, v1_files
+from tfckpt.dtypes import DType
+from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, TfckptError, UsageError
+from tfckpt.state import read_state
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_DATA_RE = re.compile(r"\.data-\d{5,}-of-\d{5,}$")
+
+
+class VariableNotFound(TfckptError):
+    """A variable name that is not in the checkpoint."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What the index says about one tensor, as TF's ``list_variables`` shows it."""
+
+    name: str  # the key TF lists (TF2: the escaped object-path key)
+    dtype: DType
+    shape: tuple[int, ...]
+    nbytes: int  # bytes stored in the data files (all slices)
+    num_slices: int = 0  # > 0 for partitioned variables
+    object_path: str | None = None  # TF2: the object path, e.g. model/layer/kernel
+
+    @property
+    def size(self) -> int:
+        return num_elements(self.shape)
+
+    @property
+    def display_name(self) -> str:
+        return self.object_path or self.name
+
+
+def object_path_of(key: str) -> str:
+    """The readable object path of a TF2 key: suffix folded, local names unescaped."""
+    if key.endswith(_ATTR_SUFFIX):
+        key = key[: -len(_ATTR_SUFFIX)]
+    return "/".join(_unescape(part) for part in key.split("/"))
+
+
+def _unescape(local_name: str) -> str:
+    # FORMAT.md §9: '.' was escaped as '..', '/' as '.S'.
+    out = []
+    i = 0
+    while i < len(local_name):
+        ch = local_name[i]
+        if ch == "." and i + 1 < len(local_name) and local_name[i + 1] in ".S":
+            out.append("." if local_name[i + 1] == "." else "/")
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+@dataclass
+class Checkpoint:
+    """An opened checkpoint. Use as a context manager, or call ``close()``."""
+
+    prefix: str
+    format: str  # "V1" or "V2"
+    notes: list[str] = field(default_factory=list)  # things the user should hear about
+    _bundle: BundleReader | None = None
+    _v1: V1Reader | None = None
+    _infos: dict[str, TensorInfo] | None = None
+
+    # ---- listing --------------------------------------------------------------------------
+    @property
+    def bundle(self) -> BundleReader:
+        if self._bundle is None:
+            raise UsageError(f"{self.prefix}: this operation needs a V2 checkpoint (this is V1)")
+        return self._bundle
+
+    @property
+    def num_shards(self) -> int:
+        if self._bundle is not None:
+            return self._bundle.num_shards
+        assert self._v1 is not None
+        return len(self._v1.files)
+
+    @property
+    def files(self) -> list[str]:
+        if self._bundle is not None:
+            return [self._bundle.index_path, *self._bundle.data_paths()]
+        assert self._v1 is not None
+        return list(self._v1.files)
+
+    @property
+    def is_object_based(self) -> bool:
+        return OBJECT_GRAPH_KEY in self._all_infos()
+
+    def _all_infos(self) -> dict[str, TensorInfo]:
+        if self._infos is None:
+            self._infos = self._build_infos()
+        return self._infos
+
+    def _build_infos(self) -> dict[str, TensorInfo]:
+        infos: dict[str, TensorInfo] = {}
+        if self._bundle is not None:
+            b = self._bundle
+            tf2 = OBJECT_GRAPH_KEY.encode() in b.entries
+            for entry in b.entries.values():
+                if entry.is_slice_key:
+                    continue
+                name = entry.name
+                infos[name] = TensorInfo(
+                    name=name,
+                    dtype=entry.dtype,
+                    shape=entry.shape,
+                    nbytes=b.stored_size(entry),
+                    num_slices=len(entry.slices),
+                    object_path=object_path_of(name) if tf2 and name != OBJECT_GRAPH_KEY else None,
+                )
+        else:
+            assert self._v1 is not None
+            for name in sorted(self._v1.tensors):
+                t = self._v1.tensors[name]
+                full = len(t.slices) == 1 and all(length == -1 for _, length in t.slices[0])
+                infos[name] = TensorInfo(
+                    name=name,
+                    dtype=t.dtype,
+                    shape=t.shape,
+                    nbytes=self._v1.nbytes(t),
+                    num_slices=0 if full else len(t.slices),
+                )
+        return infos
+
+    def tensors(self, include_object_graph: bool = True) -> list[TensorInfo]:
+        """Every tensor TF would list (per-slice keys hidden), sorted by name."""
+        infos = self._all_infos()
+        return [infos[n] for n in sorted(infos) if include_object_graph or n != OBJECT_GRAPH_KEY]
+
+    def get(self, name: str) -> TensorInfo:
+        infos = self._all_infos()
+        if name in infos:
+            return infos[name]
+        # TF2: also accept the object path (model/layer/kernel) for the key.
+        for info in infos.values():
+            if info.object_path == name:
+                return info
+        raise VariableNotFound(f"{self.prefix}: no variable named {name!r}")
+
+    def entry(self, name: str) -> Entry:
+        return self.bundle.entries[self.get(name).name.encode("utf-8", "surrogateescape")]
+
+    # ---- values ---------------------------------------------------------------------------
+    def read(self, name: str, verify: bool = True) -> np.ndarray:
+        """The whole value of one tensor (CRC32C-checked for V2)."""
+        info = self.get(name)
+        if self._bundle is not None:
+            return self._bundle.read(self.entry(info.name), verify)
+        assert self._v1 is not None
+        return self._v1.read(info.name)
+
+    def iter_chunks(
+        self, name: str, chunk_elements: int = CHUNK_ELEMENTS, verify: bool = True
+    ) -> Iterator[np.ndarray]:
+        """Flat chunks of one tensor's values; bounded memory for V2 numeric tensors."""
+        info = self.get(name)
+        if self._bundle is not None:
+            yield from self._bundle.iter_chunks(self.entry(info.name), chunk_elements, verify)
+        else:
+            yield self.read(info.name).reshape(-1)
+
+    def object_graph(self) -> Any | None:
+        """The TF2 TrackableObjectGraph, or None for name-based checkpoints."""
+        if OBJECT_GRAPH_KEY not in self._all_infos():
+            return None
+        raw = self.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
+        try:
+            return protos.TrackableObjectGraph.FromString(raw)
+        except Exception:
+            raise CorruptCheckpoint(f"{self.prefix}: unreadable object graph") from None
+
+    # ---- lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._bundle is not None:
+            self._bundle.close()
+
+    def __enter__(self) -> Checkpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---- path resolution ------------------------------------------------------------------------
+def strip_checkpoint_suffix(path: str) -> str:
+    """``x.index`` / ``x.meta`` / ``x.data-00000-of-00001`` -> ``x``; other paths unchanged."""
+    for suffix in (".index", ".meta"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    m = _DATA_RE.search(path)
+    if m:
+        return path[: m.start()]
+    return path
+
+
+def is_v2_prefix(prefix: str) -> bool:
+    return os.path.isfile(prefix + ".index")
+
+
+def is_savedmodel_dir(path: str) -> bool:
+    return os.path.isdir(path) and (
+        os.path.isfile(os.path.join(path, "saved_model.pb"))
+        or os.path.isfile(os.path.join(path, "saved_model.pbtxt"))
+    )
+
+
+def prefixes_in_dir(directory: str) -> list[str]:
+    """Checkpoint prefixes directly in ``directory`` (V2 by .index; V1 by table content)."""
+    found: list[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return found
+    for name in names:
+        full = os.path.join(directory, name)
+        if name.endswith(".index") and os.path.isfile(full):
+            found.append(full[: -len(".index")])
+    v2 = set(found)
+    for name in names:
+        full = os.path.join(directory, name)
+        if (
+            os.path.isfile(full)
+            and full not in v2
+            and "." not in name
+            and name != "checkpoint"
+            and not any(full.startswith(p) for p in v2)
+            and looks_like_v1(full)
+        ):
+            found.append(full)
+    return found
+
+
+def _newest(prefixes: list[str]) -> str:
+    def mtime(p: str) -> float:
+        for candidate in (p + ".index", p):
+            if os.path.exists(candidate):
+                return os.path.getmtime(candidate)
+        return 0.0
+
+    return max(prefixes, key=lambda p: (mtime(p), p))
+
+
+def _checkpoint_exists(prefix: str) -> bool:
+    return is_v2_prefix(prefix) or bool(v1_files(prefix))
+
+
+def resolve_prefix(path: str, notes: list[str] | None = None) -> tuple[str, str]:
+    """Turn a user-given path into ``(prefix, "V1"|"V2")``, or raise CheckpointNotFound."""
+    notes = [] if notes is None else notes
+    if not os.path.lexists(path) and not _checkpoint_exists(path):
+        stripped = strip_checkpoint_suffix(path)
+        if stripped == path or not _checkpoint_exists(stripped):
+            raise CheckpointNotFound(f"{path}: no such file or checkpoint")
+    if os.path.isdir(path):
+        return _resolve_dir(path, notes)
+    if is_v2_prefix(path):
+        return path, "V2"
+    stripped = strip_checkpoint_suffix(path)
+    if stripped != path and is_v2_prefix(stripped):
+        return stripped, "V2"
+    if os.path.basename(path) in ("saved_model.pb", "saved_model.pbtxt"):
+        return _resolve_dir(os.path.dirname(path) or ".", notes)
+    if os.path.isfile(path) and os.path.basename(path) == "checkpoint":
+        return _resolve_dir(os.path.dirname(path) or ".", notes)
+    if stripped != path and os.path.isfile(stripped) and looks_like_v1(stripped):
+        return stripped, "V1"  # e.g. the .meta of a V1 checkpoint
+    if os.path.isfile(path):
+        if looks_like_v1(path):
+            return path, "V1"
+        raise CorruptCheckpoint(f"{path}: not a checkpoint (neither a V2 index nor a V1 table)")
+    if v1_files(path):
+        return path, "V1"
+    raise CheckpointNotFound(f"{path}: no such file or checkpoint")
+
+
+def _resolve_dir(directory: str, notes: list[str]) -> tuple[str, str]:
+    if is_savedmodel_dir(directory):
+        prefix = os.path.join(directory, "variables", "variables")
+        if not is_v2_prefix(prefix):
+            raise CheckpointNotFound(
+                f"{directory}: SavedModel has no variables/ checkpoint (it holds no variables)"
+            )
+        return prefix, "V2"
+    state_path = os.path.join(directory, "checkpoint")
+    if os.path.isfile(state_path) and not is_v2_prefix(state_path):
+        state = read_state(directory)
+        if state.latest:
+            if _checkpoint_exists(state.latest):
+                return state.latest, "V2" if is_v2_prefix(state.latest) else "V1"
+            notes.append(
+                f"{state_path}: latest checkpoint {state.raw_latest!r} does not exist; "
+                "using the newest checkpoint in the directory"
+            )
+    prefixes = prefixes_in_dir(directory)
+    if not prefixes:
+        raise CheckpointNotFound(f"{directory}: no checkpoint in this directory")
+    prefix = _newest(prefixes)
+    return prefix, "V2" if is_v2_prefix(prefix) else "V1"
+
+
+def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Open the checkpoint at ``path`` (see the module docstring for what a path may be)."""
+    notes: list[str] = []
+    prefix, fmt = resolve_prefix(os.fspath(path), notes)
+    if fmt == "V2":
+        return Checkpoint(prefix=prefix, format="V2", notes=notes, _bundle=BundleReader(prefix))
+    return Checkpoint(prefix=prefix, format="V1", notes=notes, _v1=V1Reader(prefix))

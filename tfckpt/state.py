@@ -1,0 +1,119 @@
+"""The ``checkpoint`` state file: a text-format CheckpointState naming the latest prefix.
+
+FORMAT.md section 1. Paths in it may be relative (to the directory) or absolute (and then often
+stale after a copy); a missing checkpoint is reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from google.protobuf import text_format
+
+from tfckpt import protos
+from tfckpt.errors import CorruptCheckpoint
+
+STATE_FILENAME = "checkpoint"
+
+
+@dataclass
+class CheckpointStateInfo:
+    path: str  # the state file
+    raw_latest: str  # as written in the file
+    latest: str | None  # resolved to a path (joined onto the directory when relative)
+    raw_all: list[str] = field(default_factory=list)
+    all: list[str] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    last_preserved_timestamp: float = 0.0
+
+
+def resolve_state_path(directory: str, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(directory, path)
+
+
+def parse_state(text: str, where: str) -> protos.CheckpointState:  # type: ignore[name-defined]
+    state = protos.CheckpointState()
+    try:
+        text_format.Parse(text, state)
+    except text_format.ParseError as exc:
+        raise CorruptCheckpoint(f"{where}: not a checkpoint state file ({exc})") from None
+    return state
+
+
+def read_state(directory: str) -> CheckpointStateInfo:
+    """Parse ``directory/checkpoint``; raises CorruptCheckpoint if it does not parse."""
+    path = os.path.join(directory, STATE_FILENAME)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(1 << 20)
+    except OSError as exc:
+        raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
+    state = parse_state(text, path)
+    latest = state.model_checkpoint_path
+    return CheckpointStateInfo(
+        path=path,
+        raw_latest=latest,
+        latest=resolve_state_path(directory, latest) if latest else None,
+        raw_all=list(state.all_model_checkpoint_paths),
+        all=[resolve_state_path(directory, p) for p in state.all_model_checkpoint_paths],
+        timestamps=list(state.all_model_checkpoint_timestamps),
+        last_preserved_timestamp=state.last_preserved_timestamp,
+    )
+
+
+def format_state(
+    latest: str,
+    all_paths: list[str],
+    timestamps: list[float] | None = None,
+    last_preserved_timestamp: float | None = None,
+) -> str:
+    state = protos.CheckpointState(
+        model_checkpoint_path=latest, all_model_checkpoint_paths=all_paths
+    )
+    if timestamps:
+        state.all_model_checkpoint_timestamps.extend(timestamps)
+    if last_preserved_timestamp:
+        state.last_preserved_timestamp = last_preserved_timestamp
+    return text_format.MessageToString(state)
+
+
+def update_state_for_new_prefix(prefix: str) -> str:
+    """Write/update ``checkpoint`` next to ``prefix`` so it names ``prefix`` as the latest.
+
+    Existing entries are kept (minus a previous entry for this prefix); paths are relative.
+    The file is replaced atomically. Returns the state file's path.
+    """
+    directory = os.path.dirname(os.path.abspath(prefix))
+    name = os.path.basename(prefix)
+    paths: list[str] = []
+    stamps: list[float] = []
+    preserved = None
+    state_path = os.path.join(directory, STATE_FILENAME)
+    if os.path.isfile(state_path) and not os.path.isfile(state_path + ".index"):
+        try:
+            old = read_state(directory)
+            keep = [
+                (raw, ts)
+                for raw, ts in zip(
+                    old.raw_all, old.timestamps + [0.0] * (len(old.raw_all) - len(old.timestamps))
+                )
+                if os.path.abspath(resolve_state_path(directory, raw)) != os.path.abspath(prefix)
+            ]
+            paths = [raw for raw, _ in keep]
+            stamps = [ts for _, ts in keep]
+            preserved = old.last_preserved_timestamp or None
+        except CorruptCheckpoint:
+            paths, stamps = [], []
+    elif os.path.isfile(state_path + ".index"):
+        # A prefix literally named "checkpoint" occupies the name; leave it alone.
+        return ""
+    paths.append(name)
+    stamps.append(time.time())
+    text = format_state(name, paths, stamps if all(stamps) else None, preserved)
+    tmp = f"{state_path}.tfckpt-tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, state_path)
+    return state_path
