@@ -7,6 +7,7 @@ file sizes before anything is allocated, so a corrupt or hostile index fails wit
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -362,10 +363,9 @@ class BundleReader:
     def close(self) -> None:
         for mapped in self._maps.values():
             if isinstance(mapped, mmap.mmap):
-                try:
+                # numpy views may still be alive; then the OS unmaps at exit.
+                with contextlib.suppress(BufferError):
                     mapped.close()
-                except BufferError:  # numpy views still alive; the OS unmaps at exit
-                    pass
         for f in self._files.values():
             f.close()
         self._maps.clear()

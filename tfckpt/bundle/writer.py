@@ -1,0 +1,314 @@
+"""Writing a new V2 prefix, atomically: everything under temporary names, renamed at commit.
+
+TF decides a V2 checkpoint exists by its ``.index``, so data shards are renamed into place first
+and the index last; with ``force`` the old index is removed before any data file is replaced, so
+no moment exists where an index points at the wrong data. A failure or interruption before
+``commit()`` leaves only temp files, which ``abort()`` (and the context manager) removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+from collections.abc import Iterable
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from tfckpt import protos
+from tfckpt.bundle.reader import HEADER_KEY, data_filename
+from tfckpt.bundle.table import TableWriter, crc32c, encode_varint, mask_crc
+from tfckpt.dtypes import DType
+from tfckpt.errors import OutputExists, UsageError, WriteError
+
+TEMP_MARK = ".tfckpt-tmp-"
+COPY_CHUNK = 8 * 1024 * 1024
+
+
+def temp_name(final: str) -> str:
+    return f"{final}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _write_error(path: str, exc: OSError) -> WriteError:
+    reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    return WriteError(f"{path}: cannot write ({reason})")
+
+
+def prefix_files(prefix: str) -> list[str]:
+    """Existing files that belong to ``prefix`` (index, data shards, meta)."""
+    directory = os.path.dirname(prefix) or "."
+    base = os.path.basename(prefix)
+    out = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return out
+    for name in names:
+        if name in (base + ".index", base + ".meta") or (
+            name.startswith(base + ".data-") and TEMP_MARK not in name
+        ):
+            out.append(os.path.join(directory, name))
+    return out
+
+
+def check_destination(prefix: str, force: bool) -> None:
+    """Refuse an existing destination without ``force``; refuse an unwritable directory."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    if not os.path.isdir(directory):
+        raise WriteError(f"{directory}: destination directory does not exist")
+    if not os.access(directory, os.W_OK):
+        raise WriteError(f"{directory}: destination directory is not writable")
+    existing = prefix_files(prefix)
+    if existing and not force:
+        raise OutputExists(f"{prefix}: destination exists ({len(existing)} files); use --force")
+
+
+def copy_file(src: str, dst: str, link: bool = False) -> None:
+    """Copy (or hard-link, falling back to a copy across filesystems) ``src`` to ``dst``."""
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+    shutil.copyfile(src, dst)
+
+
+def make_entry(
+    dtype: DType,
+    shape: tuple[int, ...],
+    shard_id: int = 0,
+    offset: int = 0,
+    size: int = 0,
+    crc: int | None = None,
+    slices: Iterable[Any] = (),
+) -> Any:
+    entry = protos.BundleEntryProto(dtype=dtype.enum, shard_id=shard_id, offset=offset, size=size)
+    entry.shape.SetInParent()
+    for d in shape:
+        entry.shape.dim.add(size=d)
+    if crc is not None:
+        entry.crc32c = crc
+    for s in slices:
+        entry.slices.add().CopyFrom(s)
+    return entry
+
+
+def encode_string_tensor(values: np.ndarray) -> tuple[bytes, int]:
+    """The stored bytes of a string tensor and their masked CRC (FORMAT.md §5)."""
+    flat = [v if isinstance(v, bytes) else str(v).encode() for v in values.reshape(-1)]
+    out = bytearray()
+    crc = 0
+    for v in flat:
+        out += encode_varint(len(v))
+        n = len(v)
+        crc = crc32c(n.to_bytes(4 if n <= 0xFFFFFFFF else 8, "little"), crc)
+    len_crc = mask_crc(crc).to_bytes(4, "little")
+    out += len_crc
+    crc = crc32c(len_crc, crc)
+    for v in flat:
+        out += v
+        crc = crc32c(v, crc)
+    return bytes(out), mask_crc(crc)
+
+
+class BundleWriter:
+    """Streams a new checkpoint prefix. Use as a context manager; call ``commit()`` to publish.
+
+    Data for shard 0 is appended through ``add_array`` / ``add_bytes`` / ``add_stream``; whole
+    existing data files can be adopted as further shards with ``adopt_shard`` (copied or
+    hard-linked, offsets unchanged). Index entries are given with ``add_entry``.
+    """
+
+    def __init__(self, prefix: str, num_shards: int = 1, force: bool = False) -> None:
+        if num_shards < 1:
+            raise UsageError("a checkpoint needs at least one shard")
+        self.prefix = prefix
+        self.num_shards = num_shards
+        self.force = force
+        check_destination(prefix, force)
+        self._entries: dict[bytes, bytes] = {}
+        self._temps: dict[str, str] = {}  # final path -> temp path
+        self._data: BinaryIO | None = None
+        self._data_offset = 0
+        self._committed = False
+
+    # ---- data shard 0 (written here) ---------------------------------------------------
+    def _data_file(self) -> BinaryIO:
+        if self._data is None:
+            final = data_filename(self.prefix, 0, self.num_shards)
+            tmp = temp_name(final)
+            try:
+                self._data = open(tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+            except OSError as exc:
+                raise _write_error(final, exc) from None
+            self._temps[final] = tmp
+        return self._data
+
+    def _write(self, chunk: bytes | memoryview) -> None:
+        try:
+            self._data_file().write(chunk)
+        except OSError as exc:
+            raise _write_error(data_filename(self.prefix, 0, self.num_shards), exc) from None
+        self._data_offset += len(chunk)
+
+    def add_stream(
+        self, chunks: Iterable[bytes | memoryview], crc: int | None = None
+    ) -> tuple[int, int, int]:
+        """Append bytes to shard 0; returns (offset, size, masked crc).
+
+        Pass ``crc`` (masked, from the source entry) when the bytes are copied unchanged, so no
+        new checksum is computed; otherwise it is computed while streaming.
+        """
+        offset = self._data_offset
+        running = 0
+        for chunk in chunks:
+            if crc is None:
+                running = crc32c(chunk, running)
+            self._write(chunk)
+        size = self._data_offset - offset
+        return offset, size, crc if crc is not None else mask_crc(running)
+
+    def add_bytes(self, data: bytes | memoryview, crc: int | None = None) -> tuple[int, int, int]:
+        view = memoryview(data)
+        return self.add_stream(
+            (view[i : i + COPY_CHUNK] for i in range(0, len(view), COPY_CHUNK)), crc
+        )
+
+    def add_array(self, key: str | bytes, array: np.ndarray, dtype: DType) -> None:
+        """Store a whole tensor value (numeric or string) in shard 0 under ``key``."""
+        if dtype.is_string:
+            data, crc = encode_string_tensor(np.asarray(array, dtype=object))
+            offset, size, crc = self.add_bytes(data, crc)
+        else:
+            assert dtype.numpy is not None
+            arr = np.ascontiguousarray(array, dtype=dtype.numpy)
+            offset, size, crc = self.add_bytes(memoryview(arr.reshape(-1).view(np.uint8)))
+        entry = make_entry(dtype, tuple(np.shape(array)), 0, offset, size, crc)
+        self.add_entry(key, entry)
+
+    # ---- other shards (adopted files) --------------------------------------------------
+    def adopt_shard(self, src: str, shard_id: int, link: bool = False) -> None:
+        """Make an existing data file shard ``shard_id`` of the new prefix (copy or link)."""
+        if not 0 <= shard_id < self.num_shards:
+            raise UsageError(f"shard {shard_id} outside 0..{self.num_shards - 1}")
+        final = data_filename(self.prefix, shard_id, self.num_shards)
+        if final in self._temps:
+            raise UsageError(f"shard {shard_id} given twice")
+        tmp = temp_name(final)
+        self._temps[final] = tmp
+        try:
+            copy_file(src, tmp, link)
+        except OSError as exc:
+            raise _write_error(final, exc) from None
+
+    # ---- index ---------------------------------------------------------------------------
+    def add_entry(self, key: str | bytes, entry: Any) -> None:
+        raw_key = key if isinstance(key, bytes) else key.encode("utf-8", "surrogateescape")
+        if raw_key == HEADER_KEY:
+            raise UsageError("the empty name is reserved for the bundle header")
+        if raw_key in self._entries:
+            raise UsageError(f"duplicate key {raw_key!r}")
+        self._entries[raw_key] = entry.SerializeToString()
+
+    def _write_index(self, path: str) -> None:
+        header = protos.BundleHeaderProto(num_shards=self.num_shards)
+        header.version.producer = 1
+        with open(path, "wb") as f:
+            table = TableWriter(f)
+            table.add(HEADER_KEY, header.SerializeToString())
+            for key in sorted(self._entries):
+                table.add(key, self._entries[key])
+            table.finish()
+            f.flush()
+            os.fsync(f.fileno())
+
+    def commit(self, update_state: bool = True) -> None:
+        """Publish: data shards renamed into place first, the index last."""
+        if self._committed:
+            return
+        index_final = self.prefix + ".index"
+        try:
+            if self._data is None and 0 not in self._adopted_shards():
+                self._data_file()  # shard 0 always exists, even if empty
+            if self._data is not None:
+                self._data.flush()
+                os.fsync(self._data.fileno())
+                self._data.close()
+            missing = [
+                i
+                for i in range(self.num_shards)
+                if data_filename(self.prefix, i, self.num_shards) not in self._temps
+            ]
+            if missing:
+                raise UsageError(f"shards {missing} of {self.prefix} were never written")
+            index_tmp = temp_name(index_final)
+            self._temps[index_final] = index_tmp
+            self._write_index(index_tmp)
+            if self.force:
+                for old in prefix_files(self.prefix):
+                    if not old.endswith(".meta"):
+                        os.remove(old)
+            for final, tmp in self._temps.items():
+                if final != index_final:
+                    os.replace(tmp, final)
+            os.replace(index_tmp, index_final)
+        except OSError as exc:
+            self.abort()
+            raise _write_error(self.prefix, exc) from None
+        except BaseException:
+            self.abort()
+            raise
+        self._committed = True
+        self._temps.clear()
+        if update_state:
+            from tfckpt.state import update_state_for_new_prefix
+
+            try:
+                update_state_for_new_prefix(self.prefix)
+            except OSError as exc:
+                raise _write_error(os.path.dirname(self.prefix) or ".", exc) from None
+
+    def _adopted_shards(self) -> set[int]:
+        return {
+            i
+            for i in range(self.num_shards)
+            if data_filename(self.prefix, i, self.num_shards) in self._temps
+        }
+
+    def abort(self) -> None:
+        """Remove every temp file written so far."""
+        if self._data is not None and not self._data.closed:
+            self._data.close()
+        for tmp in self._temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        self._temps.clear()
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self._committed:
+            self.abort()
+
+
+def write_file_atomic(path: str, data: bytes, force: bool = False) -> None:
+    """Write one file under a temp name and rename it into place."""
+    if os.path.exists(path) and not force:
+        raise OutputExists(f"{path}: exists; use --force")
+    tmp = temp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise _write_error(path, exc) from None
