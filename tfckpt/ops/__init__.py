@@ -1,0 +1,1 @@
+"""Pure operations over checkpoint data: plans, comparisons and rules. No printing, no argv."""

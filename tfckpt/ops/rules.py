@@ -1,0 +1,94 @@
+"""Name-mapping rules shared by ``rename``, ``diff``, ``export`` and ``import``.
+
+Order of application, for every name: an exact ``--mapping`` entry wins outright; otherwise each
+``--sub PATTERN REPLACEMENT`` (Python ``re.sub``) runs in the order given, then
+``--strip-prefix``, then ``--add-prefix``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+
+from tfckpt.errors import UsageError
+
+
+@dataclass(frozen=True)
+class NameRules:
+    subs: tuple[tuple[re.Pattern[str], str], ...] = ()
+    mapping: dict[str, str] = field(default_factory=dict)
+    strip_prefix: str | None = None
+    add_prefix: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.subs or self.mapping or self.strip_prefix or self.add_prefix)
+
+    def apply(self, name: str) -> str:
+        if name in self.mapping:
+            return self.mapping[name]
+        for pattern, replacement in self.subs:
+            name = pattern.sub(replacement, name)
+        if self.strip_prefix and name.startswith(self.strip_prefix):
+            name = name[len(self.strip_prefix) :]
+        if self.add_prefix:
+            name = self.add_prefix + name
+        return name
+
+
+def compile_sub(pattern: str, replacement: str) -> tuple[re.Pattern[str], str]:
+    try:
+        compiled = re.compile(pattern)
+        compiled.sub(replacement, "")  # surfaces bad group references in the replacement
+    except re.error as exc:
+        raise UsageError(f"bad --sub {pattern!r} {replacement!r}: {exc}") from None
+    return compiled, replacement
+
+
+def load_mapping(path: str) -> dict[str, str]:
+    """Read ``old -> new`` names from a JSON object or a two-column CSV/TSV file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read mapping file ({exc.strerror})") from None
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}: bad JSON at line {exc.lineno}: {exc.msg}") from None
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+            raise UsageError(f"{path}: mapping values must be strings")
+        return dict(data)
+    delimiter = "\t" if "\t" in text else ","
+    mapping: dict[str, str] = {}
+    for lineno, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), start=1):
+        if not row or (len(row) == 1 and not row[0].strip()) or row[0].startswith("#"):
+            continue
+        if len(row) != 2:
+            raise UsageError(f"{path}:{lineno}: expected two columns (old, new), got {len(row)}")
+        old, new = row[0].strip(), row[1].strip()
+        if lineno == 1 and (old.lower(), new.lower()) in {("old", "new"), ("from", "to")}:
+            continue
+        if old in mapping and mapping[old] != new:
+            raise UsageError(f"{path}:{lineno}: {old!r} is mapped twice")
+        mapping[old] = new
+    return mapping
+
+
+def build_rules(
+    subs: list[tuple[str, str]] | None = None,
+    mapping_file: str | None = None,
+    strip_prefix: str | None = None,
+    add_prefix: str | None = None,
+) -> NameRules:
+    return NameRules(
+        subs=tuple(compile_sub(p, r) for p, r in (subs or [])),
+        mapping=load_mapping(mapping_file) if mapping_file else {},
+        strip_prefix=strip_prefix or None,
+        add_prefix=add_prefix or None,
+    )
