@@ -1,5 +1,179 @@
-"""Commands of this group are registered on the shared app."""
+"""``ls`` and ``vars``: the read-only commands people run most."""
 
 from __future__ import annotations
 
-from tfckpt.cli.app import app  # noqa: F401
+import fnmatch
+import re
+from typing import Annotated, Any
+
+import typer
+
+from tfckpt.cli.app import app
+from tfckpt.cli.options import Engine, EngineOpt, JsonOpt, MatchOpt, QuietOpt, RegexOpt
+from tfckpt.errors import UsageError
+
+
+@app.command("ls")
+def ls_command(
+    path: Annotated[str, typer.Argument(help="Directory (or a checkpoint in it) to list.")] = ".",
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-R", help="Walk the whole directory tree.")
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Plan a rewrite of the `checkpoint` state file with paths relative to PATH "
+            "(dry run unless --write).",
+        ),
+    ] = False,
+    write: Annotated[bool, typer.Option("--write", help="With --repair: write the fix.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List checkpoints, SavedModels and events files in a directory.
+
+    Shows prefix, global step, format (V1/V2), shards, data size, whether a .meta exists,
+    modification time, which checkpoint the `checkpoint` file marks latest (*), checkpoints it
+    lists that are missing, and leftover temp files from interrupted writes.
+
+    Examples:
+
+        tfckpt ls runs/exp1
+
+        tfckpt ls -R runs --json | jq '.[] | select(.latest)'
+
+        tfckpt ls --repair moved_dir --write
+    """
+    if write and not repair:
+        raise UsageError("--write goes with --repair")
+    if repair:
+        _repair(path, write, as_json)
+        return
+    from tfckpt.discover import discover
+    from tfckpt.render.inspect import render_ls
+
+    render_ls(discover(path, recursive), as_json, base=path)
+
+
+def _repair(path: str, write: bool, as_json: bool) -> None:
+    from tfckpt.ops.repair import apply_state_repair, plan_state_repair
+
+    from tfckpt.render import note, print_json
+
+    plan = plan_state_repair(path)
+    if as_json:
+        print_json({**plan.to_dict(), "written": write and plan.changed})
+    else:
+        from tfckpt.render.transfer import render_repair_plan
+
+        render_repair_plan(plan)
+    if write and plan.changed:
+        apply_state_repair(plan)
+        note(f"rewrote {plan.state_path}")
+    elif plan.changed and not as_json:
+        note("dry run: nothing written (add --write)")
+
+
+def select_names(names: list[str], match: list[str] | None, regex: list[str] | None) -> list[str]:
+    """Names matching any --match glob or any --regex (all names when neither is given)."""
+    if not match and not regex:
+        return names
+    try:
+        patterns = [re.compile(r) for r in regex or []]
+    except re.error as exc:
+        raise UsageError(f"bad --regex: {exc}") from None
+    return [
+        n
+        for n in names
+        if any(fnmatch.fnmatchcase(n, g) for g in match or []) or any(p.search(n) for p in patterns)
+    ]
+
+
+def _open(path: str, engine: Engine) -> Any:
+    if engine == Engine.tf:
+        from tfckpt.tf_engine.adapter import open_tf_checkpoint
+
+        return open_tf_checkpoint(path)
+    from tfckpt.checkpoint import open_checkpoint
+
+    return open_checkpoint(path)
+
+
+@app.command("vars")
+def vars_command(
+    path: Annotated[str, typer.Argument(help="Checkpoint prefix, file, directory or SavedModel.")],
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    tree: Annotated[bool, typer.Option("--tree", help="Group by scope, with subtotals.")] = False,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats", help="Add min/max/mean/std (finite values) and NaN/Inf/zero counts."
+        ),
+    ] = False,
+    show: Annotated[
+        str | None,
+        typer.Option("--show", help="Print the values of one tensor.", metavar="NAME"),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="With --show: print every value.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list _CHECKPOINTABLE_OBJECT_GRAPH (TF2).")
+    ] = False,
+    engine: EngineOpt = Engine.native,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """List the variables of a checkpoint: name, dtype, shape, elements, bytes.
+
+    TF2 object-based checkpoints show object paths (model/layer_with_weights-0/kernel); JSON keeps
+    the key as "name" and adds "path". --stats streams every tensor (CRC-checked) in bounded
+    memory.
+
+    Examples:
+
+        tfckpt vars model.ckpt-1000
+
+        tfckpt vars runs/exp1 --match '*/kernel' --stats
+
+        tfckpt vars saved_model_dir --tree
+
+        tfckpt vars ckpt --show dense/bias --full
+
+        tfckpt vars ckpt --json | jq '.[].name'
+    """
+    from tfckpt.render import note, progress
+    from tfckpt.render.inspect import render_value, render_vars, var_record
+
+    with _open(path, engine) as ckpt:
+        for message in ckpt.notes:
+            note(message, quiet)
+        if show is not None:
+            info = ckpt.get(show)
+            render_value(var_record(info), ckpt.read(info.name), full, as_json)
+            return
+        infos = ckpt.tensors(include_object_graph=show_all)
+        by_name = {i.name: i for i in infos}
+        # Filters see the key and, for TF2, the object path.
+        keys = {i.display_name: i.name for i in infos} | {i.name: i.name for i in infos}
+        wanted = set(keys[n] for n in select_names(sorted(keys), match, regex))
+        selected = [by_name[n] for n in sorted(wanted)]
+        records = []
+        if stats:
+            from tfckpt.ops.stats import tensor_stats
+
+            total = sum(i.nbytes for i in selected)
+            with progress("stats", total, quiet or as_json) as bar:
+                for info in selected:
+                    bar.describe(info.display_name)
+                    result = tensor_stats(ckpt.iter_chunks(info.name), info.dtype)
+                    records.append(var_record(info, _stats_dict(result)))
+                    bar.advance(info.nbytes)
+        else:
+            records = [var_record(i) for i in selected]
+        render_vars(records, as_json, stats, tree, title=None if as_json else ckpt.prefix)
+
+
+def _stats_dict(result: Any) -> dict[str, Any]:
+    if result is None:
+        return {k: None for k in ("min", "max", "mean", "std", "nan", "inf", "zeros")}
+    return result.to_dict()

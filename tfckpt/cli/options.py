@@ -30,9 +30,13 @@ QuietOpt = Annotated[
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
 MatchOpt = Annotated[
     list[str] | None,
-    typer.Option("--match", "-m", help="Only names matching this glob (repeatable).", metavar="GLOB"),
+    typer.Option(
+        "--match", "-m", help="Only names matching this glob (repeatable).", metavar="GLOB"
+    ),
 ]
 RegexOpt = Annotated[
     list[str] | None,
-    typer.Option("--regex", "-r", help="Only names matching this regex (repeatable).", metavar="RE"),
+    typer.Option(
+        "--regex", "-r", help="Only names matching this regex (repeatable).", metavar="RE"
+    ),
 ]

@@ -34,10 +34,14 @@ def err_console() -> Console:
 
 
 def _width() -> int | None:
-    # Rich falls back to 80 columns when not on a TTY; tables of long names read better wider.
+    # Rich falls back to 80 columns when not on a TTY; piped tables of long names read better
+    # wide (and grep better unfolded).
     if sys.stdout.isatty():
         return None
-    return int(os.environ.get("COLUMNS", "160"))
+    try:
+        return max(int(os.environ.get("COLUMNS", "200")), 40)
+    except ValueError:
+        return 200
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,0 +1,244 @@
+"""Finding checkpoints, SavedModels, events files and leftovers in a directory tree (``ls``).
+
+Listing never parses indexes: shard counts come from data file names and sizes from ``stat``,
+so ``ls`` over a tree of large checkpoints stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tfckpt.bundle.v1 import looks_like_v1
+from tfckpt.bundle.writer import TEMP_MARK
+from tfckpt.checkpoint import is_savedmodel_dir
+from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint
+from tfckpt.state import STATE_FILENAME, read_state
+
+_STEP_RE = re.compile(r"-(\d+)$")
+_DATA_RE = re.compile(r"^(?P<base>.+)\.data-(?P<shard>\d{5,})-of-(?P<total>\d{5,})$")
+_V1_SHARD_RE = re.compile(r"^(?P<base>.+)-(?P<shard>\d{5})-of-(?P<total>\d{5})$")
+
+
+@dataclass
+class Found:
+    """One thing ``ls`` reports. ``kind``: checkpoint | savedmodel | events | missing | temp."""
+
+    kind: str
+    path: str
+    step: int | None = None
+    format: str | None = None
+    shards: int | None = None
+    data_bytes: int | None = None
+    has_meta: bool = False
+    mtime: float | None = None
+    latest: bool = False
+    listed: bool = False  # named in the directory's `checkpoint` state file
+    note: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(d.pop("extra"))
+        return d
+
+
+def step_of(prefix: str) -> int | None:
+    m = _STEP_RE.search(os.path.basename(prefix))
+    return int(m.group(1)) if m else None
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return None
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _scan_dir(directory: str, names: list[str], inside_savedmodel: bool) -> list[Found]:
+    found: list[Found] = []
+    name_set = set(names)
+    data_files: dict[str, list[tuple[int, int, str]]] = {}
+    for name in names:
+        m = _DATA_RE.match(name)
+        if m and TEMP_MARK not in name and ".tempstate" not in name:
+            data_files.setdefault(m.group("base"), []).append(
+                (int(m.group("shard")), int(m.group("total")), name)
+            )
+    prefixes: dict[str, Found] = {}
+    for name in sorted(names):
+        full = os.path.join(directory, name)
+        if TEMP_MARK in name or ".tempstate" in name or name.endswith("_temp"):
+            found.append(
+                Found(
+                    kind="temp",
+                    path=full,
+                    data_bytes=_size(full),
+                    mtime=_mtime(full),
+                    note="leftover temporary file from an interrupted write",
+                )
+            )
+            continue
+        if "tfevents" in name and os.path.isfile(full):
+            found.append(
+                Found(kind="events", path=full, data_bytes=_size(full), mtime=_mtime(full))
+            )
+            continue
+        if name.endswith(".index") and os.path.isfile(full):
+            base = name[: -len(".index")]
+            prefix = os.path.join(directory, base)
+            shards = data_files.get(base, [])
+            totals = {t for _, t, _ in shards}
+            item = Found(
+                kind="checkpoint",
+                path=prefix,
+                step=step_of(prefix),
+                format="V2",
+                shards=max(totals) if totals else 0,
+                data_bytes=sum(_size(os.path.join(directory, n)) for _, _, n in shards),
+                has_meta=base + ".meta" in name_set,
+                mtime=_mtime(full),
+            )
+            if totals and len(shards) < max(totals):
+                item.note = f"{max(totals) - len(shards)} data shard(s) missing"
+            elif not shards:
+                item.note = "no data file"
+            prefixes[prefix] = item
+    # V1: single-file tables (no extension) and `-NNNNN-of-NNNNN` shard sets.
+    v1_groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        full = os.path.join(directory, name)
+        if (
+            "." in name
+            or name == STATE_FILENAME
+            or not os.path.isfile(full)
+            or any(full.startswith(p + ".") for p in prefixes)
+            or not looks_like_v1(full)
+        ):
+            continue
+        m = _V1_SHARD_RE.match(name)
+        v1_groups.setdefault(os.path.join(directory, m.group("base")) if m else full, []).append(
+            full
+        )
+    for prefix, files in v1_groups.items():
+        single = files == [prefix]
+        key = prefix if single else files[0]
+        prefixes[key] = Found(
+            kind="checkpoint",
+            path=key,
+            step=step_of(prefix),
+            format="V1",
+            shards=len(files),
+            data_bytes=sum(_size(f) for f in files),
+            has_meta=os.path.exists(prefix + ".meta") or os.path.exists(key + ".meta"),
+            mtime=max(_mtime(f) or 0.0 for f in files),
+        )
+    if os.path.isfile(os.path.join(directory, STATE_FILENAME)):
+        found.extend(_apply_state(directory, prefixes))
+    if not inside_savedmodel:
+        found.extend(prefixes.values())
+    return found
+
+
+def _apply_state(directory: str, prefixes: dict[str, Found]) -> list[Found]:
+    """Mark the latest and listed checkpoints; report listed ones that are missing."""
+    try:
+        state = read_state(directory)
+    except CorruptCheckpoint as exc:
+        return [Found(kind="missing", path=os.path.join(directory, STATE_FILENAME), note=str(exc))]
+    extra: list[Found] = []
+    by_abs = {os.path.abspath(p): f for p, f in prefixes.items()}
+    listed = list(state.all)
+    if state.latest and state.latest not in listed:
+        listed.append(state.latest)
+    for path in listed:
+        item = by_abs.get(os.path.abspath(path))
+        if item is None:
+            extra.append(
+                Found(
+                    kind="missing",
+                    path=path,
+                    step=step_of(path),
+                    listed=True,
+                    latest=path == state.latest,
+                    note=f"listed in {state.path} but does not exist",
+                )
+            )
+            continue
+        item.listed = True
+        if path == state.latest:
+            item.latest = True
+    return extra
+
+
+def _savedmodel(directory: str) -> Found:
+    variables = os.path.join(directory, "variables")
+    data = 0
+    shards = 0
+    if os.path.isdir(variables):
+        for name in os.listdir(variables):
+            if _DATA_RE.match(name):
+                shards += 1
+                data += _size(os.path.join(variables, name))
+    pb = os.path.join(directory, "saved_model.pb")
+    graph_file = pb if os.path.exists(pb) else os.path.join(directory, "saved_model.pbtxt")
+    return Found(
+        kind="savedmodel",
+        path=directory,
+        step=None,
+        format="V2" if os.path.exists(os.path.join(variables, "variables.index")) else None,
+        shards=shards,
+        data_bytes=data,
+        mtime=_mtime(graph_file),
+        note=None if os.path.isdir(variables) else "no variables/ directory",
+        extra={"graph_bytes": _size(graph_file)},
+    )
+
+
+def discover(path: str, recursive: bool = False) -> list[Found]:
+    """Everything ``ls`` shows for ``path`` (a directory, or a single checkpoint prefix/file)."""
+    if not os.path.exists(path):
+        from tfckpt.checkpoint import _checkpoint_exists, strip_checkpoint_suffix
+
+        if _checkpoint_exists(strip_checkpoint_suffix(path)):
+            path = os.path.dirname(path) or "."
+        else:
+            raise CheckpointNotFound(f"{path}: no such file or directory")
+    if not os.path.isdir(path):
+        path = os.path.dirname(path) or "."
+    results: list[Found] = []
+    if recursive:
+        walker = os.walk(path, onerror=None, followlinks=False)
+    else:
+        try:
+            walker = iter([(path, [], os.listdir(path))])
+        except OSError as exc:
+            raise CheckpointNotFound(f"{path}: cannot list ({exc.strerror})") from None
+    savedmodels: set[str] = set()
+    for directory, dirnames, filenames in walker:
+        dirnames.sort()
+        if is_savedmodel_dir(directory):
+            savedmodels.add(os.path.abspath(directory))
+            results.append(_savedmodel(directory))
+        parent = os.path.dirname(os.path.abspath(directory))
+        inside = os.path.basename(directory) == "variables" and parent in savedmodels
+        names = filenames if recursive else os.listdir(directory)
+        results.extend(_scan_dir(directory, names, inside))
+        if not recursive:
+            # Also show SavedModels one level down (e.g. an export dir of versions).
+            for sub in sorted(os.listdir(directory)):
+                full = os.path.join(directory, sub)
+                if os.path.isdir(full) and is_savedmodel_dir(full):
+                    results.append(_savedmodel(full))
+    order = {"checkpoint": 0, "missing": 0, "savedmodel": 1, "events": 2, "temp": 3}
+    results.sort(key=lambda f: (order[f.kind], os.path.dirname(f.path), f.step or -1, f.path))
+    return results

@@ -1,0 +1,226 @@
+"""Rendering for ``ls`` and ``vars``: tables, the scope tree, tensor values, JSON records."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from tfckpt.render import human_bytes, out_console, print_json
+
+STAT_KEYS = ("min", "max", "mean", "std", "nan", "inf", "zeros")
+
+
+# ---- ls ------------------------------------------------------------------------------------
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render_ls(items: Sequence[Any], as_json: bool, base: str | None = None) -> None:
+    if as_json:
+        records = []
+        for item in items:
+            d = item.to_dict()
+            d["mtime_iso"] = (
+                _dt.datetime.fromtimestamp(item.mtime, _dt.timezone.utc).isoformat()
+                if item.mtime
+                else None
+            )
+            records.append(d)
+        print_json(records)
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for col, justify in (
+        ("kind", "left"),
+        ("path", "left"),
+        ("step", "right"),
+        ("format", "left"),
+        ("shards", "right"),
+        ("data", "right"),
+        ("meta", "center"),
+        ("modified", "left"),
+        ("latest", "center"),
+        ("note", "left"),
+    ):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for item in items:
+        style = {"missing": "red", "temp": "yellow"}.get(item.kind, "")
+        table.add_row(
+            item.kind,
+            Text(_relative(item.path, base), style=style),
+            "" if item.step is None else str(item.step),
+            item.format or "",
+            "" if item.shards is None else str(item.shards),
+            "" if item.data_bytes is None else human_bytes(item.data_bytes),
+            "yes" if item.has_meta else "",
+            _when(item.mtime),
+            "*" if item.latest else "",
+            item.note or "",
+        )
+    console = out_console()
+    if not items:
+        console.print("no checkpoints, SavedModels or events files found")
+        return
+    console.print(table)
+
+
+def _relative(path: str, base: str | None) -> str:
+    if base is None or not os.path.isdir(base):
+        return path
+    rel = os.path.relpath(path, base)
+    return path if rel.startswith("..") else rel
+
+
+# ---- vars ----------------------------------------------------------------------------------
+def var_record(info: Any, stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "name": info.name,
+        "dtype": info.dtype.name,
+        "shape": list(info.shape),
+        "size": info.size,
+        "nbytes": info.nbytes,
+    }
+    if info.object_path is not None:
+        record["path"] = info.object_path
+    if info.num_slices:
+        record["slices"] = info.num_slices
+    if stats is not None:
+        record.update(stats)
+    return record
+
+
+def _fmt_num(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:.6g}"
+
+
+def _totals(records: Sequence[dict[str, Any]]) -> tuple[int, int, int]:
+    return len(records), sum(r["size"] for r in records), sum(r["nbytes"] for r in records)
+
+
+def render_vars(
+    records: Sequence[dict[str, Any]],
+    as_json: bool,
+    with_stats: bool,
+    tree: bool,
+    title: str | None = None,
+) -> None:
+    if as_json:
+        print_json(list(records))
+        return
+    console = out_console()
+    if tree:
+        console.print(_scope_tree(records, title or "checkpoint"))
+    else:
+        use_path = any("path" in r for r in records)
+        table = Table(show_edge=False, header_style="bold", title=title, title_justify="left")
+        table.add_column("object path" if use_path else "name", overflow="fold")
+        table.add_column("dtype")
+        table.add_column("shape")
+        table.add_column("elements", justify="right")
+        table.add_column("bytes", justify="right")
+        if with_stats:
+            for key in STAT_KEYS:
+                table.add_column(key, justify="right")
+        for r in records:
+            row = [
+                r.get("path", r["name"]),
+                r["dtype"],
+                "[" + ", ".join(str(d) for d in r["shape"]) + "]",
+                f"{r['size']:,}",
+                human_bytes(r["nbytes"]),
+            ]
+            if with_stats:
+                row += [_fmt_num(r.get(k)) for k in STAT_KEYS]
+            style = "red" if with_stats and (r.get("nan") or r.get("inf")) else None
+            table.add_row(*row, style=style)
+        console.print(table)
+    n, params, nbytes = _totals(records)
+    console.print(
+        f"[bold]{n:,}[/bold] variables, [bold]{params:,}[/bold] parameters, "
+        f"[bold]{human_bytes(nbytes)}[/bold] ({nbytes:,} bytes)"
+    )
+
+
+def _scope_tree(records: Sequence[dict[str, Any]], title: str) -> Tree:
+    root: dict[str, Any] = {}
+    for r in records:
+        parts = r.get("path", r["name"]).split("/")
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part + "/", {})
+        node[parts[-1]] = r
+
+    def totals(node: dict[str, Any]) -> tuple[int, int, int]:
+        n = p = b = 0
+        for value in node.values():
+            if "dtype" in value and "shape" in value and isinstance(value.get("size"), int):
+                n, p, b = n + 1, p + value["size"], b + value["nbytes"]
+            else:
+                sn, sp, sb = totals(value)
+                n, p, b = n + sn, p + sp, b + sb
+        return n, p, b
+
+    def label(name: str, node: dict[str, Any]) -> str:
+        n, p, b = totals(node)
+        return f"[bold]{name}[/bold]  [dim]{n} vars, {p:,} params, {human_bytes(b)}[/dim]"
+
+    def build(tree: Tree, node: dict[str, Any]) -> None:
+        for name in sorted(node):
+            value = node[name]
+            if name.endswith("/") and isinstance(value, dict) and "dtype" not in value:
+                build(tree.add(label(name, value)), value)
+            else:
+                shape = "[" + ", ".join(str(d) for d in value["shape"]) + "]"
+                tree.add(
+                    f"{name}  [cyan]{value['dtype']}[/cyan] {shape}  {human_bytes(value['nbytes'])}"
+                )
+
+    tree = Tree(label(title, root))
+    build(tree, root)
+    return tree
+
+
+def _jsonable_values(arr: np.ndarray) -> Any:
+    if arr.dtype == object:
+        return [
+            v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
+            for v in arr.reshape(-1)
+        ]
+    if arr.dtype.kind == "c":
+        return [[float(v.real), float(v.imag)] for v in arr.reshape(-1)]
+    if arr.dtype.kind not in "biuf":  # bfloat16, float8 ...
+        arr = arr.astype(np.float64)
+    return arr.reshape(-1).tolist()
+
+
+def render_value(record: dict[str, Any], value: np.ndarray, full: bool, as_json: bool) -> None:
+    if as_json:
+        out = dict(record)
+        out["values"] = _jsonable_values(value)  # flat, row-major; reshape with "shape"
+        print_json(out)
+        return
+    threshold = sys.maxsize if full else 1000
+    with np.printoptions(threshold=threshold, edgeitems=3, linewidth=120):
+        if value.dtype.kind not in "biufcO":
+            text = np.array2string(value.astype(np.float32), separator=", ")
+        else:
+            text = np.array2string(value, separator=", ")
+    console = out_console()
+    shape = "[" + ", ".join(str(d) for d in record["shape"]) + "]"
+    console.print(f"[bold]{record.get('path', record['name'])}[/bold]  {record['dtype']} {shape}")
+    console.print(text, markup=False, highlight=False)
+    if not full and value.size > threshold:
+        console.print("[dim](truncated; --full prints every value)[/dim]")

@@ -1,0 +1,85 @@
+"""``--engine tf``: the same Checkpoint-like interface, answered by ``tf.train.load_checkpoint``.
+
+Path resolution (prefix, file, directory, SavedModel) is shared with the native engine; every
+name, dtype, shape and value then comes from TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tfckpt.checkpoint import (
+    OBJECT_GRAPH_KEY,
+    TensorInfo,
+    VariableNotFound,
+    object_path_of,
+    resolve_prefix,
+)
+from tfckpt.dtypes import dtype_from_name
+
+
+@dataclass
+class TfCheckpoint:
+    prefix: str
+    format: str
+    notes: list[str] = field(default_factory=list)
+    _infos: dict[str, TensorInfo] = field(default_factory=dict)
+
+    def tensors(self, include_object_graph: bool = True) -> list[TensorInfo]:
+        return [
+            self._infos[n]
+            for n in sorted(self._infos)
+            if include_object_graph or n != OBJECT_GRAPH_KEY
+        ]
+
+    def get(self, name: str) -> TensorInfo:
+        if name in self._infos:
+            return self._infos[name]
+        for info in self._infos.values():
+            if info.object_path == name:
+                return info
+        raise VariableNotFound(f"{self.prefix}: no variable named {name!r}")
+
+    def read(self, name: str, verify: bool = True) -> np.ndarray:
+        from tfckpt.tf_engine.checkpoint import read_tensor
+
+        value = read_tensor(self.prefix, self.get(name).name)
+        return np.asarray(value, dtype=object) if isinstance(value, bytes) else np.asarray(value)
+
+    def iter_chunks(
+        self, name: str, chunk_elements: int = 0, verify: bool = True
+    ) -> Iterator[np.ndarray]:
+        yield self.read(name).reshape(-1)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> TfCheckpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_tf_checkpoint(path: str) -> TfCheckpoint:
+    from tfckpt.tf_engine.checkpoint import list_variables
+
+    notes: list[str] = []
+    prefix, fmt = resolve_prefix(path, notes)
+    variables = list_variables(prefix)
+    tf2 = any(v.name == OBJECT_GRAPH_KEY for v in variables)
+    infos: dict[str, TensorInfo] = {}
+    for v in variables:
+        dtype = dtype_from_name(v.dtype)
+        size = int(np.prod(v.shape)) if v.shape else 1
+        infos[v.name] = TensorInfo(
+            name=v.name,
+            dtype=dtype,
+            shape=tuple(v.shape),
+            nbytes=size * dtype.itemsize,  # TF does not expose stored sizes
+            object_path=object_path_of(v.name) if tf2 and v.name != OBJECT_GRAPH_KEY else None,
+        )
+    return TfCheckpoint(prefix=prefix, format=fmt, notes=notes, _infos=infos)
