@@ -28,6 +28,8 @@ HEADER_KEY = b""
 # Elements read per chunk when streaming: large enough to amortize numpy call overhead, small
 # enough that several passes over a chunk stay in cache.
 CHUNK_ELEMENTS = 1 << 18
+# Streaming drops mapped pages behind it every this many bytes.
+RELEASE_BYTES = 32 * 1024 * 1024
 # No tensor may claim more elements than this, whatever its dtype (2^50 ~ 10^15).
 MAX_ELEMENTS = 1 << 50
 
@@ -204,6 +206,19 @@ class BundleReader:
             )
         return memoryview(mapped)[entry.offset : end]
 
+    def release(self, shard_id: int, offset: int, length: int) -> None:
+        """Drop mapped pages already streamed so RSS stays bounded (the page cache keeps them).
+
+        Safe for a read-only file mapping: touching the range again simply faults it back in.
+        """
+        mapped = self._maps.get(shard_id)
+        if not isinstance(mapped, mmap.mmap) or length <= 0 or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start = offset - offset % mmap.PAGESIZE
+        end = min(offset + length, len(mapped))
+        if end > start:
+            mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
+
     def check_crc(self, entry: Entry, data: memoryview | bytes | None = None) -> None:
         raw = self.raw(entry) if data is None else data
         if mask_crc(crc32c(raw)) != entry.crc32c:
@@ -339,11 +354,20 @@ class BundleReader:
             raw = self.raw(part)
             crc = 0
             item = part.dtype.itemsize
+            released = 0
             for start in range(0, flat.size, chunk_elements):
                 stop = min(start + chunk_elements, flat.size)
                 if verify:
                     crc = crc32c(raw[start * item : stop * item], crc)
                 yield flat[start:stop]
+                if (stop - released) * item >= RELEASE_BYTES:
+                    self.release(
+                        part.shard_id, part.offset + released * item, (stop - released) * item
+                    )
+                    released = stop
+            self.release(
+                part.shard_id, part.offset + released * item, (flat.size - released) * item
+            )
             if verify and mask_crc(crc) != part.crc32c:
                 raise CorruptCheckpoint(
                     f"{self.data_path(part.shard_id)}: checksum mismatch for {part.name!r} "

@@ -57,7 +57,6 @@ def ls_command(
 
 def _repair(path: str, write: bool, as_json: bool) -> None:
     from tfckpt.ops.repair import apply_state_repair, plan_state_repair
-
     from tfckpt.render import note, print_json
 
     plan = plan_state_repair(path)
