@@ -11,9 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from tfckpt import protos
 from tfckpt.bundle.reader import CHUNK_ELEMENTS, BundleReader, Entry, num_elements
@@ -25,6 +23,9 @@ from tfckpt.state import read_state
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _DATA_RE = re.compile(r"\.data-\d{5,}-of-\d{5,}$")
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class VariableNotFound(TfckptError):

@@ -6,23 +6,28 @@ FORMAT.md section 7. Quantized types are stored with their plain integer layout;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
-
-import numpy as np
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from typing import TYPE_CHECKING
 
 from tfckpt.errors import UnsupportedCheckpoint
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
 class DType:
     enum: int
     name: str
-    numpy: np.dtype | None  # None for string / variant / resource
+    itemsize: int  # bytes per element; 0 for string / variant / resource
+    _spec: str | None = field(default=None, repr=False)
 
-    @property
-    def itemsize(self) -> int:
-        return 0 if self.numpy is None else self.numpy.itemsize
+    @cached_property
+    def numpy(self) -> np.dtype | None:
+        """The numpy dtype (None for string / variant / resource); numpy is imported lazily so
+        that listing a checkpoint never pays for it."""
+        return _numpy_dtype(self._spec)
 
     @property
     def is_string(self) -> bool:
@@ -100,6 +105,8 @@ _TABLE: dict[int, tuple[str, str | None]] = {
 def _numpy_dtype(spec: str | None) -> np.dtype | None:
     if spec is None:
         return None
+    import numpy as np
+
     if spec.startswith("ml:"):
         import ml_dtypes
 
@@ -114,7 +121,20 @@ def dtype_from_enum(enum: int) -> DType:
     if enum not in _TABLE:
         raise UnsupportedCheckpoint(f"unknown TensorFlow dtype number {enum}")
     name, spec = _TABLE[enum]
-    return DType(enum, name, _numpy_dtype(spec))
+    return DType(enum, name, _itemsize(name, spec), spec)
+
+
+def _itemsize(name: str, spec: str | None) -> int:
+    if spec is None:
+        return 0
+    if name.startswith(("float8", "int4", "uint4", "int2", "uint2", "float4")):
+        return 1  # ml_dtypes stores sub-byte and 8-bit floats one element per byte
+    digits = "".join(ch for ch in spec if ch.isdigit())
+    if name in ("bool", "uint8", "int8", "qint8", "quint8"):
+        return 1
+    if name == "bfloat16":
+        return 2
+    return int(digits) // 8
 
 
 @cache
@@ -130,6 +150,8 @@ def dtype_from_name(name: str) -> DType:
 
 def dtype_from_numpy(dt: np.dtype) -> DType:
     """The DType for a numpy dtype (``object``/bytes map to string)."""
+    import numpy as np
+
     dt = np.dtype(dt)
     if dt.kind in ("O", "S", "U"):
         return dtype_from_enum(STRING)

@@ -13,9 +13,8 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from google.protobuf.message import DecodeError
 
 from tfckpt import protos
@@ -32,6 +31,9 @@ CHUNK_ELEMENTS = 1 << 18
 RELEASE_BYTES = 32 * 1024 * 1024
 # No tensor may claim more elements than this, whatever its dtype (2^50 ~ 10^15).
 MAX_ELEMENTS = 1 << 50
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def data_filename(prefix: str, shard: int, num_shards: int) -> str:
@@ -239,6 +241,8 @@ class BundleReader:
                 f"{list(entry.shape)} of {entry.dtype.name} needs {self._expected_size(entry)}"
             )
         raw = self.raw(entry)
+        import numpy as np
+
         return np.frombuffer(raw, dtype=entry.dtype.numpy).reshape(entry.shape)
 
     def read_entry(self, entry: Entry, verify: bool = True) -> np.ndarray:
@@ -293,6 +297,8 @@ class BundleReader:
             )
         if verify and mask_crc(crc32c(raw[pos:], crc)) != entry.crc32c:
             raise CorruptCheckpoint(f"{where}: checksum mismatch (corrupt data)")
+        import numpy as np
+
         out = np.empty(n, dtype=object)
         for i, length in enumerate(lengths):
             out[i] = bytes(raw[pos : pos + length])
@@ -332,6 +338,8 @@ class BundleReader:
                 raise CorruptCheckpoint(
                     f"{self.index_path}: slices of {entry.name!r} do not cover its shape"
                 )
+        import numpy as np
+
         out = np.zeros(entry.shape, dtype=dt)
         for spec in entry.slices:
             part = self.read_entry(self.slice_entry(entry, spec), verify)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from google.protobuf.message import DecodeError
 
 from tfckpt import protos
@@ -20,6 +19,9 @@ from tfckpt.bundle.slices import Slice, encode_slice_key, slice_from_proto, slic
 from tfckpt.bundle.table import TableReader
 from tfckpt.dtypes import DType, dtype_from_enum
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def v1_files(prefix: str) -> list[str]:
@@ -135,6 +137,8 @@ class V1Reader:
         dt = tensor.dtype
         if dt.name not in _FIELDS:
             raise UnsupportedCheckpoint(f"{self.prefix}: {name!r}: V1 {dt.name} is not supported")
+        import numpy as np
+
         out = np.zeros(tensor.shape, dtype=object if dt.numpy is None else dt.numpy)
         covered = 0
         for spec, loc in zip(tensor.slices, tensor.locations):
@@ -157,6 +161,8 @@ class V1Reader:
 
 
 def _decode_values(data: Any, dt: DType, n: int, where: str) -> np.ndarray:
+    import numpy as np
+
     field = _FIELDS[dt.name]
     raw = getattr(data, field)
     count = len(raw) // 2 if field in ("scomplex_val", "dcomplex_val") else len(raw)

@@ -14,9 +14,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterable
-from typing import Any, BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tfckpt import protos
 from tfckpt.bundle.reader import HEADER_KEY, data_filename
@@ -26,6 +24,9 @@ from tfckpt.errors import OutputExists, UsageError, WriteError
 
 TEMP_MARK = ".tfckpt-tmp-"
 COPY_CHUNK = 8 * 1024 * 1024
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def temp_name(final: str) -> str:
@@ -181,6 +182,8 @@ class BundleWriter:
 
     def add_array(self, key: str | bytes, array: np.ndarray, dtype: DType) -> None:
         """Store a whole tensor value (numeric or string) in shard 0 under ``key``."""
+        import numpy as np
+
         if dtype.is_string:
             data, crc = encode_string_tensor(np.asarray(array, dtype=object))
             offset, size, crc = self.add_bytes(data, crc)

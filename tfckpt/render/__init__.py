@@ -14,14 +14,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 
 def out_console() -> Console:
@@ -94,7 +86,7 @@ def human_count(n: int) -> str:
 class ProgressReporter:
     """Byte-based progress; a no-op unless stderr is a TTY and not quiet."""
 
-    def __init__(self, progress: Progress | None, task: Any) -> None:
+    def __init__(self, progress: Any, task: Any) -> None:
         self._progress = progress
         self._task = task
 
@@ -116,6 +108,15 @@ def progress(description: str, total: int, quiet: bool = False) -> Iterator[Prog
     if quiet or not sys.stderr.isatty() or total <= 0:
         yield ProgressReporter(None, None)
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

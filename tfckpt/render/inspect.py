@@ -6,9 +6,8 @@ import datetime as _dt
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -16,6 +15,9 @@ from rich.tree import Tree
 from tfckpt.render import human_bytes, out_console, print_json
 
 STAT_KEYS = ("min", "max", "mean", "std", "nan", "inf", "zeros")
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 # ---- ls ------------------------------------------------------------------------------------
@@ -194,6 +196,8 @@ def _scope_tree(records: Sequence[dict[str, Any]], title: str) -> Tree:
 
 
 def _jsonable_values(arr: np.ndarray) -> Any:
+    import numpy as np
+
     if arr.dtype == object:
         return [
             v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
@@ -212,6 +216,8 @@ def render_value(record: dict[str, Any], value: np.ndarray, full: bool, as_json:
         out["values"] = _jsonable_values(value)  # flat, row-major; reshape with "shape"
         print_json(out)
         return
+    import numpy as np
+
     threshold = sys.maxsize if full else 1000
     with np.printoptions(threshold=threshold, edgeitems=3, linewidth=120):
         if value.dtype.kind not in "biufcO":
