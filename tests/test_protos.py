@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tfckpt import _protogen, protos
 
 
 def test_generated_descriptors_are_current() -> None:
     from tfckpt import _descriptors
 
-    current = open(_descriptors.__file__, encoding="utf-8").read()
+    current = Path(_descriptors.__file__).read_text(encoding="utf-8")
     assert current == _protogen.render(), "run: python -m tfckpt._protogen"
 
 

@@ -10,9 +10,35 @@ import typer.core
 
 from tfckpt.errors import ExitCode, TfckptError
 
+# Options that take two values and may repeat (``--sub PATTERN REPLACEMENT``). Typer cannot
+# declare a repeatable two-value option, so the group joins each pair into one token before
+# parsing and ``options.parse_subs`` splits it again.
+PAIR_OPTIONS = frozenset({"--sub"})
+PAIR_JOINER = "\x1f"
+
+
+def join_pair_options(args: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        if arg in PAIR_OPTIONS and i + 2 < len(args):
+            out.extend([arg, args[i + 1] + PAIR_JOINER + args[i + 2]])
+            i += 3
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
 
 class TfckptGroup(typer.core.TyperGroup):
     """Reports ``TfckptError`` as one line on stderr with its exit code; no traceback."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, join_pair_options(list(args)))
 
     def invoke(self, ctx: Any) -> Any:
         try:

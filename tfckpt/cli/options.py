@@ -40,3 +40,34 @@ RegexOpt = Annotated[
         "--regex", "-r", help="Only names matching this regex (repeatable).", metavar="RE"
     ),
 ]
+SubOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sub",
+        help="Rename with a regex: Python re.sub(PATTERN, REPLACEMENT, name); repeatable, "
+        "applied in order.",
+        metavar="PATTERN REPLACEMENT",
+    ),
+]
+MappingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mapping",
+        help="File of exact old -> new names: a JSON object or two-column CSV/TSV.",
+        metavar="FILE",
+    ),
+]
+
+
+def parse_subs(values: list[str] | None) -> list[tuple[str, str]]:
+    """Split the ``--sub`` pairs joined by the CLI group back into (pattern, replacement)."""
+    from tfckpt.cli.app import PAIR_JOINER
+    from tfckpt.errors import UsageError
+
+    pairs = []
+    for value in values or []:
+        if PAIR_JOINER not in value:
+            raise UsageError("--sub needs two values: PATTERN REPLACEMENT")
+        pattern, replacement = value.split(PAIR_JOINER, 1)
+        pairs.append((pattern, replacement))
+    return pairs

@@ -1,0 +1,42 @@
+# tfckpt developer tasks. `make demo` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TFCKPT := $(VENV)/bin/tfckpt
+DEMO := build/demo
+
+.PHONY: setup demo test test-fast lint bench fuzz clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[tf,dev]"
+	touch $@
+
+demo: setup
+	@test -f $(DEMO)/checkpoint || $(PY) examples/make_demo.py $(DEMO)
+	$(TFCKPT) ls $(DEMO)
+	$(TFCKPT) vars $(DEMO)
+	$(TFCKPT) vars $(DEMO) --tree --stats
+
+test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-fast: setup
+	$(PY) -m pytest -q -x -m "not slow and not tf"
+
+lint: setup
+	$(VENV)/bin/ruff format --check tfckpt tests examples bench
+	$(VENV)/bin/ruff check tfckpt tests examples bench
+	$(VENV)/bin/mypy tfckpt
+
+bench: setup
+	$(PY) bench/run.py
+
+fuzz: setup
+	TFCKPT_FUZZ_CASES=$${TFCKPT_FUZZ_CASES:-100000} $(PY) -m pytest -q -m slow tests/test_fuzz.py
+
+clean:
+	rm -rf build .fixtures .pytest_cache
