@@ -168,14 +168,15 @@ def _decode_values(data: Any, dt: DType, n: int, where: str) -> np.ndarray:
     count = len(raw) // 2 if field in ("scomplex_val", "dcomplex_val") else len(raw)
     if count != n:
         raise CorruptCheckpoint(f"{where}: {count} values stored, {n} expected")
-    if dt.name == "string":
+    target = dt.numpy
+    if dt.name == "string" or target is None:
         arr = np.empty(n, dtype=object)
         for i, v in enumerate(raw):
             arr[i] = bytes(v)
         return arr
     if field == "half_val":
-        return np.array(raw, dtype=np.uint16).view(dt.numpy)
+        return np.array(raw, dtype=np.uint16).view(target)
     if field in ("scomplex_val", "dcomplex_val"):
         flat = np.array(raw, dtype=np.float32 if field == "scomplex_val" else np.float64)
-        return flat.view(dt.numpy)
-    return np.array(raw).astype(dt.numpy)
+        return flat.view(target)
+    return np.array(raw).astype(target)

@@ -42,7 +42,7 @@ def prefix_files(prefix: str) -> list[str]:
     """Existing files that belong to ``prefix`` (index, data shards, meta)."""
     directory = os.path.dirname(prefix) or "."
     base = os.path.basename(prefix)
-    out = []
+    out: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -190,7 +190,7 @@ class BundleWriter:
         else:
             assert dtype.numpy is not None
             arr = np.ascontiguousarray(array, dtype=dtype.numpy)
-            offset, size, crc = self.add_bytes(memoryview(arr.reshape(-1).view(np.uint8)))
+            offset, size, crc = self.add_bytes(arr.reshape(-1).view(np.uint8).data)
         entry = make_entry(dtype, tuple(np.shape(array)), 0, offset, size, crc)
         self.add_entry(key, entry)
 
