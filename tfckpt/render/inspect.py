@@ -41,7 +41,8 @@ def render_ls(items: Sequence[Any], as_json: bool, base: str | None = None) -> N
         print_json(records)
         return
     table = Table(show_edge=False, header_style="bold")
-    for col, justify in (
+    longest = max((len(_relative(i.path, base)) for i in items), default=4)
+    columns = [
         ("kind", "left"),
         ("path", "left"),
         ("step", "right"),
@@ -51,9 +52,19 @@ def render_ls(items: Sequence[Any], as_json: bool, base: str | None = None) -> N
         ("meta", "center"),
         ("modified", "left"),
         ("latest", "center"),
-        ("note", "left"),
-    ):
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    ]
+    with_notes = any(i.note for i in items)
+    if with_notes:
+        columns.append(("note", "left"))
+    for col, justify in columns:
+        table.add_column(
+            col,
+            justify=justify,  # type: ignore[arg-type]
+            overflow="fold",
+            no_wrap=col not in ("path", "note", "modified"),
+            ratio=1 if col == "path" else None,
+            min_width=min(longest, 48) if col == "path" else None,
+        )
     for item in items:
         style = {"missing": "red", "temp": "yellow"}.get(item.kind, "")
         table.add_row(
@@ -66,7 +77,7 @@ def render_ls(items: Sequence[Any], as_json: bool, base: str | None = None) -> N
             "yes" if item.has_meta else "",
             _when(item.mtime),
             "*" if item.latest else "",
-            item.note or "",
+            *([item.note or ""] if with_notes else []),
         )
     console = out_console()
     if not items:
@@ -105,7 +116,7 @@ def _fmt_num(v: Any) -> str:
         return ""
     if isinstance(v, int):
         return f"{v:,}"
-    return f"{v:.6g}"
+    return f"{v:.4g}"
 
 
 def _totals(records: Sequence[dict[str, Any]]) -> tuple[int, int, int]:
@@ -128,14 +139,21 @@ def render_vars(
     else:
         use_path = any("path" in r for r in records)
         table = Table(show_edge=False, header_style="bold", title=title, title_justify="left")
-        table.add_column("object path" if use_path else "name", overflow="fold")
-        table.add_column("dtype")
-        table.add_column("shape")
-        table.add_column("elements", justify="right")
-        table.add_column("bytes", justify="right")
+        # The name column takes whatever width is left; the other columns never wrap.
+        longest = max((len(r.get("path", r["name"])) for r in records), default=4)
+        table.add_column(
+            "object path" if use_path else "name",
+            overflow="fold",
+            ratio=1,
+            min_width=min(longest, 48),
+        )
+        table.add_column("dtype", no_wrap=True)
+        table.add_column("shape", no_wrap=True)
+        table.add_column("elements", justify="right", no_wrap=True)
+        table.add_column("bytes", justify="right", no_wrap=True)
         if with_stats:
             for key in STAT_KEYS:
-                table.add_column(key, justify="right")
+                table.add_column(key, justify="right", overflow="fold")
         for r in records:
             row = [
                 r.get("path", r["name"]),
