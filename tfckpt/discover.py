@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,7 +16,9 @@ from tfckpt.bundle.v1 import looks_like_v1
 from tfckpt.bundle.writer import TEMP_MARK
 from tfckpt.checkpoint import is_savedmodel_dir
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint
-from tfckpt.state import STATE_FILENAME, read_state
+from tfckpt.state import STATE_FILENAME, CheckpointStateInfo, read_state
+
+StateReader = Callable[[str], CheckpointStateInfo]
 
 _STEP_RE = re.compile(r"-(\d+)$")
 _DATA_RE = re.compile(r"^(?P<base>.+)\.data-(?P<shard>\d{5,})-of-(?P<total>\d{5,})$")
@@ -64,7 +67,9 @@ def _size(path: str) -> int:
         return 0
 
 
-def _scan_dir(directory: str, names: list[str], inside_savedmodel: bool) -> list[Found]:
+def _scan_dir(
+    directory: str, names: list[str], inside_savedmodel: bool, state_reader: StateReader
+) -> list[Found]:
     found: list[Found] = []
     name_set = set(names)
     data_files: dict[str, list[tuple[int, int, str]]] = {}
@@ -143,16 +148,18 @@ def _scan_dir(directory: str, names: list[str], inside_savedmodel: bool) -> list
             mtime=max(_mtime(f) or 0.0 for f in files),
         )
     if os.path.isfile(os.path.join(directory, STATE_FILENAME)):
-        found.extend(_apply_state(directory, prefixes))
+        found.extend(_apply_state(directory, prefixes, state_reader))
     if not inside_savedmodel:
         found.extend(prefixes.values())
     return found
 
 
-def _apply_state(directory: str, prefixes: dict[str, Found]) -> list[Found]:
+def _apply_state(
+    directory: str, prefixes: dict[str, Found], state_reader: StateReader
+) -> list[Found]:
     """Mark the latest and listed checkpoints; report listed ones that are missing."""
     try:
-        state = read_state(directory)
+        state = state_reader(directory)
     except CorruptCheckpoint as exc:
         return [Found(kind="missing", path=os.path.join(directory, STATE_FILENAME), note=str(exc))]
     extra: list[Found] = []
@@ -204,8 +211,14 @@ def _savedmodel(directory: str) -> Found:
     )
 
 
-def discover(path: str, recursive: bool = False) -> list[Found]:
-    """Everything ``ls`` shows for ``path`` (a directory, or a single checkpoint prefix/file)."""
+def discover(
+    path: str, recursive: bool = False, state_reader: StateReader = read_state
+) -> list[Found]:
+    """Everything ``ls`` shows for ``path`` (a directory, or a single checkpoint prefix/file).
+
+    ``state_reader`` parses a directory's ``checkpoint`` file (TensorFlow's own parser with
+    ``--engine tf``).
+    """
     if not os.path.exists(path):
         from tfckpt.checkpoint import _checkpoint_exists, strip_checkpoint_suffix
 
@@ -232,7 +245,7 @@ def discover(path: str, recursive: bool = False) -> list[Found]:
         parent = os.path.dirname(os.path.abspath(directory))
         inside = os.path.basename(directory) == "variables" and parent in savedmodels
         names = filenames if recursive else os.listdir(directory)
-        results.extend(_scan_dir(directory, names, inside))
+        results.extend(_scan_dir(directory, names, inside, state_reader))
         if not recursive:
             # Also show SavedModels one level down (e.g. an export dir of versions).
             for sub in sorted(os.listdir(directory)):

@@ -28,13 +28,15 @@ def ls_command(
         ),
     ] = False,
     write: Annotated[bool, typer.Option("--write", help="With --repair: write the fix.")] = False,
+    engine: EngineOpt = Engine.native,
     as_json: JsonOpt = False,
 ) -> None:
     """List checkpoints, SavedModels and events files in a directory.
 
     Shows prefix, global step, format (V1/V2), shards, data size, whether a .meta exists,
     modification time, which checkpoint the `checkpoint` file marks latest (*), checkpoints it
-    lists that are missing, and leftover temp files from interrupted writes.
+    lists that are missing, and leftover temp files from interrupted writes. With --engine tf
+    the state files are parsed by tf.train.get_checkpoint_state.
 
     Examples:
 
@@ -52,7 +54,13 @@ def ls_command(
     from tfckpt.discover import discover
     from tfckpt.render.inspect import render_ls
 
-    render_ls(discover(path, recursive), as_json, base=path)
+    if engine == Engine.tf:
+        from tfckpt.tf_engine.adapter import tf_read_state
+
+        items = discover(path, recursive, state_reader=tf_read_state)
+    else:
+        items = discover(path, recursive)
+    render_ls(items, as_json, base=path)
 
 
 def _repair(path: str, write: bool, as_json: bool) -> None:

@@ -19,6 +19,8 @@ from tfckpt.checkpoint import (
     resolve_prefix,
 )
 from tfckpt.dtypes import dtype_from_name
+from tfckpt.errors import CorruptCheckpoint
+from tfckpt.state import STATE_FILENAME, CheckpointStateInfo
 
 
 @dataclass
@@ -83,3 +85,29 @@ def open_tf_checkpoint(path: str) -> TfCheckpoint:
             object_path=object_path_of(v.name) if tf2 and v.name != OBJECT_GRAPH_KEY else None,
         )
     return TfCheckpoint(prefix=prefix, format=fmt, notes=notes, _infos=infos)
+
+
+def tf_read_state(directory: str) -> CheckpointStateInfo:
+    """The ``checkpoint`` state file as ``tf.train.get_checkpoint_state`` parses it."""
+    import os
+
+    from tfckpt.tf_engine import import_tf
+
+    tf = import_tf()
+    path = os.path.join(directory, STATE_FILENAME)
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as exc:
+        raise CorruptCheckpoint(f"{path}: not a checkpoint state file ({exc})") from None
+    if state is None:
+        raise CorruptCheckpoint(f"{path}: not a checkpoint state file")
+    # TF joins relative paths onto the directory itself.
+    return CheckpointStateInfo(
+        path=path,
+        raw_latest=state.model_checkpoint_path,
+        latest=state.model_checkpoint_path or None,
+        raw_all=list(state.all_model_checkpoint_paths),
+        all=list(state.all_model_checkpoint_paths),
+        timestamps=list(state.all_model_checkpoint_timestamps),
+        last_preserved_timestamp=state.last_preserved_timestamp,
+    )

@@ -1,0 +1,245 @@
+"""``tfckpt ls`` and ``tfckpt vars`` through the CLI: options, JSON contract, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tfckpt.cli import app
+
+from fixtures import CORPUS
+
+runner = CliRunner()
+TFX = CORPUS / "tensorflow__tfx/tfx/components/testdata/trainer/current/Format-Serving"
+KERAS_SM = CORPUS / "tensorflow__tfx/tfx/components/testdata/trainer/keras/Format-Serving"
+needs_corpus = pytest.mark.skipif(not TFX.exists(), reason="corpus not present")
+
+
+def run(*args: str) -> object:
+    return runner.invoke(app, list(args))
+
+
+@needs_corpus
+def test_ls_marks_latest_and_reads_steps() -> None:
+    result = run("ls", str(TFX), "--json")
+    assert result.exit_code == 0, result.stderr
+    items = json.loads(result.stdout)
+    ckpts = {Path(i["path"]).name: i for i in items if i["kind"] == "checkpoint"}
+    assert set(ckpts) == {"model.ckpt-0", "model.ckpt-999", "model.ckpt-1000"}
+    assert [n for n, i in ckpts.items() if i["latest"]] == ["model.ckpt-1000"]
+    assert ckpts["model.ckpt-999"]["step"] == 999
+    assert all(i["format"] == "V2" and i["shards"] == 1 and i["has_meta"] for i in ckpts.values())
+    assert ckpts["model.ckpt-0"]["data_bytes"] == 126216
+    assert all(i["listed"] for i in ckpts.values())
+
+
+@needs_corpus
+def test_ls_table_and_recursive_finds_savedmodels() -> None:
+    result = run("ls", str(TFX))
+    assert result.exit_code == 0
+    assert "model.ckpt-1000" in result.stdout and "*" in result.stdout
+    result = run("ls", "-R", str(CORPUS / "tensorflow__tfx"), "--json")
+    kinds = [i["kind"] for i in json.loads(result.stdout)]
+    assert kinds.count("savedmodel") == 3
+    # SavedModel variables are not listed twice as plain checkpoints.
+    assert not any(i["path"].endswith("variables/variables") for i in json.loads(result.stdout))
+
+
+@needs_corpus
+def test_ls_reports_missing_checkpoints_listed_in_state(tmp_path: Path) -> None:
+    for f in TFX.glob("model.ckpt-1000.*"):
+        shutil.copy(f, tmp_path / f.name)
+    shutil.copy(TFX / "checkpoint", tmp_path / "checkpoint")
+    (tmp_path / "events.out.tfevents.123.host").write_bytes(b"x")
+    (tmp_path / "x.index.tfckpt-tmp-1-abcd").write_bytes(b"x")
+    items = json.loads(run("ls", str(tmp_path), "--json").stdout)
+    missing = sorted(Path(i["path"]).name for i in items if i["kind"] == "missing")
+    assert missing == ["model.ckpt-0", "model.ckpt-999"]
+    assert [i["kind"] for i in items].count("events") == 1
+    assert [i["kind"] for i in items].count("temp") == 1
+
+
+def test_ls_missing_directory_is_exit_2(tmp_path: Path) -> None:
+    result = run("ls", str(tmp_path / "nope"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("tfckpt: error: ")
+    assert "Traceback" not in result.stderr
+
+
+@needs_corpus
+def test_vars_json_contract() -> None:
+    result = run("vars", str(TFX), "--json")
+    assert result.exit_code == 0
+    records = json.loads(result.stdout)
+    assert len(records) == 60
+    for r in records:
+        assert set(r) >= {"name", "dtype", "shape", "size", "nbytes"}
+        assert isinstance(r["shape"], list)
+    step = next(r for r in records if r["name"] == "global_step")
+    assert step == {"name": "global_step", "dtype": "int64", "shape": [], "size": 1, "nbytes": 8}
+
+
+@needs_corpus
+def test_vars_table_totals_and_filters() -> None:
+    result = run("vars", str(TFX), "--match", "*Ftrl*")
+    assert result.exit_code == 0
+    assert "Ftrl" in result.stdout and "global_step" not in result.stdout
+    assert "variables," in result.stdout and "parameters" in result.stdout
+    records = json.loads(run("vars", str(TFX), "--regex", "^global_step$", "--json").stdout)
+    assert [r["name"] for r in records] == ["global_step"]
+    result = run("vars", str(TFX), "--regex", "(")
+    assert result.exit_code == 2 and "bad --regex" in result.stderr
+
+
+@needs_corpus
+def test_vars_tf2_object_paths_and_all() -> None:
+    records = json.loads(run("vars", str(KERAS_SM), "--json").stdout)
+    assert all(r["name"] != "_CHECKPOINTABLE_OBJECT_GRAPH" for r in records)
+    kernel = next(
+        r for r in records if r["name"] == "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    )
+    assert kernel["path"] == "layer_with_weights-0/kernel"
+    records = json.loads(run("vars", str(KERAS_SM), "--json", "--all").stdout)
+    assert any(r["name"] == "_CHECKPOINTABLE_OBJECT_GRAPH" for r in records)
+    table = run("vars", str(KERAS_SM)).stdout
+    assert "object path" in table and "layer_with_weights-0/kernel " in table
+    # Filters also match object paths.
+    records = json.loads(
+        run("vars", str(KERAS_SM), "--match", "layer_with_weights-0/kernel", "--json").stdout
+    )
+    assert [r["path"] for r in records] == ["layer_with_weights-0/kernel"]
+
+
+@needs_corpus
+def test_vars_tree_has_scope_subtotals() -> None:
+    result = run("vars", str(TFX), "--tree")
+    assert result.exit_code == 0
+    assert "global_step" in result.stdout and "vars," in result.stdout and "params" in result.stdout
+
+
+@needs_corpus
+def test_vars_stats_match_numpy() -> None:
+    import numpy as np
+
+    from tfckpt.checkpoint import open_checkpoint
+
+    records = json.loads(run("vars", str(TFX), "--stats", "--json").stdout)
+    with open_checkpoint(str(TFX)) as ckpt:
+        for r in records:
+            value = ckpt.read(r["name"]).astype(np.float64)
+            assert r["min"] == pytest.approx(value.min())
+            assert r["max"] == pytest.approx(value.max())
+            assert r["mean"] == pytest.approx(value.mean(), rel=1e-6, abs=1e-9)
+            assert r["std"] == pytest.approx(value.std(), rel=1e-5, abs=1e-9)
+            assert r["zeros"] == int((value == 0).sum())
+            assert r["nan"] == 0 and r["inf"] == 0
+
+
+def test_stats_count_nan_inf_and_zero() -> None:
+    import numpy as np
+
+    from tfckpt.dtypes import dtype_from_name
+    from tfckpt.ops.stats import tensor_stats
+
+    values = np.array([0.0, 1.0, np.nan, np.inf, -np.inf, 3.0, 0.0], np.float32)
+    s = tensor_stats([values[:3], values[3:]], dtype_from_name("float32"))
+    assert s is not None
+    assert (s.nan, s.inf, s.zeros, s.finite) == (1, 2, 2, 4)
+    assert (s.min, s.max, s.mean) == (0.0, 3.0, 1.0)
+    assert tensor_stats([np.array([b"a"], object)], dtype_from_name("string")) is None
+    b = tensor_stats([np.array([True, False, True])], dtype_from_name("bool"))
+    assert b is not None and b.zeros == 1 and b.max == 1.0
+
+
+@needs_corpus
+def test_vars_show_values() -> None:
+    result = run("vars", str(TFX), "--show", "global_step")
+    assert result.exit_code == 0 and "int64" in result.stdout
+    out = json.loads(run("vars", str(TFX), "--show", "global_step", "--json").stdout)
+    assert out["values"] == [1000]
+    big = next(
+        r["name"] for r in json.loads(run("vars", str(TFX), "--json").stdout) if r["size"] > 1000
+    )
+    assert "truncated" in run("vars", str(TFX), "--show", big).stdout
+    assert "truncated" not in run("vars", str(TFX), "--show", big, "--full").stdout
+    result = run("vars", str(TFX), "--show", "no/such/var")
+    assert result.exit_code == 2 and "no variable named" in result.stderr
+
+
+@needs_corpus
+def test_vars_engine_tf_agrees_with_native(tf: object) -> None:
+    native = json.loads(run("vars", str(TFX), "--json").stdout)
+    via_tf = json.loads(run("vars", str(TFX), "--json", "--engine", "tf").stdout)
+    assert [(r["name"], r["dtype"], r["shape"]) for r in native] == [
+        (r["name"], r["dtype"], r["shape"]) for r in via_tf
+    ]
+    native_stats = json.loads(run("vars", str(KERAS_SM), "--json", "--stats").stdout)
+    tf_stats = json.loads(run("vars", str(KERAS_SM), "--json", "--stats", "--engine", "tf").stdout)
+    assert native_stats == [dict(r, nbytes=n["nbytes"]) for r, n in zip(tf_stats, native_stats)]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["vars", "/no/such/ckpt"], ["vars", "--engine", "nope", "x"], ["ls", "/no/such/dir"]],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def _modules_after(args: list[str]) -> set[str]:
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['tfckpt', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_module('tfckpt', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+    )
+    return set(proc.stderr.split())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["vars", str(TFX)],
+        ["vars", str(TFX), "--stats", "--json"],
+        ["ls", "-R", str(CORPUS)],
+    ],
+)
+def test_native_paths_never_import_tensorflow(args: list[str]) -> None:
+    modules = _modules_after(args)
+    assert "tfckpt.cli" in modules
+    assert not any(m == "tensorflow" or m.startswith("tensorflow.") for m in modules)
+
+
+@needs_corpus
+@pytest.mark.parametrize(
+    "directory",
+    [
+        TFX,
+        CORPUS
+        / "tensorflow__serving/tensorflow_serving/servables/tensorflow/testdata"
+        / "bad_half_plus_two/00000123",
+        CORPUS / "onnx__tensorflow-onnx/tests/models/regression/checkpoint",
+    ],
+)
+def test_ls_engine_tf_agrees_with_native(directory: Path, tf: object) -> None:
+    native = json.loads(run("ls", str(directory), "--json").stdout)
+    via_tf = json.loads(run("ls", str(directory), "--json", "--engine", "tf").stdout)
+    key = [(Path(i["path"]).name, i["kind"], i["latest"], i["listed"]) for i in native]
+    assert key == [(Path(i["path"]).name, i["kind"], i["latest"], i["listed"]) for i in via_tf]
+    assert any(i["latest"] or i["kind"] == "missing" for i in native)
