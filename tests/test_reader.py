@@ -36,6 +36,7 @@ def same_value(native: np.ndarray, expected: object) -> bool:
 def assert_matches_tf(path: str) -> int:
     from tfckpt.tf_engine.checkpoint import list_variables, read_tensor
 
+    path = resolve_prefix(path)[0]  # TF itself takes prefixes, not SavedModel directories
     expected = list_variables(path)
     with open_checkpoint(path) as ckpt:
         infos = ckpt.tensors()

@@ -66,7 +66,6 @@ class _Accumulator:
             inf_count = int(np.count_nonzero(np.isinf(c)))
             self.nan += nan_count
             self.inf += inf_count
-            self.zeros -= nan_count  # NaN is "nonzero" to count_nonzero
             finite = c[np.isfinite(c)]
             if finite.size == 0:
                 return
