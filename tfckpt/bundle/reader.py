@@ -221,9 +221,15 @@ class BundleReader:
         if end > start:
             mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
 
-    def check_crc(self, entry: Entry, data: memoryview | bytes | None = None) -> None:
-        raw = self.raw(entry) if data is None else data
-        if mask_crc(crc32c(raw)) != entry.crc32c:
+    def check_crc(self, entry: Entry) -> None:
+        """Verify the entry's stored bytes against its CRC32C, streaming in bounded steps."""
+        raw = self.raw(entry)
+        crc = 0
+        for start in range(0, len(raw), RELEASE_BYTES):
+            step = raw[start : start + RELEASE_BYTES]
+            crc = crc32c(step, crc)
+            self.release(entry.shard_id, entry.offset + start, len(step))
+        if mask_crc(crc) != entry.crc32c:
             raise CorruptCheckpoint(
                 f"{self.data_path(entry.shard_id)}: checksum mismatch for {entry.name!r} "
                 "(corrupt data)"

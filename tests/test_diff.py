@@ -1,0 +1,210 @@
+"""``tfckpt diff``: categories, tolerances, NaN, renames, formats, exit codes and JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from tfsave import save_with_tf, tf_values
+from typer.testing import CliRunner
+
+from tfckpt.cli import app
+
+from fixtures import Fixture
+
+runner = CliRunner()
+
+
+def run(*args: str) -> Any:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def diff_json(*args: Any) -> tuple[int, dict[str, Any]]:
+    result = run("diff", *args, "--json")
+    assert result.exit_code in (0, 1), result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def statuses(report: dict[str, Any]) -> dict[str, str]:
+    return {v["name"]: v["status"] for v in report["variables"]}
+
+
+@pytest.fixture
+def adam(fx: dict[str, Fixture]) -> str:
+    return str(fx["tf1_adam"].path)
+
+
+@pytest.fixture
+def variant(adam: str, tmp_path: Path) -> Any:
+    """Save a modified copy of tf1_adam with TensorFlow: variant(**changes) -> prefix."""
+    base = tf_values(adam)
+
+    def make(drop: tuple[str, ...] = (), **changes: Any) -> str:
+        values = {k: v for k, v in base.items() if k not in drop}
+        for key, value in changes.items():
+            values[key.replace("__", "/")] = value
+        return save_with_tf(str(tmp_path / f"v{len(list(tmp_path.iterdir()))}"), values)
+
+    make.base = base  # type: ignore[attr-defined]
+    return make
+
+
+def test_identical_copy_is_exit_0(adam: str, tmp_path: Path) -> None:
+    for f in Path(adam).parent.glob(Path(adam).name + ".*"):
+        shutil.copy(f, tmp_path / f.name)
+    code, report = diff_json(adam, tmp_path / Path(adam).name)
+    assert code == 0
+    assert report["summary"]["equal"] and report["summary"]["same"] == 15
+    assert report["variables"] == []  # identical ones only with --all
+    code, report = diff_json(adam, tmp_path / Path(adam).name, "--all")
+    assert all(v["identical_bytes"] for v in report["variables"])
+
+
+def test_perturbed_weight_and_tolerance(adam: str, variant: Any) -> None:
+    kernel = variant.base["model/dense0/kernel"].copy()
+    kernel[1, 2] += 1e-3
+    other = variant(model__dense0__kernel=kernel)
+    code, report = diff_json(adam, other)
+    assert code == 1
+    changed = [v for v in report["variables"] if v["status"] != "same"]
+    assert [v["name"] for v in changed] == ["model/dense0/kernel"]
+    v = changed[0]
+    assert v["n_diff"] == 1 and v["n_outside"] == 1
+    assert v["max_abs"] == pytest.approx(1e-3, rel=1e-3)
+    assert v["frac_diff"] == pytest.approx(1 / kernel.size)
+    assert run("diff", adam, other, "--atol", "1e-2").exit_code == 0
+    assert run("diff", adam, other, "--rtol", "10").exit_code == 0
+    assert run("diff", adam, other, "--atol", "1e-5").exit_code == 1
+
+
+def test_added_removed_reshaped_retyped(adam: str, variant: Any) -> None:
+    base = variant.base
+    other = variant(
+        drop=("beta1_power",),
+        extra=np.ones(3, np.float32),
+        model__dense1__bias=base["model/dense1/bias"].astype(np.float64),
+        model__dense1__kernel=base["model/dense1/kernel"].reshape(1, -1),
+    )
+    code, report = diff_json(adam, other)
+    assert code == 1
+    s = statuses(report)
+    assert s["beta1_power"] == "only_a"
+    assert s["extra"] == "only_b"
+    assert s["model/dense1/bias"] == "dtype"
+    assert s["model/dense1/kernel"] == "shape"
+    summary = report["summary"]
+    assert (summary["only_a"], summary["only_b"], summary["dtype"], summary["shape"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    # --names-only sees the same structural differences without reading values.
+    code, names = diff_json(adam, other, "--names-only")
+    assert statuses(names) == s
+
+
+def test_nan_handling(tmp_path: Path, tf: Any) -> None:
+    a = save_with_tf(str(tmp_path / "a"), {"w": np.array([1.0, np.nan, 3.0], np.float32)})
+    b = save_with_tf(str(tmp_path / "b"), {"w": np.array([1.0, np.nan, 3.0], np.float32)})
+    c = save_with_tf(str(tmp_path / "c"), {"w": np.array([1.0, 2.0, 3.0], np.float32)})
+    # Same bytes: equal even without --equal-nan (bit-identical tensors are equal).
+    assert run("diff", a, b).exit_code == 0
+    code, report = diff_json(a, c, "--equal-nan")
+    assert code == 1 and report["variables"][0]["n_diff"] == 1
+    # NaN in both but different payload bits: only --equal-nan makes them equal.
+    d = save_with_tf(str(tmp_path / "d"), {"w": np.array([1.0, np.nan, 3.0], np.float32)})
+    e_values = np.array([1.0, 0.0, 3.0], np.float32)
+    e_values.view(np.uint32)[1] = 0x7FC00001  # another NaN payload
+    e = save_with_tf(str(tmp_path / "e"), {"w": e_values})
+    assert run("diff", d, e).exit_code == 1
+    assert run("diff", d, e, "--equal-nan").exit_code == 0
+
+
+def test_strings_and_bools_compare_exactly(tmp_path: Path, tf: Any) -> None:
+    a = save_with_tf(
+        str(tmp_path / "a"), {"s": np.array([b"x", b"y"], object), "b": np.array([True, False])}
+    )
+    b = save_with_tf(
+        str(tmp_path / "b"), {"s": np.array([b"x", b"z"], object), "b": np.array([True, True])}
+    )
+    code, report = diff_json(a, b, "--atol", "100")
+    assert code == 1
+    assert statuses(report) == {"b": "values", "s": "values"}
+    assert all(v["max_abs"] is None and v["n_diff"] == 1 for v in report["variables"])
+
+
+def test_renamed_copy_with_sub_and_mapping(adam: str, variant: Any, tmp_path: Path) -> None:
+    renamed = save_with_tf(
+        str(tmp_path / "renamed"),
+        {k.replace("model/", "net/", 1): v for k, v in variant.base.items()},
+    )
+    assert run("diff", adam, renamed).exit_code == 1
+    assert run("diff", adam, renamed, "--sub", "^model/", "net/").exit_code == 0
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({k: k.replace("model/", "net/", 1) for k in variant.base}))
+    assert run("diff", adam, renamed, "--mapping", mapping).exit_code == 0
+
+
+def test_match_and_regex_filters(adam: str, variant: Any) -> None:
+    other = variant(global_step=np.int64(99), beta1_power=np.float32(0.5))
+    code, report = diff_json(adam, other, "--match", "global*")
+    assert code == 1 and statuses(report) == {"global_step": "values"}
+    assert run("diff", adam, other, "--regex", "^model/").exit_code == 0
+
+
+def test_across_formats(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    # Sharded (2 shards) vs the same values in one shard written by TF.
+    sharded = str(fx["sharded"].path)
+    single = save_with_tf(str(tmp_path / "single"), tf_values(sharded))
+    assert run("diff", sharded, single).exit_code == 0
+    # V1 vs V2.
+    v1 = str(fx["v1"].path)
+    v2 = save_with_tf(str(tmp_path / "v2"), tf_values(v1))
+    assert run("diff", v1, v2).exit_code == 0
+    # A SavedModel's variables vs a plain checkpoint of them; partitioned vs assembled.
+    sm = fx["savedmodel_tf1"].path
+    plain = save_with_tf(str(tmp_path / "sm"), tf_values(str(sm / "variables" / "variables")))
+    assert run("diff", sm, plain).exit_code == 0
+    part = str(fx["partitioned"].path)
+    whole = save_with_tf(str(tmp_path / "whole"), tf_values(part))
+    assert run("diff", part, whole).exit_code == 0
+
+
+def test_tf2_object_graph_is_skipped_unless_asked(fx: dict[str, Fixture]) -> None:
+    p = fx["tf2_keras"].path
+    code, report = diff_json(p, p, "--all")
+    assert code == 0
+    assert "_CHECKPOINTABLE_OBJECT_GRAPH" not in statuses(report)
+    code, report = diff_json(p, p, "--all", "--object-graph")
+    assert statuses(report)["_CHECKPOINTABLE_OBJECT_GRAPH"] == "same"
+
+
+def test_errors_are_exit_2(adam: str, tmp_path: Path) -> None:
+    result = run("diff", adam, tmp_path / "missing")
+    assert result.exit_code == 2 and result.stderr.startswith("tfckpt: error:")
+    result = run("diff", adam, adam, "--sub", "(", "x")
+    assert result.exit_code == 2 and "bad --sub" in result.stderr
+
+
+def test_table_output_has_summary_line(adam: str, variant: Any) -> None:
+    other = variant(global_step=np.int64(3))
+    result = run("diff", adam, other)
+    assert result.exit_code == 1
+    assert "global_step" in result.stdout
+    assert "differences found: 15 compared, 14 same, 1 values changed" in result.stdout
+
+
+def test_chunked_comparison_of_large_tensor(tmp_path: Path, tf: Any) -> None:
+    big = np.random.default_rng(0).standard_normal(600_000).astype(np.float32)
+    changed = big.copy()
+    changed[[5, 300_000, 599_999]] += np.float32(0.5)
+    a = save_with_tf(str(tmp_path / "a"), {"big": big})
+    b = save_with_tf(str(tmp_path / "b"), {"big": changed})
+    code, report = diff_json(a, b)
+    v = report["variables"][0]
+    assert code == 1 and v["n_diff"] == 3 and v["max_abs"] == pytest.approx(0.5, rel=1e-5)

@@ -1,0 +1,282 @@
+"""Comparing two checkpoints tensor by tensor, in bounded memory.
+
+For each compared name: only in A, only in B, dtype changed, shape changed, values changed, or
+the same. Values are compared with numpy ``allclose`` semantics (``|a - b| <= atol + rtol*|b|``);
+strings and bools exactly. Tensors whose stored bytes are identical are known equal without
+decoding; others are compared in lockstep chunks so memory does not grow with tensor size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tfckpt.checkpoint import OBJECT_GRAPH_KEY, Checkpoint, TensorInfo
+from tfckpt.ops.rules import NameRules
+
+if TYPE_CHECKING:
+    import numpy as np
+
+STATUSES = ("only_a", "only_b", "dtype", "shape", "values", "same")
+# Bytes compared per step on the raw fast path.
+RAW_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass
+class VarDiff:
+    name: str  # the compared name (A's name after the rename rules = B's name)
+    status: str
+    name_a: str | None = None
+    name_b: str | None = None
+    dtype_a: str | None = None
+    dtype_b: str | None = None
+    shape_a: list[int] | None = None
+    shape_b: list[int] | None = None
+    size: int = 0
+    n_diff: int | None = None  # elements that differ at all
+    n_outside: int | None = None  # elements outside the tolerance
+    frac_diff: float | None = None
+    max_abs: float | None = None
+    max_rel: float | None = None
+    within_tolerance: bool | None = None
+    identical_bytes: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DiffOptions:
+    atol: float = 0.0
+    rtol: float = 0.0
+    equal_nan: bool = False
+    names_only: bool = False
+    include_object_graph: bool = False
+
+
+@dataclass
+class DiffReport:
+    a: str
+    b: str
+    variables: list[VarDiff] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in STATUSES}
+        for v in self.variables:
+            counts[v.status] += 1
+        return counts
+
+    @property
+    def equal(self) -> bool:
+        return all(v.status == "same" for v in self.variables)
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.counts, "compared": len(self.variables), "equal": self.equal}
+
+
+def diff_checkpoints(
+    a: Checkpoint,
+    b: Checkpoint,
+    rules: NameRules | None = None,
+    options: DiffOptions | None = None,
+    select: Callable[[str], bool] | None = None,
+    on_tensor: Callable[[str, int], None] | None = None,
+) -> DiffReport:
+    """Compare ``a`` (names mapped through ``rules``) with ``b``.
+
+    ``select`` filters by the compared name; ``on_tensor(name, nbytes)`` is called after each
+    tensor (for progress).
+    """
+    options = options or DiffOptions()
+    rules = rules or NameRules()
+
+    def keep(info: TensorInfo) -> bool:
+        return options.include_object_graph or info.name != OBJECT_GRAPH_KEY
+
+    a_infos: dict[str, TensorInfo] = {}
+    for info in a.tensors():
+        if keep(info):
+            mapped = info.name if info.name == OBJECT_GRAPH_KEY else rules.apply(info.name)
+            a_infos[mapped] = info
+    b_infos = {i.name: i for i in b.tensors() if keep(i)}
+    report = DiffReport(a=a.prefix, b=b.prefix)
+    for name in sorted(set(a_infos) | set(b_infos)):
+        if select is not None and not select(name):
+            continue
+        ia, ib = a_infos.get(name), b_infos.get(name)
+        report.variables.append(_compare(a, b, name, ia, ib, options))
+        if on_tensor is not None:
+            on_tensor(name, max(ia.nbytes if ia else 0, ib.nbytes if ib else 0))
+    return report
+
+
+def _compare(
+    a: Checkpoint,
+    b: Checkpoint,
+    name: str,
+    ia: TensorInfo | None,
+    ib: TensorInfo | None,
+    options: DiffOptions,
+) -> VarDiff:
+    d = VarDiff(name=name, status="same")
+    if ia is not None:
+        d.name_a, d.dtype_a, d.shape_a = ia.name, ia.dtype.name, list(ia.shape)
+    if ib is not None:
+        d.name_b, d.dtype_b, d.shape_b = ib.name, ib.dtype.name, list(ib.shape)
+    if ia is None:
+        d.status = "only_b"
+        return d
+    if ib is None:
+        d.status = "only_a"
+        return d
+    if ia.dtype != ib.dtype:
+        d.status = "dtype"
+        return d
+    if ia.shape != ib.shape:
+        d.status = "shape"
+        return d
+    d.size = ia.size
+    if options.names_only:
+        return d
+    if _same_bytes(a, b, ia, ib):
+        d.identical_bytes = True
+        d.n_diff = d.n_outside = 0
+        d.frac_diff = 0.0
+        d.max_abs = d.max_rel = 0.0 if ia.dtype.numpy is not None else None
+        d.within_tolerance = True
+        return d
+    d.identical_bytes = False
+    acc = _ValueAccumulator(ia.dtype, options)
+    for chunk_a, chunk_b in _lockstep(a, b, ia, ib):
+        acc.add(chunk_a, chunk_b)
+    acc.finish(d)
+    if d.n_outside:
+        d.status = "values"
+    return d
+
+
+def _raw_entry(ckpt: Checkpoint, info: TensorInfo) -> Any | None:
+    """The V2 entry of a plain (unpartitioned) tensor, or None."""
+    if ckpt.format != "V2" or info.num_slices:
+        return None
+    return ckpt.entry(info.name)
+
+
+def _same_bytes(a: Checkpoint, b: Checkpoint, ia: TensorInfo, ib: TensorInfo) -> bool:
+    """Stored bytes identical (compared chunk by chunk), both checksums verified."""
+    ea, eb = _raw_entry(a, ia), _raw_entry(b, ib)
+    if ea is None or eb is None or ea.size != eb.size or ea.crc32c != eb.crc32c:
+        return False
+    ra, rb = a.bundle.raw(ea), b.bundle.raw(eb)
+    from tfckpt.bundle.table import crc32c, mask_crc
+
+    crc = 0
+    for start in range(0, len(ra), RAW_CHUNK):
+        ca, cb = ra[start : start + RAW_CHUNK], rb[start : start + RAW_CHUNK]
+        if ca != cb:
+            return False
+        crc = crc32c(ca, crc)
+        a.bundle.release(ea.shard_id, ea.offset + start, len(ca))
+        b.bundle.release(eb.shard_id, eb.offset + start, len(cb))
+    # Equal bytes and equal stored checksums: one verification covers both sides.
+    if ia.dtype.is_string:  # string checksums also cover the lengths; the reader checks them
+        a.read(ia.name)
+    elif mask_crc(crc) != ea.crc32c:
+        a.bundle.check_crc(ea)  # raises CorruptCheckpoint naming the variable and file
+    return True
+
+
+def _lockstep(
+    a: Checkpoint, b: Checkpoint, ia: TensorInfo, ib: TensorInfo
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Equal-length flat chunks of both tensors in row-major order."""
+    streamable = (
+        _raw_entry(a, ia) is not None
+        and _raw_entry(b, ib) is not None
+        and ia.dtype.numpy is not None
+    )
+    if streamable:
+        yield from zip(a.iter_chunks(ia.name), b.iter_chunks(ib.name))
+    else:  # partitioned, V1 or string tensors: whole values (slices are not row-major chunks)
+        yield a.read(ia.name).reshape(-1), b.read(ib.name).reshape(-1)
+
+
+class _ValueAccumulator:
+    def __init__(self, dtype: Any, options: DiffOptions) -> None:
+        self.dtype = dtype
+        self.options = options
+        self.n = 0
+        self.n_diff = 0
+        self.n_outside = 0
+        self.max_abs: float | None = None
+        self.max_rel: float | None = None
+
+    def add(self, x: Any, y: Any) -> None:
+        import numpy as np
+
+        self.n += x.size
+        if x.size == 0:
+            return
+        if x.dtype == object or self.dtype.numpy.kind == "b":
+            differ = (
+                np.array([bytes(p) != bytes(q) for p, q in zip(x, y)])
+                if x.dtype == object
+                else x != y
+            )
+            count = int(np.count_nonzero(differ))
+            self.n_diff += count
+            self.n_outside += count
+            return
+        numeric_kind = self.dtype.numpy.kind
+        if numeric_kind in "iu":
+            wide = np.float64 if x.dtype.itemsize >= 4 else np.float32
+            xf, yf = x.astype(wide), y.astype(wide)
+        elif numeric_kind == "c" or x.dtype in (np.float32, np.float64):
+            xf, yf = x, y
+        else:  # float16, bfloat16, float8: widen for arithmetic
+            xf, yf = x.astype(np.float32), y.astype(np.float32)
+        # Integers compare exactly in their own type (int64 does not fit a float64).
+        exact_differ = x != y if numeric_kind in "iu" else xf != yf
+        nan_x, nan_y = np.isnan(xf), np.isnan(yf)
+        both_nan = nan_x & nan_y
+        if self.options.equal_nan:
+            exact_differ &= ~both_nan
+        n_differ = int(np.count_nonzero(exact_differ))
+        self.n_diff += n_differ
+        if n_differ == 0:
+            self._update_max(0.0, 0.0)
+            return
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            delta = np.abs(xf - yf)
+            both_inf_equal = (xf == yf) & np.isinf(xf)
+            delta = np.where(both_inf_equal, 0, delta)
+            tolerance = self.options.atol + self.options.rtol * np.abs(yf)
+            outside = ~(delta <= tolerance)  # NaN deltas (a NaN on either side) are outside
+            if self.options.equal_nan:
+                outside &= ~both_nan
+            self.n_outside += int(np.count_nonzero(outside))
+            finite = np.isfinite(delta)
+            if finite.any():
+                d = delta[finite]
+                magnitude = np.abs(yf)[finite]
+                rel = np.where(
+                    magnitude > 0,
+                    d / np.where(magnitude > 0, magnitude, 1),
+                    np.where(d > 0, np.inf, 0),
+                )
+                self._update_max(float(d.max()), float(rel.max()))
+
+    def _update_max(self, max_abs: float, max_rel: float) -> None:
+        self.max_abs = max_abs if self.max_abs is None else max(self.max_abs, max_abs)
+        self.max_rel = max_rel if self.max_rel is None else max(self.max_rel, max_rel)
+
+    def finish(self, d: VarDiff) -> None:
+        d.n_diff = self.n_diff
+        d.n_outside = self.n_outside
+        d.frac_diff = self.n_diff / self.n if self.n else 0.0
+        numeric = self.dtype.numpy is not None and self.dtype.numpy.kind not in "bO"
+        d.max_abs = self.max_abs if numeric else None
+        d.max_rel = self.max_rel if numeric else None
+        d.within_tolerance = self.n_outside == 0

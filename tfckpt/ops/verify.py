@@ -1,0 +1,258 @@
+"""Checking everything a reader can check about a checkpoint, plus value checks for CI.
+
+Structural checks: the index table (block checksums, order, footer), the header version, every
+data shard present and long enough, every entry's byte range inside its shard, every tensor's
+CRC32C (string tensors: also their length checksum), and partitioned tensors' slices covering
+the full tensor exactly once. Value checks (optional): no NaN, no Inf, ``|x| <= max_abs``.
+
+A path that is not a checkpoint at all raises (exit 2); a checkpoint that fails any check
+produces problems (exit 1).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from typing import Any
+
+from tfckpt.bundle.reader import BundleReader, Entry, num_elements
+from tfckpt.bundle.slices import Slice, encode_slice_key, slice_index, slice_shape
+from tfckpt.checkpoint import Checkpoint, resolve_prefix
+from tfckpt.errors import CorruptCheckpoint, UnsupportedCheckpoint
+
+
+@dataclass
+class Problem:
+    check: str  # index | header | shard | range | crc | slices | decode | nan | inf | max_abs
+    message: str
+    name: str | None = None
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VerifyOptions:
+    no_nan: bool = False
+    no_inf: bool = False
+    max_abs: float | None = None
+
+
+@dataclass
+class VerifyReport:
+    prefix: str
+    format: str
+    tensors: int = 0
+    bytes_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "format": self.format,
+            "ok": self.ok,
+            "tensors": self.tensors,
+            "bytes_checked": self.bytes_checked,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def verify_checkpoint(
+    path: str,
+    options: VerifyOptions | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    options = options or VerifyOptions()
+    prefix, fmt = resolve_prefix(path)  # not a checkpoint at all: raises (exit 2)
+    report = VerifyReport(prefix=prefix, format=fmt)
+    if fmt == "V1":
+        _verify_v1(prefix, options, report)
+        return report
+    try:
+        bundle = BundleReader(prefix)
+    except (CorruptCheckpoint, UnsupportedCheckpoint) as exc:
+        check = "header" if "version" in str(exc) or "endian" in str(exc) else "index"
+        report.problems.append(Problem(check, str(exc), file=prefix + ".index"))
+        return report
+    try:
+        _verify_bundle(bundle, options, report, on_bytes or (lambda n: None))
+    finally:
+        bundle.close()
+    return report
+
+
+def _verify_bundle(
+    bundle: BundleReader,
+    options: VerifyOptions,
+    report: VerifyReport,
+    on_bytes: Callable[[int], None],
+) -> None:
+    sizes: dict[int, int | None] = {}
+    for shard in range(bundle.num_shards):
+        path = bundle.data_path(shard)
+        try:
+            sizes[shard] = os.path.getsize(path)
+        except OSError:
+            sizes[shard] = None
+            report.problems.append(Problem("shard", f"{path}: data shard is missing", file=path))
+    for entry in bundle.entries.values():
+        if entry.slices:
+            _check_slices(bundle, entry, report)
+            continue
+        if not entry.is_slice_key:
+            report.tensors += 1
+        size = sizes.get(entry.shard_id)
+        path = bundle.data_path(entry.shard_id)
+        if size is None:
+            report.problems.append(
+                Problem("shard", f"{entry.name!r} is in a missing shard", entry.name, path)
+            )
+            continue
+        if entry.offset + entry.size > size:
+            report.problems.append(
+                Problem(
+                    "range",
+                    f"{entry.name!r} needs bytes {entry.offset}..{entry.offset + entry.size} but "
+                    f"the shard has {size} (truncated?)",
+                    entry.name,
+                    path,
+                )
+            )
+            continue
+        _check_values(bundle, entry, options, report)
+        report.bytes_checked += entry.size
+        on_bytes(entry.size)
+
+
+def _check_values(
+    bundle: BundleReader, entry: Entry, options: VerifyOptions, report: VerifyReport
+) -> None:
+    path = bundle.data_path(entry.shard_id)
+    value_checks = (options.no_nan or options.no_inf or options.max_abs is not None) and (
+        entry.dtype.is_floating or entry.dtype.is_complex
+    )
+    try:
+        if entry.dtype.is_string or entry.dtype.numpy is None:
+            if entry.dtype.is_string:
+                bundle.read_entry(entry, verify=True)
+            else:
+                bundle.check_crc(entry)
+            return
+        if not value_checks:
+            bundle.check_crc(entry)
+            return
+        findings = _value_problems(entry.name, path, bundle.iter_chunks(entry), options)
+    except (CorruptCheckpoint, UnsupportedCheckpoint) as exc:
+        report.problems.append(Problem("crc", str(exc), entry.name, path))
+        return
+    report.problems.extend(findings)
+
+
+def _value_problems(
+    name: str, path: str, chunks: Iterable[Any], options: VerifyOptions
+) -> list[Problem]:
+    """NaN / Inf / max-abs findings over a stream of value chunks of one float tensor."""
+    import numpy as np
+
+    nan = inf = n = 0
+    worst = 0.0
+    for chunk in chunks:
+        values = chunk if chunk.dtype.kind in "fc" else chunk.astype(np.float32)
+        n += values.size
+        if options.no_nan:
+            nan += int(np.count_nonzero(np.isnan(values)))
+        if options.no_inf:
+            inf += int(np.count_nonzero(np.isinf(values)))
+        if options.max_abs is not None and values.size:
+            magnitude = np.abs(values)
+            finite = magnitude[np.isfinite(magnitude)]
+            if finite.size:
+                worst = max(worst, float(finite.max()))
+    problems = []
+    if nan:
+        problems.append(Problem("nan", f"{name!r}: {nan} of {n} values are NaN", name, path))
+    if inf:
+        problems.append(Problem("inf", f"{name!r}: {inf} of {n} values are Inf", name, path))
+    if options.max_abs is not None and worst > options.max_abs:
+        message = f"{name!r}: max |value| {worst:.6g} exceeds {options.max_abs:g}"
+        problems.append(Problem("max_abs", message, name, path))
+    return problems
+
+
+def _check_slices(bundle: BundleReader, entry: Entry, report: VerifyReport) -> None:
+    """Every slice has an entry of the right shape; slices cover the tensor exactly once."""
+    report.tensors += 1
+    name = entry.name
+    covered = 0
+    boxes: list[Slice] = []
+    for spec in entry.slices:
+        try:
+            index = slice_index(spec, entry.shape)
+        except ValueError as exc:
+            report.problems.append(Problem("slices", f"{name!r}: {exc}", name, bundle.index_path))
+            return
+        key = encode_slice_key(entry.key, spec)
+        part = bundle.entries.get(key)
+        if part is None:
+            report.problems.append(
+                Problem(
+                    "slices", f"{name!r}: slice {list(spec)} has no entry", name, bundle.index_path
+                )
+            )
+            continue
+        if part.shape != slice_shape(spec, entry.shape):
+            report.problems.append(
+                Problem(
+                    "slices",
+                    f"{name!r}: slice {list(spec)} has shape {list(part.shape)}",
+                    name,
+                    bundle.index_path,
+                )
+            )
+        covered += num_elements(tuple(s.stop - s.start for s in index))
+        boxes.append(tuple((s.start, s.stop) for s in index))
+    for x, y in combinations(boxes, 2):
+        if all(a0 < b1 and b0 < a1 for (a0, a1), (b0, b1) in zip(x, y)):
+            report.problems.append(
+                Problem("slices", f"{name!r}: slices overlap", name, bundle.index_path)
+            )
+            return
+    if covered != num_elements(entry.shape):
+        report.problems.append(
+            Problem(
+                "slices",
+                f"{name!r}: slices cover {covered} of {num_elements(entry.shape)} elements",
+                name,
+                bundle.index_path,
+            )
+        )
+
+
+def _verify_v1(prefix: str, options: VerifyOptions, report: VerifyReport) -> None:
+    """V1 files carry no tensor checksums: table blocks are checked and every value decoded."""
+    from tfckpt.bundle.v1 import V1Reader
+
+    try:
+        reader = V1Reader(prefix)
+    except (CorruptCheckpoint, UnsupportedCheckpoint) as exc:
+        report.problems.append(Problem("index", str(exc), file=prefix))
+        return
+    ckpt = Checkpoint(prefix=prefix, format="V1", _v1=reader)
+    value_checks = options.no_nan or options.no_inf or options.max_abs is not None
+    for info in ckpt.tensors():
+        report.tensors += 1
+        try:
+            value = ckpt.read(info.name)
+        except (CorruptCheckpoint, UnsupportedCheckpoint) as exc:
+            report.problems.append(Problem("decode", str(exc), info.name, prefix))
+            continue
+        report.bytes_checked += info.nbytes
+        if value_checks and (info.dtype.is_floating or info.dtype.is_complex):
+            report.problems.extend(_value_problems(info.name, prefix, [value], options))
