@@ -73,7 +73,11 @@ def data_bytes(prefix: str) -> int:
 
 
 def measure(cmd: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, peak RSS in MB) of that process and its children."""
+    """Run ``cmd``; return (wall seconds, peak RSS in MB) of that process and its children.
+
+    Linux keeps ru_maxrss across fork and exec, so the calling process must itself stay small
+    (do heavy preparation in child processes).
+    """
     full_env = dict(os.environ, **(env or {}))
     full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     start = time.perf_counter()
