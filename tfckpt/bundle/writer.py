@@ -12,8 +12,7 @@ import contextlib
 import errno
 import os
 import secrets
-import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tfckpt import protos
@@ -67,16 +66,45 @@ def check_destination(prefix: str, force: bool) -> None:
         raise OutputExists(f"{prefix}: destination exists ({len(existing)} files); use --force")
 
 
-def copy_file(src: str, dst: str, link: bool = False) -> None:
-    """Copy (or hard-link, falling back to a copy across filesystems) ``src`` to ``dst``."""
+def copy_file(
+    src: str, dst: str, link: bool = False, on_bytes: Callable[[int], None] | None = None
+) -> None:
+    """Copy (or hard-link, falling back to a copy across filesystems) ``src`` to ``dst``.
+
+    Copies go through ``copy_file_range`` in bounded steps (in-kernel, no user-space buffer),
+    reporting progress; nothing is read into memory.
+    """
     if link:
         try:
             os.link(src, dst)
+            if on_bytes is not None:
+                on_bytes(os.path.getsize(src))
             return
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
-    shutil.copyfile(src, dst)
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        remaining = os.fstat(fin.fileno()).st_size
+        use_range = hasattr(os, "copy_file_range")
+        while remaining > 0:
+            step = min(COPY_CHUNK * 8, remaining)
+            if use_range:
+                try:
+                    done = os.copy_file_range(fin.fileno(), fout.fileno(), step)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    use_range = False
+                    continue
+            else:
+                chunk = fin.read(min(step, COPY_CHUNK))
+                fout.write(chunk)
+                done = len(chunk)
+            if done == 0:
+                break
+            remaining -= done
+            if on_bytes is not None:
+                on_bytes(done)
 
 
 def make_entry(
@@ -120,16 +148,26 @@ def encode_string_tensor(values: np.ndarray) -> tuple[bytes, int]:
 class BundleWriter:
     """Streams a new checkpoint prefix. Use as a context manager; call ``commit()`` to publish.
 
-    Data for shard 0 is appended through ``add_array`` / ``add_bytes`` / ``add_stream``; whole
-    existing data files can be adopted as further shards with ``adopt_shard`` (copied or
-    hard-linked, offsets unchanged). Index entries are given with ``add_entry``.
+    Data for the writer's own shard (``own_shard``, default 0) is appended through
+    ``add_array`` / ``add_bytes`` / ``add_stream``; whole existing data files can be adopted as
+    the other shards with ``adopt_shard`` (copied or hard-linked, offsets unchanged). Index
+    entries are given with ``add_entry``. With ``own_shard=None`` every shard must be adopted.
     """
 
-    def __init__(self, prefix: str, num_shards: int = 1, force: bool = False) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        num_shards: int = 1,
+        force: bool = False,
+        own_shard: int | None = 0,
+    ) -> None:
         if num_shards < 1:
             raise UsageError("a checkpoint needs at least one shard")
+        if own_shard is not None and not 0 <= own_shard < num_shards:
+            raise UsageError(f"own shard {own_shard} outside 0..{num_shards - 1}")
         self.prefix = prefix
         self.num_shards = num_shards
+        self.own_shard = own_shard
         self.force = force
         check_destination(prefix, force)
         self._entries: dict[bytes, bytes] = {}
@@ -139,9 +177,14 @@ class BundleWriter:
         self._committed = False
 
     # ---- data shard 0 (written here) ---------------------------------------------------
+    def _own_path(self) -> str:
+        if self.own_shard is None:
+            raise UsageError("this writer adopts all its shards and writes no data")
+        return data_filename(self.prefix, self.own_shard, self.num_shards)
+
     def _data_file(self) -> BinaryIO:
         if self._data is None:
-            final = data_filename(self.prefix, 0, self.num_shards)
+            final = self._own_path()
             tmp = temp_name(final)
             try:
                 self._data = open(tmp, "wb")  # noqa: SIM115 - closed in commit/abort
@@ -154,13 +197,13 @@ class BundleWriter:
         try:
             self._data_file().write(chunk)
         except OSError as exc:
-            raise _write_error(data_filename(self.prefix, 0, self.num_shards), exc) from None
+            raise _write_error(self._own_path(), exc) from None
         self._data_offset += len(chunk)
 
     def add_stream(
         self, chunks: Iterable[bytes | memoryview], crc: int | None = None
     ) -> tuple[int, int, int]:
-        """Append bytes to shard 0; returns (offset, size, masked crc).
+        """Append bytes to the own shard; returns (offset, size, masked crc).
 
         Pass ``crc`` (masked, from the source entry) when the bytes are copied unchanged, so no
         new checksum is computed; otherwise it is computed while streaming.
@@ -181,7 +224,7 @@ class BundleWriter:
         )
 
     def add_array(self, key: str | bytes, array: np.ndarray, dtype: DType) -> None:
-        """Store a whole tensor value (numeric or string) in shard 0 under ``key``."""
+        """Store a whole tensor value (numeric or string) in the own shard under ``key``."""
         import numpy as np
 
         if dtype.is_string:
@@ -191,21 +234,27 @@ class BundleWriter:
             assert dtype.numpy is not None
             arr = np.ascontiguousarray(array, dtype=dtype.numpy)
             offset, size, crc = self.add_bytes(arr.reshape(-1).view(np.uint8).data)
-        entry = make_entry(dtype, tuple(np.shape(array)), 0, offset, size, crc)
+        entry = make_entry(dtype, tuple(np.shape(array)), self.own_shard or 0, offset, size, crc)
         self.add_entry(key, entry)
 
     # ---- other shards (adopted files) --------------------------------------------------
-    def adopt_shard(self, src: str, shard_id: int, link: bool = False) -> None:
+    def adopt_shard(
+        self,
+        src: str,
+        shard_id: int,
+        link: bool = False,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
         """Make an existing data file shard ``shard_id`` of the new prefix (copy or link)."""
-        if not 0 <= shard_id < self.num_shards:
-            raise UsageError(f"shard {shard_id} outside 0..{self.num_shards - 1}")
+        if not 0 <= shard_id < self.num_shards or shard_id == self.own_shard:
+            raise UsageError(f"shard {shard_id} cannot be adopted (outside, or the own shard)")
         final = data_filename(self.prefix, shard_id, self.num_shards)
         if final in self._temps:
             raise UsageError(f"shard {shard_id} given twice")
         tmp = temp_name(final)
         self._temps[final] = tmp
         try:
-            copy_file(src, tmp, link)
+            copy_file(src, tmp, link, on_bytes)
         except OSError as exc:
             raise _write_error(final, exc) from None
 
@@ -236,8 +285,8 @@ class BundleWriter:
             return
         index_final = self.prefix + ".index"
         try:
-            if self._data is None and 0 not in self._adopted_shards():
-                self._data_file()  # shard 0 always exists, even if empty
+            if self._data is None and self.own_shard is not None:
+                self._data_file()  # the own shard always exists, even if empty
             if self._data is not None:
                 self._data.flush()
                 os.fsync(self._data.fileno())
@@ -275,13 +324,6 @@ class BundleWriter:
                 update_state_for_new_prefix(self.prefix)
             except OSError as exc:
                 raise _write_error(os.path.dirname(self.prefix) or ".", exc) from None
-
-    def _adopted_shards(self) -> set[int]:
-        return {
-            i
-            for i in range(self.num_shards)
-            if data_filename(self.prefix, i, self.num_shards) in self._temps
-        }
 
     def abort(self) -> None:
         """Remove every temp file written so far."""
