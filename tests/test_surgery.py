@@ -1,0 +1,398 @@
+"""rename / prune / merge, accepted by TensorFlow: names, bit-identical values, and restores.
+
+Every output is loaded with tf.train.load_checkpoint; TF1 graphs restore with a Saver (and via
+import_meta_graph for --meta); TF2 objects restore with tf.train.Checkpoint and
+assert_existing_objects_matched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_reader import same_value
+from typer.testing import CliRunner
+
+from tfckpt.checkpoint import resolve_prefix
+from tfckpt.cli import app
+
+from fixtures import CORPUS, EXAMPLES, Fixture, corpus_checkpoints
+
+sys.path.insert(0, str(EXAMPLES))
+import fixture_models
+
+runner = CliRunner()
+
+
+def run(*args: Any) -> Any:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ok(*args: Any) -> Any:
+    result = run(*args)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def tf_map(path: str) -> dict[str, Any]:
+    from tfckpt.tf_engine.checkpoint import read_all
+
+    return read_all(resolve_prefix(path)[0])
+
+
+def assert_same_values(src: dict[str, Any], dst: dict[str, Any], renames: dict[str, str]) -> None:
+    assert sorted(dst) == sorted(renames.get(k, k) for k in src)
+    for name, value in src.items():
+        if name == "_CHECKPOINTABLE_OBJECT_GRAPH":
+            continue
+        assert same_value(
+            np.asarray(dst[renames.get(name, name)], dtype=object)
+            if isinstance(dst[renames.get(name, name)], bytes)
+            else np.asarray(dst[renames.get(name, name)]),
+            value,
+        ), name
+
+
+def files_in(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+# ---- rename ---------------------------------------------------------------------------------
+KINDS = ["tf1_adam", "sharded", "partitioned", "dtypes", "savedmodel_tf1", "v1"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("link", [False, True])
+def test_rename_every_fixture_kind(
+    fx: dict[str, Fixture], tmp_path: Path, kind: str, link: bool
+) -> None:
+    src = str(fx[kind].path)
+    before = tf_map(src)
+    dst = tmp_path / "out" / "renamed"
+    dst.parent.mkdir()
+    ok("rename", src, dst, "--add-prefix", "scope/", *(["--link"] if link else []))
+    after = tf_map(str(dst))
+    assert_same_values(before, after, {k: "scope/" + k for k in before})
+    assert (dst.parent / "checkpoint").read_text().startswith('model_checkpoint_path: "renamed"')
+
+
+@pytest.mark.parametrize("prefix", corpus_checkpoints(), ids=lambda p: str(p.relative_to(CORPUS)))
+def test_rename_and_prune_corpus(prefix: Path, tmp_path: Path, tf: Any) -> None:
+    before = tf_map(str(prefix))
+    ok("rename", prefix, tmp_path / "r", "--sub", "^(.)", r"x\1")
+    renamed = {k: ("x" + k if k != "_CHECKPOINTABLE_OBJECT_GRAPH" else k) for k in before}
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in before:
+        assert_same_values(before, tf_map(str(tmp_path / "r")), renamed)
+    ok("prune", prefix, tmp_path / "p", "--optimizer")
+    pruned = tf_map(str(tmp_path / "p"))
+    for name, value in pruned.items():
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH":
+            assert same_value(
+                np.asarray(before[name], dtype=object)
+                if isinstance(before[name], bytes)
+                else np.asarray(before[name]),
+                value if not isinstance(value, bytes) else value,
+            )
+
+
+def test_tf2_rename_of_path_components_restores(
+    fx: dict[str, Fixture], tmp_path: Path, tf: Any
+) -> None:
+    src = str(fx["tf2_module"].path)
+    dst = tmp_path / "ckpt-1"
+    ok("rename", src, dst, "--sub", "^net/enc/", "net/encoder/")
+    net = fixture_models.make_net(tf, enc_attr="encoder")
+    for v in net.trainable_variables:
+        v.assign(tf.zeros_like(v))
+    tf.train.Checkpoint(net=net).restore(str(dst)).assert_existing_objects_matched()
+    original = tf_map(src)
+    np.testing.assert_array_equal(
+        net.encoder.w.numpy(), original["net/enc/w/.ATTRIBUTES/VARIABLE_VALUE"]
+    )
+    np.testing.assert_array_equal(
+        net.dec.b.numpy(), original["net/dec/b/.ATTRIBUTES/VARIABLE_VALUE"]
+    )
+    # The old attribute name no longer matches.
+    old = fixture_models.make_net(tf)
+    status = tf.train.Checkpoint(net=old).restore(str(dst))
+    with pytest.raises(AssertionError):
+        status.assert_existing_objects_matched()
+
+
+def test_tf2_rename_that_is_not_a_path_rename_is_refused(
+    fx: dict[str, Fixture], tmp_path: Path
+) -> None:
+    src = str(fx["tf2_module"].path)
+    # Renames only one of the two variables under the shared 'enc' edge.
+    result = run("rename", src, tmp_path / "x", "--sub", "^net/enc/w/", "net/encoder/w/")
+    assert result.exit_code == 2 and "object edge" in result.stderr
+    result = run("rename", src, tmp_path / "x", "--sub", "^net/enc/", "net/enc/deeper/")
+    assert result.exit_code == 2 and "number of path components" in result.stderr
+    assert files_in(tmp_path) == set()
+
+
+def test_tf1_graph_with_new_names_restores(fx: dict[str, Fixture], tmp_path: Path, tf: Any) -> None:
+    src = str(fx["tf1_adam"].path)
+    dst = tmp_path / "model.ckpt-2"
+    ok("rename", src, dst, "--sub", "^model/", "net/")
+    values = tf_map(src)
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        kernel = tf1.get_variable("net/dense0/kernel", [5, 8])
+        bias = tf1.get_variable("net/dense1/bias", [1])
+        saver = tf1.train.Saver([kernel, bias])
+        with tf1.Session() as sess:
+            saver.restore(sess, str(dst))
+            np.testing.assert_array_equal(sess.run(kernel), values["model/dense0/kernel"])
+            np.testing.assert_array_equal(sess.run(bias), values["model/dense1/bias"])
+
+
+def test_rename_with_meta_imports_and_restores(
+    fx: dict[str, Fixture], tmp_path: Path, tf: Any
+) -> None:
+    for kind in ("tf1_adam", "partitioned"):
+        src = fx[kind].path
+        dst = tmp_path / kind / "model.ckpt"
+        dst.parent.mkdir()
+        result = ok("rename", src, dst, "--sub", "^(model|emb)/", r"renamed_\1/", "--meta")
+        assert "not carried over" not in result.stderr
+        values = tf_map(str(src))
+        tf1 = tf.compat.v1
+        with tf.Graph().as_default() as graph:
+            saver = tf1.train.import_meta_graph(str(dst) + ".meta")
+            with tf1.Session() as sess:
+                saver.restore(sess, str(dst))
+                for name, value in values.items():
+                    new = "renamed_" + name if name.startswith(("model/", "emb/")) else name
+                    if kind == "partitioned" and name.startswith("emb/"):
+                        parts = sorted(
+                            (
+                                v
+                                for v in tf1.global_variables()
+                                if v.op.name.startswith(new + "/part_")
+                            ),
+                            key=lambda v: v.op.name,
+                        )
+                        assert parts, new
+                        axis = 0 if name.endswith("rows") else 1
+                        got = np.concatenate([sess.run(p) for p in parts], axis=axis)
+                    else:
+                        got = sess.run(graph.get_tensor_by_name(new + ":0"))
+                    np.testing.assert_array_equal(got, value)
+
+
+def test_rename_without_meta_says_so(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    result = ok("rename", fx["tf1_adam"].path, tmp_path / "x", "--add-prefix", "a/")
+    assert "was not carried over" in result.stderr
+    assert not (tmp_path / "x.meta").exists()
+
+
+def test_dry_run_and_json_plan(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    result = ok(
+        "rename",
+        fx["tf1_adam"].path,
+        tmp_path / "x",
+        "--strip-prefix",
+        "model/",
+        "--dry-run",
+        "--json",
+    )
+    plan = json.loads(result.stdout)
+    assert {"old": "model/dense0/kernel", "new": "dense0/kernel"} in plan["renames"]
+    assert plan["unchanged"] == 3 and plan["conflicts"] == [] and plan["dry_run"]
+    assert files_in(tmp_path) == set()
+
+
+def test_mapping_file_csv_and_json(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    csv = tmp_path / "map.csv"
+    csv.write_text("old,new\nglobal_step,step\nmodel/dense0/bias,b0\n")
+    ok("rename", fx["tf1_adam"].path, tmp_path / "a", "--mapping", csv)
+    names = set(tf_map(str(tmp_path / "a")))
+    assert {"step", "b0"} <= names and "global_step" not in names
+    tsv = tmp_path / "map.tsv"
+    tsv.write_text("global_step\tstep2\n")
+    ok("rename", fx["tf1_adam"].path, tmp_path / "b", "--mapping", tsv)
+    assert "step2" in tf_map(str(tmp_path / "b"))
+
+
+def test_conflicts_are_exit_2_and_write_nothing(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    src = fx["tf1_adam"].path
+    out = tmp_path / "out"
+    out.mkdir()
+    cases = [
+        (["--sub", "/Adam(_1)?$", ""], "collides with an unchanged name"),
+        (["--sub", ".*", "same"], "would all be renamed to"),
+        (["--sub", "^global_step$", ""], "empty name"),
+        (["--sub", "(", "x"], "bad --sub"),
+    ]
+    for args, message in cases:
+        result = run("rename", src, out / "x", *args)
+        assert result.exit_code == 2, args
+        assert message in result.stderr and result.stderr.count("\n") == 1
+    assert files_in(out) == set()
+
+
+def test_missing_source_existing_and_readonly_destination(
+    fx: dict[str, Fixture], tmp_path: Path
+) -> None:
+    src = fx["tf1_adam"].path
+    result = run("rename", tmp_path / "nope", tmp_path / "x", "--add-prefix", "a/")
+    assert result.exit_code == 2
+    ok("rename", src, tmp_path / "x", "--add-prefix", "a/")
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    for command in (
+        ["rename", src, tmp_path / "x", "--add-prefix", "b/"],
+        ["prune", src, tmp_path / "x", "--optimizer"],
+    ):
+        result = run(*command)
+        assert result.exit_code == 2 and "exists" in result.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+    ok("rename", src, tmp_path / "x", "--add-prefix", "b/", "--force")
+    assert "b/global_step" in tf_map(str(tmp_path / "x"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user that can write anywhere")
+        result = run("prune", src, ro / "x", "--optimizer")
+        assert result.exit_code == 2 and "not writable" in result.stderr
+    finally:
+        ro.chmod(stat.S_IRWXU)
+    assert files_in(ro) == set()
+
+
+# ---- prune ----------------------------------------------------------------------------------
+def test_prune_optimizer_tf1(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    for kind in ("tf1_adam", "tf1_slots"):
+        src = str(fx[kind].path)
+        before = tf_map(src)
+        result = ok("prune", src, tmp_path / kind, "--optimizer", "--json")
+        report = json.loads(result.stdout)
+        after = tf_map(str(tmp_path / kind))
+        assert sorted(after) == [
+            "global_step",
+            "model/dense0/bias",
+            "model/dense0/kernel",
+            "model/dense1/bias",
+            "model/dense1/kernel",
+        ]
+        for name, value in after.items():
+            assert same_value(np.asarray(value), before[name])
+        assert report["bytes_after"] < report["bytes_before"]
+        assert (
+            os.path.getsize(str(tmp_path / kind) + ".data-00000-of-00001") == report["bytes_after"]
+        )
+
+
+def test_prune_drop_keep_and_global_step(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    src = fx["tf1_adam"].path
+    ok(
+        "prune",
+        src,
+        tmp_path / "a",
+        "--drop",
+        "^model/dense1/",
+        "--keep",
+        "^model/dense1/kernel$",
+        "--drop-global-step",
+    )
+    names = set(tf_map(str(tmp_path / "a")))
+    assert "model/dense1/kernel" in names and "model/dense1/bias" not in names
+    assert "global_step" not in names and "model/dense0/kernel/Adam" in names
+    result = run("prune", src, tmp_path / "b", "--drop", "[")
+    assert result.exit_code == 2 and "bad --drop" in result.stderr
+
+
+def test_prune_partitioned_sharded_and_strings(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    for kind, drop in (("partitioned", "^plain$"), ("sharded", "^dev1/c$"), ("dtypes", "^dt/int")):
+        src = str(fx[kind].path)
+        before = tf_map(src)
+        ok("prune", src, tmp_path / kind, "--drop", drop)
+        after = tf_map(str(tmp_path / kind))
+        import re
+
+        assert sorted(after) == sorted(k for k in before if not re.search(drop, k))
+        for name, value in after.items():
+            assert same_value(
+                np.asarray(value, dtype=object) if isinstance(value, bytes) else np.asarray(value),
+                before[name],
+            ), name
+
+
+def test_prune_optimizer_tf2_keras_restores_model(
+    fx: dict[str, Fixture], tmp_path: Path, tf: Any
+) -> None:
+    src = str(fx["tf2_keras"].path)
+    dst = tmp_path / "ckpt-1"
+    result = ok("prune", src, dst, "--optimizer", "--json")
+    dropped = json.loads(result.stdout)["drop"]
+    assert dropped and all(d.startswith("optimizer/_") for d in dropped)
+    model = fixture_models.build_keras_model(tf)
+    tf.train.Checkpoint(model=model).restore(str(dst)).assert_existing_objects_matched()
+    original = fixture_models.build_keras_model(tf)
+    tf.train.Checkpoint(model=original).restore(src).expect_partial()
+    for a, b in zip(model.weights, original.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    remaining = tf_map(str(dst))
+    assert not any("_variables/" in k or "_iterations" in k for k in remaining)
+
+
+def test_prune_dry_run_reports_sizes(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    result = ok("prune", fx["tf1_adam"].path, tmp_path / "x", "--optimizer", "--dry-run")
+    assert "dropped" in result.stdout and "saved" in result.stdout
+    assert files_in(tmp_path) == set()
+
+
+# ---- merge ----------------------------------------------------------------------------------
+def test_merge_restores_both_models_under_scopes(
+    fx: dict[str, Fixture], tmp_path: Path, tf: Any
+) -> None:
+    a, b = str(fx["tf1_adam"].path), str(fx["partitioned"].path)
+    out = tmp_path / "merged"
+    result = ok("merge", out, f"{a}:enc/", f"{b}:head/", "--json")
+    assert json.loads(result.stdout)["shards"] == 2
+    merged = tf_map(str(out))
+    va, vb = tf_map(a), tf_map(b)
+    assert sorted(merged) == sorted(["enc/" + k for k in va] + ["head/" + k for k in vb])
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        k = tf1.get_variable("enc/model/dense0/kernel", [5, 8])
+        rows = tf1.get_variable("head/emb/rows", [10, 4], partitioner=tf1.fixed_size_partitioner(3))
+        saver = tf1.train.Saver()
+        with tf1.Session() as sess:
+            saver.restore(sess, str(out))
+            np.testing.assert_array_equal(sess.run(k), va["model/dense0/kernel"])
+            np.testing.assert_array_equal(sess.run(tf.convert_to_tensor(rows)), vb["emb/rows"])
+
+
+def test_merge_duplicates_prefer_and_v1(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    a = str(fx["tf1_adam"].path)
+    multi = fx["tf1_multi"].path
+    b = str(multi / "model.ckpt-10")
+    result = run("merge", tmp_path / "x", a, b)
+    assert result.exit_code == 2 and "duplicate" in result.stderr
+    assert files_in(tmp_path) == set()
+    ok("merge", tmp_path / "first", a, b, "--prefer", "first")
+    ok("merge", tmp_path / "last", a, b, "--prefer", "last")
+    assert same_value(
+        np.asarray(tf_map(str(tmp_path / "first"))["global_step"]), tf_map(a)["global_step"]
+    )
+    assert same_value(
+        np.asarray(tf_map(str(tmp_path / "last"))["global_step"]), tf_map(b)["global_step"]
+    )
+    v1 = str(fx["v1"].path)
+    ok("merge", tmp_path / "mixed", f"{a}:a/", f"{v1}:old/", "--link")
+    merged = tf_map(str(tmp_path / "mixed"))
+    assert "old/v1/a" in merged and "a/global_step" in merged
+
+
+def test_merge_refuses_escaping_scopes(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    result = run("merge", tmp_path / "x", f"{fx['tf1_adam'].path}:../evil/")
+    assert result.exit_code == 2 and "bad scope" in result.stderr

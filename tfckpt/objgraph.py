@@ -1,0 +1,241 @@
+"""TF2 object graphs (``_CHECKPOINTABLE_OBJECT_GRAPH``): keys from paths, and consistent edits.
+
+TensorFlow restores TF2 checkpoints by walking ``local_name`` edges from the root object and
+reading each attribute's ``checkpoint_key``; the key text itself is derived from the first
+(breadth-first) path to the object, FORMAT.md §9. A rename therefore has to change edges, keys
+and bundle entries together, and a prune has to drop attributes and slot references with the
+entries. Every edit is validated by recomputing all keys from the edited graph.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from tfckpt import protos
+from tfckpt.errors import RenameConflict
+
+ATTRIBUTES = ".ATTRIBUTES"
+OPTIMIZER_SLOT = ".OPTIMIZER_SLOT"
+
+
+def escape_local_name(name: str) -> str:
+    return name.replace(".", "..").replace("/", ".S")
+
+
+def unescape_local_name(name: str) -> str:
+    out = []
+    i = 0
+    while i < len(name):
+        if name[i] == "." and i + 1 < len(name) and name[i + 1] in ".S":
+            out.append("." if name[i + 1] == "." else "/")
+            i += 2
+        else:
+            out.append(name[i])
+            i += 1
+    return "".join(out)
+
+
+def parse(raw: bytes) -> Any:
+    return protos.TrackableObjectGraph.FromString(raw)
+
+
+def node_paths(graph: Any) -> dict[int, list[tuple[int, int]]]:
+    """The breadth-first path to every reachable node as [(parent id, child index), ...]."""
+    paths: dict[int, list[tuple[int, int]]] = {0: []}
+    queue = deque([0])
+    while queue:
+        node_id = queue.popleft()
+        for index, child in enumerate(graph.nodes[node_id].children):
+            if child.node_id not in paths and 0 <= child.node_id < len(graph.nodes):
+                paths[child.node_id] = [*paths[node_id], (node_id, index)]
+                queue.append(child.node_id)
+    return paths
+
+
+def _path_string(graph: Any, path: list[tuple[int, int]]) -> str:
+    return "/".join(
+        escape_local_name(graph.nodes[parent].children[index].local_name) for parent, index in path
+    )
+
+
+def expected_keys(graph: Any) -> dict[tuple[int, int], str]:
+    """The checkpoint key TF would derive for each (node id, attribute index)."""
+    paths = node_paths(graph)
+    prefixes = {node_id: _path_string(graph, path) for node_id, path in paths.items()}
+    for node_id, node in enumerate(graph.nodes):
+        for slot in node.slot_variables:
+            var, opt = slot.original_variable_node_id, node_id
+            if var in prefixes and opt in prefixes:
+                prefixes.setdefault(
+                    slot.slot_variable_node_id,
+                    f"{prefixes[var]}/{OPTIMIZER_SLOT}/{prefixes[opt]}/"
+                    f"{escape_local_name(slot.slot_name)}",
+                )
+    keys = {}
+    for node_id, node in enumerate(graph.nodes):
+        if node_id not in prefixes:
+            continue
+        for index, attr in enumerate(node.attributes):
+            base = prefixes[node_id]
+            suffix = f"{ATTRIBUTES}/{escape_local_name(attr.name)}"
+            keys[(node_id, index)] = f"{base}/{suffix}" if base else suffix
+    return keys
+
+
+def rename_keys(raw: bytes, renames: dict[str, str]) -> bytes:
+    """Rewrite the object graph for renamed keys: edges, checkpoint keys and full names.
+
+    Raises RenameConflict when the renames cannot be expressed as renaming path components
+    (local names) consistently.
+    """
+    graph = parse(raw)
+    paths = node_paths(graph)
+    attr_of: dict[str, tuple[int, int]] = {}
+    for node_id, node in enumerate(graph.nodes):
+        for index, attr in enumerate(node.attributes):
+            attr_of[attr.checkpoint_key] = (node_id, index)
+    edge_renames: dict[tuple[int, int], str] = {}
+    problems: list[str] = []
+    for old, new in renames.items():
+        if old not in attr_of:
+            continue  # not an object-graph key (e.g. a plain extra tensor)
+        old_parts, new_parts = old.split("/"), new.split("/")
+        node_id, _ = attr_of[old]
+        if old_parts[-2:] != new_parts[-2:] or old_parts[-2] != ATTRIBUTES:
+            problems.append(f"{old!r} -> {new!r} changes the '/.ATTRIBUTES/...' suffix")
+            continue
+        if len(old_parts) != len(new_parts):
+            problems.append(
+                f"{old!r} -> {new!r} changes the number of path components; TF2 keys follow "
+                "object attributes, so only whole components (local names) can be renamed"
+            )
+            continue
+        if OPTIMIZER_SLOT in old_parts:
+            continue  # slot keys follow their variable's and optimizer's paths
+        path = paths.get(node_id, [])
+        for position, (a, b) in enumerate(zip(old_parts[:-2], new_parts[:-2])):
+            if a == b:
+                continue
+            if position >= len(path):
+                problems.append(f"{old!r}: component {a!r} is not an object edge")
+                continue
+            edge = path[position]
+            name = unescape_local_name(b)
+            if edge_renames.get(edge, name) != name:
+                problems.append(
+                    f"object edge {a!r} would be renamed to both {edge_renames[edge]!r} and "
+                    f"{name!r}"
+                )
+            edge_renames[edge] = name
+    if problems:
+        raise RenameConflict("cannot rename this TF2 checkpoint: " + "; ".join(problems))
+    for (parent, index), name in edge_renames.items():
+        graph.nodes[parent].children[index].local_name = name
+    for node in graph.nodes:
+        for attr in node.attributes:
+            old = attr.checkpoint_key
+            if old in renames:
+                attr.checkpoint_key = renames[old]
+    # Every key TF would now derive must be what the bundle will hold.
+    mismatches = []
+    for (node_id, index), key in expected_keys(graph).items():
+        attr = graph.nodes[node_id].attributes[index]
+        if attr.checkpoint_key != key:
+            mismatches.append(f"{attr.checkpoint_key!r} (the object path now gives {key!r})")
+    if mismatches:
+        raise RenameConflict(
+            "cannot rename this TF2 checkpoint consistently: renaming an object edge renames "
+            "every key below it, so the rules must rename all of them alike; mismatched: "
+            + ", ".join(mismatches[:5])
+            + (f" and {len(mismatches) - 5} more" if len(mismatches) > 5 else "")
+        )
+    return bytes(graph.SerializeToString())
+
+
+def drop_keys(raw: bytes, dropped: set[str]) -> bytes:
+    """Remove the attributes of dropped keys, slot references to emptied slot nodes, and
+    recompute ``has_checkpoint_values``."""
+    graph = parse(raw)
+    for node in graph.nodes:
+        keep = [a for a in node.attributes if a.checkpoint_key not in dropped]
+        if len(keep) != len(node.attributes):
+            copies = [type(a)() for a in keep]
+            for copy, attr in zip(copies, keep):
+                copy.CopyFrom(attr)
+            del node.attributes[:]
+            node.attributes.extend(copies)
+    for node in graph.nodes:
+        slots = [
+            s
+            for s in node.slot_variables
+            if 0 <= s.slot_variable_node_id < len(graph.nodes)
+            and graph.nodes[s.slot_variable_node_id].attributes
+        ]
+        if len(slots) != len(node.slot_variables):
+            copies = [type(s)() for s in slots]
+            for copy, slot in zip(copies, slots):
+                copy.CopyFrom(slot)
+            del node.slot_variables[:]
+            node.slot_variables.extend(copies)
+    _update_has_values(graph)
+    return bytes(graph.SerializeToString())
+
+
+def _update_has_values(graph: Any) -> None:
+    """Recompute ``has_checkpoint_values`` where present: a node has values if it or anything
+    reachable from it (children, slots) has attributes."""
+    memo: dict[int, bool] = {}
+
+    def has_values(node_id: int, visiting: set[int]) -> bool:
+        if node_id in memo:
+            return memo[node_id]
+        if node_id in visiting:
+            return False
+        visiting.add(node_id)
+        node = graph.nodes[node_id]
+        result = bool(node.attributes) or any(
+            has_values(c.node_id, visiting)
+            for c in node.children
+            if 0 <= c.node_id < len(graph.nodes)
+        )
+        memo[node_id] = result
+        return result
+
+    for node_id, node in enumerate(graph.nodes):
+        if node.HasField("has_checkpoint_values"):
+            node.has_checkpoint_values.value = has_values(node_id, set())
+
+
+def optimizer_keys(raw: bytes) -> set[str]:
+    """Keys that belong to optimizer state only.
+
+    A node is optimizer state when it cannot be reached from the root without passing through an
+    optimizer: a root edge named like ``optimizer`` or a node that owns slot variables. Model
+    variables an optimizer also tracks (Keras 3 lists them under
+    ``optimizer/_trainable_variables``, and breadth-first keys may even name them that way) stay,
+    because the model reaches them too. Slot variables are reachable only through their
+    optimizer, so they go.
+    """
+    graph = parse(raw)
+    optimizers = {node_id for node_id, node in enumerate(graph.nodes) if node.slot_variables}
+    if not graph.nodes:
+        return set()
+    optimizers.update(
+        c.node_id for c in graph.nodes[0].children if "optimizer" in c.local_name.lower()
+    )
+    kept = {0}
+    queue = deque([0])
+    while queue:
+        node_id = queue.popleft()
+        for child in graph.nodes[node_id].children:
+            target = child.node_id
+            if 0 <= target < len(graph.nodes) and target not in kept and target not in optimizers:
+                kept.add(target)
+                queue.append(target)
+    return {
+        attr.checkpoint_key
+        for node_id, node in enumerate(graph.nodes)
+        if node_id not in kept
+        for attr in node.attributes
+    }

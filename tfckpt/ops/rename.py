@@ -1,0 +1,56 @@
+"""Rename plans: which names change, and every conflict, before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfckpt.checkpoint import OBJECT_GRAPH_KEY
+from tfckpt.ops.rules import NameRules
+
+
+@dataclass
+class RenamePlan:
+    renames: dict[str, str] = field(default_factory=dict)  # old -> new, changed names only
+    unchanged: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+    def new_name(self, name: str) -> str:
+        return self.renames.get(name, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "renames": [{"old": o, "new": n} for o, n in sorted(self.renames.items())],
+            "unchanged": len(self.unchanged),
+            "conflicts": self.conflicts,
+        }
+
+
+def plan_renames(names: list[str], rules: NameRules) -> RenamePlan:
+    """Apply ``rules`` to every name (the TF2 object-graph key is never renamed)."""
+    plan = RenamePlan()
+    targets: dict[str, list[str]] = {}
+    for name in names:
+        new = name if name == OBJECT_GRAPH_KEY else rules.apply(name)
+        if new == name:
+            plan.unchanged.append(name)
+        else:
+            plan.renames[name] = new
+        targets.setdefault(new, []).append(name)
+        if not new:
+            plan.conflicts.append(f"{name!r} would get an empty name")
+        elif new.startswith("\x00"):
+            plan.conflicts.append(f"{name!r} -> {new!r}: names may not start with a NUL byte")
+        elif new == OBJECT_GRAPH_KEY and name != OBJECT_GRAPH_KEY:
+            plan.conflicts.append(f"{name!r} -> {new!r}: that name is reserved")
+    for new, sources in sorted(targets.items()):
+        if len(sources) > 1 and new:
+            kept = [s for s in sources if s == new]
+            if kept:
+                others = ", ".join(repr(s) for s in sources if s != new)
+                plan.conflicts.append(f"{others} -> {new!r} collides with an unchanged name")
+            else:
+                plan.conflicts.append(
+                    f"{', '.join(repr(s) for s in sources)} would all be renamed to {new!r}"
+                )
+    return plan
