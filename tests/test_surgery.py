@@ -19,7 +19,8 @@ import pytest
 from test_reader import same_value
 from typer.testing import CliRunner
 
-from tfckpt.checkpoint import resolve_prefix
+from tfckpt import objgraph
+from tfckpt.checkpoint import OBJECT_GRAPH_KEY, resolve_prefix
 from tfckpt.cli import app
 
 from fixtures import CORPUS, EXAMPLES, Fixture, corpus_checkpoints
@@ -49,14 +50,8 @@ def tf_map(path: str) -> dict[str, Any]:
 def assert_same_values(src: dict[str, Any], dst: dict[str, Any], renames: dict[str, str]) -> None:
     assert sorted(dst) == sorted(renames.get(k, k) for k in src)
     for name, value in src.items():
-        if name == "_CHECKPOINTABLE_OBJECT_GRAPH":
-            continue
-        assert same_value(
-            np.asarray(dst[renames.get(name, name)], dtype=object)
-            if isinstance(dst[renames.get(name, name)], bytes)
-            else np.asarray(dst[renames.get(name, name)]),
-            value,
-        ), name
+        if name != OBJECT_GRAPH_KEY:
+            assert same_value(as_array(dst[renames.get(name, name)]), value), name
 
 
 def files_in(directory: Path) -> set[str]:
@@ -85,20 +80,38 @@ def test_rename_every_fixture_kind(
 @pytest.mark.parametrize("prefix", corpus_checkpoints(), ids=lambda p: str(p.relative_to(CORPUS)))
 def test_rename_and_prune_corpus(prefix: Path, tmp_path: Path, tf: Any) -> None:
     before = tf_map(str(prefix))
-    ok("rename", prefix, tmp_path / "r", "--sub", "^(.)", r"x\1")
-    renamed = {k: ("x" + k if k != "_CHECKPOINTABLE_OBJECT_GRAPH" else k) for k in before}
-    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in before:
-        assert_same_values(before, tf_map(str(tmp_path / "r")), renamed)
+    args = ("rename", prefix, tmp_path / "r", "--sub", "^(.)", r"x\1", "--json")
+    planned = json.loads(ok(*args, "--dry-run").stdout)["renames"]
+    result = json.loads(ok(*args).stdout)
+    assert result["renames"] == planned
+    renames = {r["old"]: r["new"] for r in planned}
+    assert set(renames) == set(before) - {OBJECT_GRAPH_KEY}
+    after = tf_map(str(tmp_path / "r"))
+    assert_same_values(before, after, renames)
+    if OBJECT_GRAPH_KEY in before:
+        assert_object_graph_consistent(after)
     ok("prune", prefix, tmp_path / "p", "--optimizer")
     pruned = tf_map(str(tmp_path / "p"))
+    assert set(pruned) <= set(before)
     for name, value in pruned.items():
-        if name != "_CHECKPOINTABLE_OBJECT_GRAPH":
-            assert same_value(
-                np.asarray(before[name], dtype=object)
-                if isinstance(before[name], bytes)
-                else np.asarray(before[name]),
-                value if not isinstance(value, bytes) else value,
-            )
+        if name != OBJECT_GRAPH_KEY:
+            assert same_value(as_array(value), before[name]), name
+    if OBJECT_GRAPH_KEY in before:
+        assert_object_graph_consistent(pruned)
+
+
+def as_array(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype=object) if isinstance(value, bytes) else np.asarray(value)
+
+
+def assert_object_graph_consistent(values: dict[str, Any]) -> None:
+    """Every attribute of the stored object graph names a stored key, and that key is the one
+    TF derives from the object path."""
+    graph = objgraph.parse(values[OBJECT_GRAPH_KEY])
+    keys = [a.checkpoint_key for n in graph.nodes for a in n.attributes]
+    assert set(keys) == set(values) - {OBJECT_GRAPH_KEY}
+    for (node_id, index), key in objgraph.expected_keys(graph).items():
+        assert graph.nodes[node_id].attributes[index].checkpoint_key == key
 
 
 def test_tf2_rename_of_path_components_restores(
@@ -153,38 +166,68 @@ def test_tf1_graph_with_new_names_restores(fx: dict[str, Fixture], tmp_path: Pat
             np.testing.assert_array_equal(sess.run(bias), values["model/dense1/bias"])
 
 
+def restore_through_meta(tf: Any, prefix: Path) -> dict[str, Any]:
+    """import_meta_graph(prefix.meta) + Saver.restore(prefix): every saved variable's value by
+    checkpoint name, partitioned variables assembled from their parts."""
+    tf1 = tf.compat.v1
+    out: dict[str, Any] = {}
+    with tf.Graph().as_default():
+        saver = tf1.train.import_meta_graph(str(prefix) + ".meta", clear_devices=True)
+        with tf1.Session() as sess:
+            saver.restore(sess, str(prefix))
+            for v in tf1.global_variables():
+                value = sess.run(v)
+                info = getattr(v, "_save_slice_info", None)
+                if info is None:
+                    out[v.op.name] = value
+                    continue
+                full = out.setdefault(info.full_name, np.zeros(info.full_shape, value.dtype))
+                index = tuple(slice(o, o + n) for o, n in zip(info.var_offset, value.shape))
+                full[index] = value
+    return out
+
+
+@pytest.mark.parametrize("kind", ["tf1_adam", "partitioned", "sharded"])
 def test_rename_with_meta_imports_and_restores(
-    fx: dict[str, Fixture], tmp_path: Path, tf: Any
+    fx: dict[str, Fixture], tmp_path: Path, tf: Any, kind: str
 ) -> None:
-    for kind in ("tf1_adam", "partitioned"):
-        src = fx[kind].path
-        dst = tmp_path / kind / "model.ckpt"
-        dst.parent.mkdir()
-        result = ok("rename", src, dst, "--sub", "^(model|emb)/", r"renamed_\1/", "--meta")
-        assert "not carried over" not in result.stderr
-        values = tf_map(str(src))
-        tf1 = tf.compat.v1
-        with tf.Graph().as_default() as graph:
-            saver = tf1.train.import_meta_graph(str(dst) + ".meta")
-            with tf1.Session() as sess:
-                saver.restore(sess, str(dst))
-                for name, value in values.items():
-                    new = "renamed_" + name if name.startswith(("model/", "emb/")) else name
-                    if kind == "partitioned" and name.startswith("emb/"):
-                        parts = sorted(
-                            (
-                                v
-                                for v in tf1.global_variables()
-                                if v.op.name.startswith(new + "/part_")
-                            ),
-                            key=lambda v: v.op.name,
-                        )
-                        assert parts, new
-                        axis = 0 if name.endswith("rows") else 1
-                        got = np.concatenate([sess.run(p) for p in parts], axis=axis)
-                    else:
-                        got = sess.run(graph.get_tensor_by_name(new + ":0"))
-                    np.testing.assert_array_equal(got, value)
+    src = fx[kind].path
+    dst = tmp_path / "model.ckpt"
+    sub = ("--sub", "^(model|emb|dev0|dev1|plain)/?", r"renamed_\1/")
+    result = ok("rename", src, dst, *sub, "--meta", "--json")
+    assert "not carried over" not in result.stderr
+    renames = {r["old"]: r["new"] for r in json.loads(result.stdout)["renames"]}
+    assert renames
+    values = tf_map(str(src))
+    restored = restore_through_meta(tf, dst)
+    assert sorted(restored) == sorted(renames.get(k, k) for k in values)
+    for name, value in values.items():
+        np.testing.assert_array_equal(restored[renames.get(name, name)], value)
+
+
+META_CORPUS = [
+    p
+    for p in corpus_checkpoints()
+    if p.with_suffix(".meta").exists() or Path(str(p) + ".meta").exists()
+]
+
+
+@pytest.mark.parametrize("prefix", META_CORPUS, ids=lambda p: str(p.relative_to(CORPUS)))
+def test_rename_with_meta_corpus(prefix: Path, tmp_path: Path, tf: Any) -> None:
+    if resolve_prefix(str(prefix))[1] != "V2":
+        pytest.skip("a V1 Saver graph restores only V1 files; rename writes V2")
+    try:
+        original = restore_through_meta(tf, prefix)
+    except Exception as exc:  # e.g. TF 2.x cannot parse the producer version '0.12.head'
+        pytest.skip(f"TensorFlow cannot import the original .meta: {type(exc).__name__}")
+    dst = tmp_path / "model.ckpt"
+    result = ok("rename", prefix, dst, "--add-prefix", "moved/", "--meta", "--json")
+    renames = {r["old"]: r["new"] for r in json.loads(result.stdout)["renames"]}
+    restored = restore_through_meta(tf, dst)
+    values = tf_map(str(prefix))
+    assert sorted(restored) == sorted(renames[k] for k in original)
+    for name, value in values.items():
+        np.testing.assert_array_equal(restored[renames[name]], value)
 
 
 def test_rename_without_meta_says_so(fx: dict[str, Fixture], tmp_path: Path) -> None:
@@ -341,7 +384,12 @@ def test_prune_optimizer_tf2_keras_restores_model(
     for a, b in zip(model.weights, original.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     remaining = tf_map(str(dst))
-    assert not any("_variables/" in k or "_iterations" in k for k in remaining)
+    # Keras 3 lists the model's weights under optimizer/_trainable_variables (the first
+    # breadth-first path to them): those stay; the optimizer's own state goes.
+    assert not any(
+        k.startswith(("optimizer/_variables/", "optimizer/_iterations")) for k in remaining
+    )
+    assert sum(k.startswith("optimizer/_trainable_variables/") for k in remaining) == 4
 
 
 def test_prune_dry_run_reports_sizes(fx: dict[str, Fixture], tmp_path: Path) -> None:
@@ -396,3 +444,23 @@ def test_merge_duplicates_prefer_and_v1(fx: dict[str, Fixture], tmp_path: Path) 
 def test_merge_refuses_escaping_scopes(fx: dict[str, Fixture], tmp_path: Path) -> None:
     result = run("merge", tmp_path / "x", f"{fx['tf1_adam'].path}:../evil/")
     assert result.exit_code == 2 and "bad scope" in result.stderr
+
+
+KERAS_SLOTS = CORPUS / "tensorflow__rust/examples/keras_multiple_inputs_saved_model"
+
+
+@pytest.mark.skipif(not KERAS_SLOTS.is_dir(), reason="corpus absent")
+def test_tf2_slot_keys_follow_a_renamed_optimizer(tmp_path: Path, tf: Any) -> None:
+    result = ok("rename", KERAS_SLOTS, tmp_path / "r", "--sub", "^optimizer/", "opt/", "--json")
+    renames = {r["old"]: r["new"] for r in json.loads(result.stdout)["renames"]}
+    slot = "layer_with_weights-1/kernel/.OPTIMIZER_SLOT/optimizer/m/.ATTRIBUTES/VARIABLE_VALUE"
+    assert renames[slot] == slot.replace("/optimizer/", "/opt/")
+    assert renames["optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE"] == (
+        "opt/iter/.ATTRIBUTES/VARIABLE_VALUE"
+    )
+    assert "slot key(s) follow" in result.stderr
+    after = tf_map(str(tmp_path / "r"))
+    assert_object_graph_consistent(after)
+    graph = objgraph.parse(after[OBJECT_GRAPH_KEY])
+    assert "opt" in {c.local_name for c in graph.nodes[0].children}
+    assert_same_values(tf_map(str(KERAS_SLOTS / "variables/variables")), after, renames)

@@ -52,7 +52,14 @@ def rename_metagraph(data: bytes, renames: dict[str, str]) -> bytes:
     # ``part_N`` nodes; either way the name and everything under it move together.
     renamer = _NodeRenamer(renames)
     for node in meta.graph_def.node:
-        node.name = renamer.node(node.name)
+        old_name = node.name
+        node.name = renamer.node(old_name)
+        # Resource and ref variables carry their own name as the resource's shared name.
+        for attr in ("shared_name", "debug_name"):
+            if attr in node.attr and node.attr[attr].s == old_name.encode(
+                "utf-8", "surrogateescape"
+            ):
+                node.attr[attr].s = node.name.encode("utf-8", "surrogateescape")
         for i, ref in enumerate(node.input):
             node.input[i] = renamer.tensor(ref)
         if "_class" in node.attr:

@@ -10,9 +10,11 @@ entries. Every edit is validated by recomputing all keys from the edited graph.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt import protos
+from tfckpt.checkpoint import OBJECT_GRAPH_KEY
 from tfckpt.errors import RenameConflict
 
 ATTRIBUTES = ".ATTRIBUTES"
@@ -38,6 +40,13 @@ def unescape_local_name(name: str) -> str:
 
 def parse(raw: bytes) -> Any:
     return protos.TrackableObjectGraph.FromString(raw)
+
+
+def raw_graph(ckpt: Any) -> bytes | None:
+    """The serialized object graph of an opened checkpoint, or None for name-based ones."""
+    if not ckpt.is_object_based:
+        return None
+    return bytes(ckpt.read(OBJECT_GRAPH_KEY).reshape(-1)[0])
 
 
 def node_paths(graph: Any) -> dict[int, list[tuple[int, int]]]:
@@ -83,26 +92,40 @@ def expected_keys(graph: Any) -> dict[tuple[int, int], str]:
     return keys
 
 
-def rename_keys(raw: bytes, renames: dict[str, str]) -> bytes:
+@dataclass
+class GraphRename:
+    """The outcome of renaming keys in an object graph."""
+
+    graph: bytes  # the serialized, edited TrackableObjectGraph
+    renames: dict[str, str]  # final old -> new bundle keys (changed keys only)
+    derived: dict[str, tuple[str, str]] = field(default_factory=dict)  # slot key -> (rule, used)
+
+
+def rename_keys(raw: bytes, renames: dict[str, str]) -> GraphRename:
     """Rewrite the object graph for renamed keys: edges, checkpoint keys and full names.
 
-    Raises RenameConflict when the renames cannot be expressed as renaming path components
-    (local names) consistently.
+    Renamed path components become renamed ``local_name`` edges. Slot-variable keys are not
+    taken from the rules but derived again from the edited graph (FORMAT.md §9: a slot key is
+    its variable's path, ``.OPTIMIZER_SLOT``, its optimizer's path and the slot name), so they
+    always match what TF would write. Raises RenameConflict when the renames cannot be expressed
+    as renaming path components consistently.
     """
     graph = parse(raw)
     paths = node_paths(graph)
+    before = expected_keys(graph)
     attr_of: dict[str, tuple[int, int]] = {}
     for node_id, node in enumerate(graph.nodes):
         for index, attr in enumerate(node.attributes):
             attr_of[attr.checkpoint_key] = (node_id, index)
+    slot_attrs = {where for where, key in before.items() if f"/{OPTIMIZER_SLOT}/" in key}
     edge_renames: dict[tuple[int, int], str] = {}
     problems: list[str] = []
     for old, new in renames.items():
-        if old not in attr_of:
-            continue  # not an object-graph key (e.g. a plain extra tensor)
+        where = attr_of.get(old)
+        if where is None or where in slot_attrs:
+            continue  # not an object-graph key, or a slot key (derived below)
         old_parts, new_parts = old.split("/"), new.split("/")
-        node_id, _ = attr_of[old]
-        if old_parts[-2:] != new_parts[-2:] or old_parts[-2] != ATTRIBUTES:
+        if len(old_parts) < 2 or old_parts[-2:] != new_parts[-2:] or old_parts[-2] != ATTRIBUTES:
             problems.append(f"{old!r} -> {new!r} changes the '/.ATTRIBUTES/...' suffix")
             continue
         if len(old_parts) != len(new_parts):
@@ -111,9 +134,7 @@ def rename_keys(raw: bytes, renames: dict[str, str]) -> bytes:
                 "object attributes, so only whole components (local names) can be renamed"
             )
             continue
-        if OPTIMIZER_SLOT in old_parts:
-            continue  # slot keys follow their variable's and optimizer's paths
-        path = paths.get(node_id, [])
+        path = paths.get(where[0], [])
         for position, (a, b) in enumerate(zip(old_parts[:-2], new_parts[:-2])):
             if a == b:
                 continue
@@ -132,17 +153,28 @@ def rename_keys(raw: bytes, renames: dict[str, str]) -> bytes:
         raise RenameConflict("cannot rename this TF2 checkpoint: " + "; ".join(problems))
     for (parent, index), name in edge_renames.items():
         graph.nodes[parent].children[index].local_name = name
-    for node in graph.nodes:
-        for attr in node.attributes:
-            old = attr.checkpoint_key
-            if old in renames:
-                attr.checkpoint_key = renames[old]
-    # Every key TF would now derive must be what the bundle will hold.
+    after = expected_keys(graph)
+    final: dict[str, str] = {}
+    derived: dict[str, tuple[str, str]] = {}
     mismatches = []
-    for (node_id, index), key in expected_keys(graph).items():
-        attr = graph.nodes[node_id].attributes[index]
-        if attr.checkpoint_key != key:
-            mismatches.append(f"{attr.checkpoint_key!r} (the object path now gives {key!r})")
+    for where, old_expected in before.items():
+        attr = graph.nodes[where[0]].attributes[where[1]]
+        old = attr.checkpoint_key
+        wanted = renames.get(old, old)
+        if old != old_expected:
+            new = wanted  # a key TF did not derive from its path: the rules decide alone
+        elif where in slot_attrs:
+            new = after[where]
+            if new != wanted:
+                derived[old] = (wanted, new)
+        else:
+            new = wanted
+            if new != after[where]:
+                mismatches.append(f"{new!r} (the object path now gives {after[where]!r})")
+                continue
+        if new != old:
+            final[old] = new
+            attr.checkpoint_key = new  # full_name is the variable's own TF name: unchanged
     if mismatches:
         raise RenameConflict(
             "cannot rename this TF2 checkpoint consistently: renaming an object edge renames "
@@ -150,7 +182,11 @@ def rename_keys(raw: bytes, renames: dict[str, str]) -> bytes:
             + ", ".join(mismatches[:5])
             + (f" and {len(mismatches) - 5} more" if len(mismatches) > 5 else "")
         )
-    return bytes(graph.SerializeToString())
+    # Keys outside the object graph (plain extra tensors) follow the rules as given.
+    for old, new in renames.items():
+        if old not in attr_of:
+            final[old] = new
+    return GraphRename(bytes(graph.SerializeToString()), final, derived)
 
 
 def drop_keys(raw: bytes, dropped: set[str]) -> bytes:

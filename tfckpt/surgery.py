@@ -87,10 +87,7 @@ def apply_rename(
         return WriteResult(dst, 1, len(ckpt.tensors()), notes=["V1 input: written as V2"])
     bundle = ckpt.bundle
     n = bundle.num_shards
-    new_graph: bytes | None = None
-    if ckpt.is_object_based and plan.renames:
-        raw = ckpt.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
-        new_graph = objgraph.rename_keys(raw, plan.renames)
+    new_graph = plan.object_graph  # TF2: edited by plan_renames, stored in an extra shard
     shards = n + 1 if new_graph is not None else n
     with BundleWriter(dst, shards, force, own_shard=n if new_graph is not None else None) as w:
         for shard in range(n):
@@ -141,9 +138,9 @@ def apply_prune(
         return WriteResult(dst, 1, len(kept), notes=["V1 input: written as V2"])
     bundle = ckpt.bundle
     new_graph: bytes | None = None
-    if ckpt.is_object_based and plan.drop:
-        raw = ckpt.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
-        new_graph = objgraph.drop_keys(raw, set(plan.drop))
+    raw_graph = objgraph.raw_graph(ckpt) if plan.drop else None
+    if raw_graph is not None:
+        new_graph = objgraph.drop_keys(raw_graph, set(plan.drop))
     written = 0
     with BundleWriter(dst, 1, force) as writer:
         # Copy in file order, so the source is read sequentially.

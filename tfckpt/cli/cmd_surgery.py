@@ -89,11 +89,15 @@ def rename_command(
     with open_checkpoint(src) as ckpt:
         for message in ckpt.notes:
             note(message, quiet)
-        plan = plan_renames([i.name for i in ckpt.tensors()], rules)
+        from tfckpt.objgraph import raw_graph
+
+        plan = plan_renames([i.name for i in ckpt.tensors()], rules, raw_graph(ckpt))
         if plan.conflicts:
             raise RenameConflict(
                 f"{len(plan.conflicts)} conflict(s), nothing written: " + "; ".join(plan.conflicts)
             )
+        for message in plan.notes():
+            note(message, quiet)
         meta_src = ckpt.prefix + ".meta"
         if meta and not os.path.exists(meta_src):
             raise UsageError(f"{meta_src}: no .meta to rename (drop --meta)")
@@ -120,7 +124,7 @@ def rename_command(
         result.notes.append(f"{meta_src} was not carried over (use --meta to rename it too)")
     if not as_json:
         render_rename_plan(plan, False, dry_run=False)
-    render_written(result, as_json, {"renamed": len(plan.renames), "meta": new_meta is not None})
+    render_written(result, as_json, {**plan.to_dict(), "meta": new_meta is not None})
 
 
 @app.command("prune")
@@ -179,11 +183,11 @@ def prune_command(
             note(message, quiet)
         sizes = {i.name: i.nbytes for i in ckpt.tensors()}
         tf2_keys: set[str] = set()
-        if optimizer and ckpt.is_object_based:
+        if optimizer:
             from tfckpt import objgraph
-            from tfckpt.checkpoint import OBJECT_GRAPH_KEY
 
-            tf2_keys = objgraph.optimizer_keys(ckpt.read(OBJECT_GRAPH_KEY).reshape(-1)[0])
+            graph = objgraph.raw_graph(ckpt)
+            tf2_keys = objgraph.optimizer_keys(graph) if graph is not None else set()
         plan = plan_prune(sizes, drop, keep, optimizer, drop_global_step, tf2_keys)
         if dry_run:
             render_prune_plan(plan, sizes, as_json, dry_run=True)
@@ -260,4 +264,4 @@ def merge_command(
         total = sum(_data_total(c) for c in ckpts)
         with progress("merge", total, quiet) as bar:
             result = apply_merge(ckpts, out, plan, link, force, bar.advance)
-    render_written(result, as_json, {"duplicates": plan.duplicates})
+    render_written(result, as_json, {**plan.to_dict(), "inputs": [s.path for s in specs]})

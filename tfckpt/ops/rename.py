@@ -14,9 +14,22 @@ class RenamePlan:
     renames: dict[str, str] = field(default_factory=dict)  # old -> new, changed names only
     unchanged: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    # TF2: the edited object graph to store, and slot keys derived from the renamed paths
+    # instead of taken from the rules (key -> (what the rules gave, what is written)).
+    object_graph: bytes | None = None
+    derived: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def new_name(self, name: str) -> str:
         return self.renames.get(name, name)
+
+    def notes(self) -> list[str]:
+        if not self.derived:
+            return []
+        rule, used = min(self.derived.items())[1]
+        return [
+            f"{len(self.derived)} TF2 slot key(s) follow their variable's and optimizer's renamed "
+            f"object paths rather than the rules, e.g. {used!r} (the rules gave {rule!r})"
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -26,12 +39,29 @@ class RenamePlan:
         }
 
 
-def plan_renames(names: list[str], rules: NameRules) -> RenamePlan:
-    """Apply ``rules`` to every name (the TF2 object-graph key is never renamed)."""
-    plan = RenamePlan()
-    targets: dict[str, list[str]] = {}
+def plan_renames(
+    names: list[str], rules: NameRules, object_graph: bytes | None = None
+) -> RenamePlan:
+    """Apply ``rules`` to every name (the TF2 object-graph key is never renamed).
+
+    For a TF2 checkpoint pass its serialized object graph: the renames are then translated into
+    renamed object edges (``objgraph.rename_keys``), which may refuse them (RenameConflict) and
+    decides the slot keys.
+    """
+    wanted = {}
     for name in names:
         new = name if name == OBJECT_GRAPH_KEY else rules.apply(name)
+        if new != name:
+            wanted[name] = new
+    plan = RenamePlan()
+    if object_graph is not None and wanted:
+        from tfckpt import objgraph
+
+        edited = objgraph.rename_keys(object_graph, wanted)
+        wanted, plan.object_graph, plan.derived = edited.renames, edited.graph, edited.derived
+    targets: dict[str, list[str]] = {}
+    for name in names:
+        new = wanted.get(name, name)
         if new == name:
             plan.unchanged.append(name)
         else:
