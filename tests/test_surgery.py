@@ -464,3 +464,75 @@ def test_tf2_slot_keys_follow_a_renamed_optimizer(tmp_path: Path, tf: Any) -> No
     graph = objgraph.parse(after[OBJECT_GRAPH_KEY])
     assert "opt" in {c.local_name for c in graph.nodes[0].children}
     assert_same_values(tf_map(str(KERAS_SLOTS / "variables/variables")), after, renames)
+
+
+def test_merge_tf2_checkpoints_restore_under_their_scopes(
+    fx: dict[str, Fixture], tmp_path: Path, tf: Any
+) -> None:
+    module, keras = str(fx["tf2_module"].path), str(fx["tf2_keras"].path)
+    out = tmp_path / "merged"
+    result = ok("merge", out, f"{module}:pre/trained/", f"{keras}:head/", "--json")
+    assert "not merged" not in result.stderr
+    merged = tf_map(str(out))
+    assert_object_graph_consistent(merged)
+    assert "pre/trained/net/enc/w/.ATTRIBUTES/VARIABLE_VALUE" in merged
+    net = fixture_models.make_net(tf)
+    model = fixture_models.build_keras_model(tf)
+    for v in [*net.trainable_variables, *model.weights]:
+        v.assign(tf.zeros_like(v))
+    root = tf.train.Checkpoint(
+        pre=tf.train.Checkpoint(trained=tf.train.Checkpoint(net=net)),
+        head=tf.train.Checkpoint(model=model),
+    )
+    # read(), unlike restore(), does not create the new root's own save_counter.
+    root.read(str(out)).assert_existing_objects_matched()
+    np.testing.assert_array_equal(
+        net.enc.w.numpy(), tf_map(module)["net/enc/w/.ATTRIBUTES/VARIABLE_VALUE"]
+    )
+    original = fixture_models.build_keras_model(tf)
+    tf.train.Checkpoint(model=original).restore(keras).expect_partial()
+    for a, b in zip(model.weights, original.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_merge_tf2_unscoped_roots_share_one_root(
+    fx: dict[str, Fixture], tmp_path: Path, tf: Any
+) -> None:
+    module, keras = str(fx["tf2_module"].path), str(fx["tf2_keras"].path)
+    # Both roots hold a save_counter: the dropped one leaves no object behind.
+    result = ok("merge", tmp_path / "m", module, keras, "--prefer", "last")
+    assert "not merged" not in result.stderr
+    merged = tf_map(str(tmp_path / "m"))
+    assert_object_graph_consistent(merged)
+    net, model = fixture_models.make_net(tf), fixture_models.build_keras_model(tf)
+    tf.train.Checkpoint(net=net, model=model).read(
+        str(tmp_path / "m")
+    ).assert_existing_objects_matched()
+    assert same_value(
+        as_array(merged["save_counter/.ATTRIBUTES/VARIABLE_VALUE"]),
+        tf_map(keras)["save_counter/.ATTRIBUTES/VARIABLE_VALUE"],
+    )
+    # A TF1 input next to a TF2 one: its names are extra keys outside the object graph.
+    ok("merge", tmp_path / "n", f"{module}:m/", f"{fx['tf1_adam'].path}:tf1/")
+    mixed = tf_map(str(tmp_path / "n"))
+    assert "tf1/model/dense0/kernel" in mixed
+    graph = objgraph.parse(mixed[OBJECT_GRAPH_KEY])
+    keys = {a.checkpoint_key for n in graph.nodes for a in n.attributes}
+    assert keys == {k for k in mixed if k.startswith("m/")}
+
+
+def test_merge_graphs_refuses_two_objects_under_one_name() -> None:
+    from tfckpt import protos
+
+    graph = protos.TrackableObjectGraph()
+    root = graph.nodes.add()
+    root.children.add(node_id=1, local_name="v")
+    graph.nodes.add().attributes.add(
+        name="VARIABLE_VALUE", checkpoint_key="v/.ATTRIBUTES/VARIABLE_VALUE"
+    )
+    raw = graph.SerializeToString()
+    keys = {"v/.ATTRIBUTES/VARIABLE_VALUE": "v/.ATTRIBUTES/VARIABLE_VALUE"}
+    with pytest.raises(objgraph.GraphMergeError, match="both hold an object 'v'"):
+        objgraph.merge_graphs([(raw, "", keys), (raw, "", keys)])
+    merged = objgraph.parse(objgraph.merge_graphs([(raw, "a/", keys), (raw, "", {})]))
+    assert [c.local_name for c in merged.nodes[0].children] == ["a"]

@@ -275,3 +275,110 @@ def optimizer_keys(raw: bytes) -> set[str]:
         if node_id not in kept
         for attr in node.attributes
     }
+
+
+class GraphMergeError(RenameConflict):
+    """Two object graphs that cannot share one root (an attribute name used by both)."""
+
+
+def _child(node: Any, name: str) -> Any | None:
+    for child in node.children:
+        if child.local_name == name:
+            return child
+    return None
+
+
+def merge_graphs(parts: list[tuple[bytes, str, dict[str, str]]]) -> bytes:
+    """One object graph holding several, each root hung under its scope's path.
+
+    ``parts`` are (serialized graph, scope like ``"pretrained/"`` or ``""``, kept keys old -> new).
+    A scoped input's root becomes the object at that path, so its keys become ``scope + key``
+    (FORMAT.md §9) and ``tf.train.Checkpoint(pretrained=...)`` restores it; an unscoped input's
+    root objects join the new root. Attributes whose key is not kept are dropped. Raises
+    GraphMergeError when two inputs put different objects under one name.
+    """
+    out = protos.TrackableObjectGraph()
+    out.nodes.add()  # the new root
+    for raw, scope, keys in parts:
+        graph = parse(raw)
+        base = len(out.nodes)
+        for node in graph.nodes:
+            copy = out.nodes.add()
+            copy.CopyFrom(node)
+            for child in copy.children:
+                child.node_id += base
+            for slot in copy.slot_variables:
+                slot.original_variable_node_id += base
+                slot.slot_variable_node_id += base
+            kept = [a for a in copy.attributes if a.checkpoint_key in keys]
+            for attr in kept:
+                attr.checkpoint_key = keys[attr.checkpoint_key]
+            if len(kept) != len(copy.attributes):
+                attrs = [type(a)() for a in kept]
+                for new, attr in zip(attrs, kept):
+                    new.CopyFrom(attr)
+                del copy.attributes[:]
+                copy.attributes.extend(attrs)
+        # Walk (creating plain nodes) down the scope's path; the last component names the
+        # input's root, unless an earlier input already owns that name: then merge into it.
+        target = 0
+        components = [c for c in scope.split("/") if c]
+        for position, component in enumerate(components):
+            edge = _child(out.nodes[target], component)
+            last = position == len(components) - 1
+            if edge is None:
+                new_id = base if last else len(out.nodes)
+                if not last:
+                    out.nodes.add()
+                out.nodes[target].children.add(node_id=new_id, local_name=component)
+                target = new_id
+                if last:
+                    break
+            else:
+                target = edge.node_id
+        else:
+            _adopt_root(out, target, base, scope)
+    _update_has_values(out)
+    return bytes(out.SerializeToString())
+
+
+def _holds_values(graph: Any, node_id: int) -> bool:
+    """Whether any attribute is reachable from ``node_id`` (children and slots)."""
+    seen = set()
+    stack = [node_id]
+    while stack:
+        current = stack.pop()
+        if current in seen or not 0 <= current < len(graph.nodes):
+            continue
+        seen.add(current)
+        node = graph.nodes[current]
+        if node.attributes:
+            return True
+        stack.extend(c.node_id for c in node.children)
+        stack.extend(s.slot_variable_node_id for s in node.slot_variables)
+    return False
+
+
+def _adopt_root(out: Any, target: int, root: int, scope: str) -> None:
+    """Move the children, attributes and slots of node ``root`` onto node ``target``."""
+    if target == root:
+        return
+    source, dest = out.nodes[root], out.nodes[target]
+    for child in source.children:
+        if not _holds_values(out, child.node_id):
+            continue  # e.g. a save_counter whose key another input won with --prefer
+        existing = _child(dest, child.local_name)
+        if existing is not None and not _holds_values(out, existing.node_id):
+            existing.node_id = child.node_id
+            continue
+        if existing is not None:
+            raise GraphMergeError(
+                f"two inputs both hold an object {scope + child.local_name!r}; give them "
+                "different scopes (IN:SCOPE/)"
+            )
+        dest.children.add().CopyFrom(child)
+    dest.attributes.extend(source.attributes)
+    dest.slot_variables.extend(source.slot_variables)
+    del source.children[:]
+    del source.attributes[:]
+    del source.slot_variables[:]

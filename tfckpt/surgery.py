@@ -187,10 +187,10 @@ def apply_merge(
         if inputs[index].format == "V2":
             offsets[index] = total
             total += inputs[index].bundle.num_shards
-    needs_own = any(inputs[i].format == "V1" for i in used)
+    # V1 inputs' tensors and the merged object graph are written into one extra shard.
+    needs_own = plan.object_graph is not None or any(inputs[i].format == "V1" for i in used)
     own = total if needs_own else None
     shards = total + (1 if needs_own else 0)
-    notes = []
     with BundleWriter(dst, max(shards, 1), force, own_shard=own if shards else 0) as writer:
         for index, offset in offsets.items():
             bundle = inputs[index].bundle
@@ -199,8 +199,6 @@ def apply_merge(
         count = 0
         for new_name, (index, name) in sorted(plan.sources.items()):
             ckpt = inputs[index]
-            if name == OBJECT_GRAPH_KEY:
-                continue
             count += 1
             if ckpt.format == "V1":
                 _write_decoded(writer, ckpt, name, new_name)
@@ -208,10 +206,7 @@ def apply_merge(
             bundle = ckpt.bundle
             entry = bundle.entries[_key(name)]
             _add_with_slices(writer, bundle, entry, new_name, offsets[index])
+        if plan.object_graph is not None:
+            writer.add_array(_key(OBJECT_GRAPH_KEY), _object_graph_value(plan.object_graph), STRING)
         writer.commit()
-    if any(inputs[i].is_object_based for i in used):
-        notes.append(
-            "TF2 object graphs are not merged: the output restores by name (tf.compat.v1 Saver "
-            "or tf.train.load_checkpoint), not with tf.train.Checkpoint"
-        )
-    return WriteResult(dst, max(shards, 1), count, notes=notes)
+    return WriteResult(dst, max(shards, 1), count, notes=list(plan.notes))

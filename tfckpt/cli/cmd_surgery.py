@@ -231,7 +231,8 @@ def merge_command(
 
     Zero-copy where possible: every input data file becomes a shard of the output (copied, or
     hard-linked with --link) and only a new index is written. Duplicate names are an error
-    unless --prefer first|last.
+    unless --prefer first|last. TF2 object graphs are merged too: an input under SCOPE/ restores
+    with tf.train.Checkpoint(SCOPE=tf.train.Checkpoint(model=...)).
 
     Examples:
 
@@ -255,7 +256,10 @@ def merge_command(
             for message in ckpt.notes:
                 note(message, quiet)
         names = [[i.name for i in c.tensors(include_object_graph=False)] for c in ckpts]
-        plan = plan_merge(names, [s.scope for s in specs], prefer.value if prefer else None)
+        from tfckpt.objgraph import raw_graph
+
+        graphs = [raw_graph(c) for c in ckpts]
+        plan = plan_merge(names, [s.scope for s in specs], prefer.value if prefer else None, graphs)
         if dry_run:
             render_merge_plan(plan, [s.path for s in specs], as_json, dry_run=True)
             return

@@ -19,6 +19,8 @@ class MergePlan:
     # new name -> (input index, source name)
     sources: dict[str, tuple[int, str]] = field(default_factory=dict)
     duplicates: list[str] = field(default_factory=list)
+    object_graph: bytes | None = None  # TF2 inputs' object graphs, merged under their scopes
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,8 +44,14 @@ def parse_input(spec: str) -> MergeInput:
 
 
 def plan_merge(
-    names_per_input: list[list[str]], scopes: list[str], prefer: str | None
+    names_per_input: list[list[str]],
+    scopes: list[str],
+    prefer: str | None,
+    graphs: list[bytes | None] | None = None,
 ) -> MergePlan:
+    """Decide where every output name comes from. ``graphs`` holds each input's serialized TF2
+    object graph (None for name-based inputs); they are merged so the output restores with
+    ``tf.train.Checkpoint``, each input's objects under its scope."""
     plan = MergePlan()
     for index, (names, scope) in enumerate(zip(names_per_input, scopes)):
         for name in names:
@@ -61,4 +69,24 @@ def plan_merge(
             f"{len(plan.duplicates)} duplicate name(s): {shown}{more}; give inputs different "
             "scopes (IN:SCOPE/) or --prefer first|last"
         )
+    if graphs and any(g is not None for g in graphs):
+        _merge_object_graphs(plan, scopes, graphs)
     return plan
+
+
+def _merge_object_graphs(plan: MergePlan, scopes: list[str], graphs: list[bytes | None]) -> None:
+    from tfckpt import objgraph
+
+    kept: list[dict[str, str]] = [{} for _ in graphs]
+    for new, (index, name) in plan.sources.items():
+        kept[index][name] = new
+    parts = [(g, scopes[i], kept[i]) for i, g in enumerate(graphs) if g is not None and kept[i]]
+    if not parts:
+        return
+    try:
+        plan.object_graph = objgraph.merge_graphs(parts)
+    except objgraph.GraphMergeError as exc:
+        plan.notes.append(
+            f"TF2 object graphs not merged ({exc}): the output restores by name "
+            "(tf.compat.v1 Saver, tf.train.load_checkpoint), not with tf.train.Checkpoint"
+        )
