@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from tfckpt import objgraph
 from tfckpt.bundle.reader import BundleReader, Entry
 from tfckpt.bundle.slices import encode_slice_key
-from tfckpt.bundle.writer import COPY_CHUNK, BundleWriter
+from tfckpt.bundle.writer import BundleWriter
 from tfckpt.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from tfckpt.dtypes import dtype_from_enum
 from tfckpt.ops.merge import MergePlan
@@ -106,20 +106,24 @@ def apply_rename(
 
 
 # ---- prune ----------------------------------------------------------------------------------
-def _stream_raw(bundle: BundleReader, entry: Entry) -> Iterator[memoryview]:
-    raw = bundle.raw(entry)
-    for start in range(0, len(raw), COPY_CHUNK):
-        chunk = raw[start : start + COPY_CHUNK]
-        yield chunk
-        bundle.release(entry.shard_id, entry.offset + start, len(chunk))
-
-
-def _copy_tensor_bytes(writer: BundleWriter, bundle: BundleReader, entry: Entry, key: bytes) -> int:
-    offset, size, crc = writer.add_stream(_stream_raw(bundle, entry), crc=entry.crc32c)
-    proto = _copy_entry(entry)
-    proto.shard_id, proto.offset, proto.size, proto.crc32c = 0, offset, size, crc
-    writer.add_entry(key, proto)
-    return size
+def _runs(
+    pieces: list[tuple[bytes, Entry]],
+) -> Iterator[tuple[int, int, int, list[tuple[bytes, Entry]]]]:
+    """Group stored pieces (sorted by shard and offset) into contiguous byte ranges:
+    (shard, start, end, pieces) — one in-kernel copy each."""
+    run: list[tuple[bytes, Entry]] = []
+    shard = start = end = 0
+    for key, entry in pieces:
+        if run and entry.shard_id == shard and start <= entry.offset <= end:
+            run.append((key, entry))
+            end = max(end, entry.offset + entry.size)
+            continue
+        if run:
+            yield shard, start, end, run
+        run = [(key, entry)]
+        shard, start, end = entry.shard_id, entry.offset, entry.offset + entry.size
+    if run:
+        yield shard, start, end, run
 
 
 def apply_prune(
@@ -129,6 +133,8 @@ def apply_prune(
     force: bool = False,
     on_bytes: Progress | None = None,
 ) -> WriteResult:
+    """Kept tensors' stored bytes go, unchanged and with their checksums, into one compacted data
+    file; neighbours in the source are copied together, in the kernel, in file order."""
     kept = set(plan.keep)
     if ckpt.format == "V1":
         with BundleWriter(dst, 1, force) as writer:
@@ -141,32 +147,35 @@ def apply_prune(
     raw_graph = objgraph.raw_graph(ckpt) if plan.drop else None
     if raw_graph is not None:
         new_graph = objgraph.drop_keys(raw_graph, set(plan.drop))
-    written = 0
+    tensors = [e for e in bundle.entries.values() if not e.is_slice_key and e.name in kept]
+    pieces: list[tuple[bytes, Entry]] = []
     with BundleWriter(dst, 1, force) as writer:
-        # Copy in file order, so the source is read sequentially.
-        entries = sorted(
-            (e for e in bundle.entries.values() if not e.is_slice_key and e.name in kept),
-            key=lambda e: (e.shard_id, e.offset),
-        )
-        for entry in entries:
+        for entry in tensors:
             if entry.name == OBJECT_GRAPH_KEY and new_graph is not None:
-                writer.add_array(_key(OBJECT_GRAPH_KEY), _object_graph_value(new_graph), STRING)
                 continue
             if entry.slices:
                 header = _copy_entry(entry)
                 header.shard_id = header.offset = header.size = 0
                 writer.add_entry(entry.key, header)
-                for spec in entry.slices:
-                    part = bundle.slice_entry(entry, spec)
-                    written += _copy_tensor_bytes(writer, bundle, part, part.key)
-                    if on_bytes:
-                        on_bytes(part.size)
-                continue
-            written += _copy_tensor_bytes(writer, bundle, entry, entry.key)
-            if on_bytes:
-                on_bytes(entry.size)
+                parts = [bundle.slice_entry(entry, spec) for spec in entry.slices]
+                pieces.extend((part.key, part) for part in parts)
+            else:
+                pieces.append((entry.key, entry))
+        pieces.sort(key=lambda item: (item[1].shard_id, item[1].offset))
+        written = 0
+        for shard, start, end, run in _runs(pieces):
+            for _, entry in run:
+                bundle.raw(entry)  # bounds-checked against the shard: refuses truncated sources
+            new_start = writer.add_range(bundle.data_path(shard), start, end - start, on_bytes)
+            written += end - start
+            for key, entry in run:
+                proto = _copy_entry(entry)
+                proto.shard_id, proto.offset = 0, new_start + entry.offset - start
+                writer.add_entry(key, proto)
+        if new_graph is not None:
+            writer.add_array(_key(OBJECT_GRAPH_KEY), _object_graph_value(new_graph), STRING)
         writer.commit()
-    return WriteResult(dst, 1, len(entries), bytes_written=written)
+    return WriteResult(dst, 1, len(tensors), bytes_written=written)
 
 
 # ---- merge ----------------------------------------------------------------------------------
