@@ -1,5 +1,361 @@
-"""Commands of this group are registered on the shared app."""
+"""``export``, ``import`` and ``cast``: weights out of and into checkpoints, without TensorFlow."""
 
 from __future__ import annotations
 
-from tfckpt.cli.app import app  # noqa: F401
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tfckpt.cli.app import app
+from tfckpt.cli.options import (
+    ForceOpt,
+    JsonOpt,
+    MappingOpt,
+    MatchOpt,
+    QuietOpt,
+    RegexOpt,
+    SubOpt,
+    parse_subs,
+)
+from tfckpt.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tfckpt.transfer.formats import Format
+
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Print the plan; write nothing.")]
+NoCheckOpt = Annotated[
+    bool,
+    typer.Option("--no-check", help="Skip re-reading the output and comparing it with the source."),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="Fail (exit 2) instead of skipping tensors the target cannot hold."
+    ),
+]
+SepOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sep",
+        help="Export: replace '/' in names with SEP after the rules (e.g. '.' for PyTorch-style "
+        "names). Import: the input's separator, turned back into '/' before the rules.",
+        metavar="SEP",
+    ),
+]
+
+
+def _formats() -> type[Format]:
+    from tfckpt.transfer.formats import Format
+
+    return Format
+
+
+def _parse_format(value: str | None, option: str) -> Format | None:
+    if value is None:
+        return None
+    fmt = _formats()
+    try:
+        return fmt(value.lower())
+    except ValueError:
+        raise UsageError(f"{option} {value!r}: choose safetensors, npz or npy") from None
+
+
+def _selector(
+    match: list[str] | None, regex: list[str] | None
+) -> Callable[[list[str]], bool] | None:
+    """A filter that keeps a tensor when any of its names (key, TF2 object paths) matches."""
+    if not match and not regex:
+        return None
+    from tfckpt.cli.cmd_inspect import select_names
+
+    select_names([], match, regex)  # validates the regexes up front
+
+    def select(names: list[str]) -> bool:
+        return bool(select_names(names, match, regex))
+
+    return select
+
+
+def _parse_metadata(values: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values or []:
+        key, eq, text = value.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--metadata {value!r}: expected KEY=VALUE")
+        out[key] = text
+    return out
+
+
+@app.command("export")
+def export_command(
+    src: Annotated[str, typer.Argument(help="Checkpoint (prefix, file, directory, SavedModel).")],
+    out: Annotated[
+        str,
+        typer.Argument(help="Output: FILE.safetensors, FILE.npz, or DIR/ for one .npy per tensor."),
+    ],
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Format, when OUT's name does not say: safetensors|npz|npy."),
+    ] = None,
+    sub: SubOpt = None,
+    mapping: MappingOpt = None,
+    sep: SepOpt = None,
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    no_optimizer: Annotated[
+        bool,
+        typer.Option(
+            "--no-optimizer",
+            help="Drop optimizer state: TF2 by the object graph (slots and the optimizer's own "
+            "variables), TF1 by slot names (/Adam, /Momentum, beta1_power, ...).",
+        ),
+    ] = False,
+    keep_keys: Annotated[
+        bool,
+        typer.Option(
+            "--keep-keys",
+            help="TF2: keep checkpoint keys (…/.ATTRIBUTES/VARIABLE_VALUE) instead of object "
+            "paths.",
+        ),
+    ] = False,
+    strict: StrictOpt = False,
+    metadata: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metadata",
+            help="safetensors __metadata__ entry (repeatable), e.g. format=pt for transformers.",
+            metavar="KEY=VALUE",
+        ),
+    ] = None,
+    no_check: NoCheckOpt = False,
+    dry_run: DryRunOpt = False,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Export tensors to safetensors, .npz or a directory of .npy files (no TensorFlow).
+
+    Names: TF2 keys become object paths (model/dense/kernel); then --mapping / --sub rules (as
+    in rename); then --sep. Filters (--match, --regex) see the key and the object path. The
+    object graph is never exported.
+
+    Dtypes in safetensors: float16/bfloat16/float32/float64, int8..uint64, bool, complex64 and
+    float8_e4m3fn/e5m2 (+fnuz) are stored as such (bytes copied). qint8/quint8/qint16/quint16/
+    qint32 keep their integer layout and int4/uint4/int2/uint2 widen to I8/U8; complex128
+    becomes F64 pairs in an extra last dimension of 2. Their TF dtype goes into __metadata__
+    ("tfckpt.dtypes"), so `tfckpt import` restores it. Strings, variants,
+    float8_e4m3b11fnuz and float4_e2m1fn cannot be stored: skipped with a warning, or an error
+    with --strict. .npz and .npy keep every dtype including strings (bfloat16 and other
+    ml_dtypes types are written as raw |V bytes with their TF dtype in the zip member comment /
+    index.json).
+
+    Streams tensor by tensor (memory stays bounded by the largest tensor that needs decoding),
+    writes a temp file, re-reads it and compares every tensor with the source (--no-check to
+    skip), then renames it into place. Exit 1 if the check fails.
+
+    Examples:
+
+        tfckpt export model.ckpt-1000 model.safetensors
+
+        tfckpt export tf2/ckpt-5 weights.safetensors --no-optimizer --sep . --metadata format=pt
+
+        tfckpt export ckpt weights.npz --match 'encoder/*'
+
+        tfckpt export ckpt arrays/ --sub '^model/' ''
+    """
+    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.ops.rules import build_rules
+    from tfckpt.render import note, progress
+    from tfckpt.render.transfer import render_export
+    from tfckpt.transfer import (
+        ExportOptions,
+        check_output,
+        detect_format,
+        plan_export,
+        write_export,
+    )
+
+    fmt = detect_format(out, _parse_format(to, "--to"), reading=False)
+    options = ExportOptions(
+        rules=build_rules(parse_subs(sub), mapping),
+        sep=sep or None,
+        select=_selector(match, regex),
+        no_optimizer=no_optimizer,
+        keep_keys=keep_keys,
+        strict=strict,
+        metadata=_parse_metadata(metadata),
+    )
+    with open_checkpoint(src) as ckpt:
+        for message in ckpt.notes:
+            note(message, quiet)
+        plan = plan_export(ckpt, out, fmt, options)
+        if dry_run:
+            render_export(plan, None, as_json, dry_run=True)
+            return
+        check_output(out, fmt, force)
+        passes = 1 if no_check else 2  # writing, then re-reading
+        with progress("export", plan.total_bytes * passes, quiet) as bar:
+            result = write_export(ckpt, plan, force, not no_check, bar.advance, bar.advance)
+    render_export(plan, result, as_json, dry_run=False)
+
+
+@app.command("import")
+def import_command(
+    src: Annotated[
+        str, typer.Argument(help="Input: FILE.safetensors, FILE.npz, or a directory of .npy.")
+    ],
+    dst: Annotated[str, typer.Argument(help="Output checkpoint prefix, e.g. out/model.ckpt.")],
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="Format, when SRC's name does not say: safetensors|npz|npy."),
+    ] = None,
+    sub: SubOpt = None,
+    mapping: MappingOpt = None,
+    sep: SepOpt = None,
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            "--like",
+            help="Check names, dtypes and shapes against this checkpoint before writing (exit 1 "
+            "on mismatch); TF2 object paths become its keys and its object graph is carried over.",
+            metavar="CKPT",
+        ),
+    ] = None,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing",
+            help="With --like: accept names of CKPT that the input lacks (e.g. optimizer slots).",
+        ),
+    ] = False,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pickle",
+            help="Load pickled object arrays from .npz/.npy (runs code from the file: trusted "
+            "files only).",
+        ),
+    ] = False,
+    strict: StrictOpt = False,
+    no_check: NoCheckOpt = False,
+    dry_run: DryRunOpt = False,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build a TF checkpoint (V2, one shard) from safetensors, .npz or .npy files.
+
+    Names: --sep SEP turns SEP back into '/', then --mapping / --sub rules apply. Dtypes come from
+    the file (and from the tfckpt metadata `export` writes, so bfloat16, quantized, int4 and
+    complex128 come back exactly); dtypes TensorFlow lacks (F8_E8M0, F4, ...) are skipped with a
+    warning (--strict: an error). Strings come from .npz/.npy S/U arrays; pickled object arrays
+    only with --allow-pickle.
+
+    With --like CKPT, mismatched names, dtypes and shapes are reported before anything is
+    written (exit 1): the "Key not found" TF would raise, shown up front. For a TF2 CKPT the
+    object graph is copied, so tf.train.Checkpoint can restore the result.
+
+    The output is re-read and compared with the input (--no-check to skip). The `checkpoint`
+    state file beside it is updated, as TF's Saver does.
+
+    Examples:
+
+        tfckpt import model.safetensors out/model.ckpt --like model.ckpt-1000
+
+        tfckpt import pytorch.safetensors out/ckpt --sep . --mapping names.csv --dry-run
+
+        tfckpt import arrays/ out/model.ckpt --force
+    """
+    from contextlib import ExitStack
+
+    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.ops.rules import build_rules
+    from tfckpt.render import note, progress
+    from tfckpt.render.transfer import render_import
+    from tfckpt.transfer import ImportOptions, detect_format, open_input, plan_import, write_import
+
+    fmt = detect_format(src, _parse_format(from_, "--from"), reading=True)
+    if allow_missing and like is None:
+        raise UsageError("--allow-missing goes with --like")
+    names_filter = _selector(match, regex)
+    options = ImportOptions(
+        rules=build_rules(parse_subs(sub), mapping),
+        sep=sep or None,
+        select=(lambda name: names_filter([name])) if names_filter else None,
+        strict=strict,
+        allow_missing=allow_missing,
+    )
+    with ExitStack() as stack:
+        inp = stack.enter_context(open_input(src, fmt, allow_pickle))
+        like_ckpt = stack.enter_context(open_checkpoint(like)) if like is not None else None
+        plan = plan_import(inp, dst, options, like_ckpt)
+        if plan.like is not None and not plan.like.ok:
+            render_import(plan, None, as_json, dry_run)
+            note("nothing written", quiet or as_json)
+            raise typer.Exit(int(ExitCode.FAILED))
+        if dry_run:
+            render_import(plan, None, as_json, dry_run=True)
+            return
+        from tfckpt.bundle.writer import check_destination
+
+        check_destination(dst, force)
+        passes = 1 if no_check else 2
+        with progress("import", plan.total_bytes * passes, quiet) as bar:
+            result = write_import(inp, plan, force, not no_check, bar.advance, bar.advance)
+    render_import(plan, result, as_json, dry_run=False)
+
+
+@app.command("cast")
+def cast_command(
+    src: Annotated[str, typer.Argument(help="Source checkpoint (never modified).")],
+    dst: Annotated[str, typer.Argument(help="Destination prefix.")],
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype", help="Target: float16, bfloat16, float32 or float64.", metavar="DTYPE"
+        ),
+    ],
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    dry_run: DryRunOpt = False,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Cast floating-point tensors to another float dtype; copy everything else unchanged.
+
+    Casts float16/bfloat16/float32/float64 (and float8) tensors, optionally only those matching
+    --match/--regex (which see keys and TF2 object paths); integer, bool, complex and string
+    tensors are copied byte for byte. Values are exactly numpy's astype (round to nearest even);
+    values that overflow to inf are counted and warned about. Reports the size before and
+    after. Partitioned variables stay partitioned; a TF2 object graph is kept.
+
+    Examples:
+
+        tfckpt cast model.ckpt-1000 half/model.ckpt-1000 --dtype float16
+
+        tfckpt cast ckpt bf16/ckpt --dtype bfloat16 --regex 'kernel$' --dry-run
+    """
+    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.ops.cast import apply_cast, cast_target, plan_cast
+    from tfckpt.render import note, progress
+    from tfckpt.render.transfer import render_cast
+
+    target = cast_target(dtype)
+    with open_checkpoint(src) as ckpt:
+        for message in ckpt.notes:
+            note(message, quiet)
+        plan = plan_cast(ckpt, dst, target, _selector(match, regex))
+        if dry_run:
+            render_cast(plan, False, as_json, dry_run=True)
+            return
+        from tfckpt.bundle.writer import check_destination
+
+        check_destination(dst, force)
+        with progress("cast", plan.bytes_before, quiet) as bar:
+            apply_cast(ckpt, plan, force, bar.advance)
+    render_cast(plan, True, as_json, dry_run=False)

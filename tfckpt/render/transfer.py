@@ -1,0 +1,226 @@
+"""Rendering for ``export``, ``import``, ``cast`` and ``ls --repair``: plans, results, JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from tfckpt.render import err_console, human_bytes, out_console, print_json, warn
+
+
+def _shape(shape: Any) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _table(*columns: tuple[str, str]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for name, justify in columns:
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            overflow="fold" if justify == "left" else "ellipsis",
+            no_wrap=justify != "left",
+        )
+    return table
+
+
+def _stderr(text: str) -> None:
+    err_console().print(text, highlight=False)
+
+
+def _warn_skipped(skipped: list[Any], where: str) -> None:
+    if not skipped:
+        return
+    listed = ", ".join(f"{s.source} ({s.dtype})" for s in skipped[:8])
+    more = f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""
+    warn(f"skipped {len(skipped)} tensor(s) {where}: {listed}{more}")
+
+
+def _record(plan: Any, dry_run: bool, result: Any | None, notes: list[str]) -> dict[str, Any]:
+    return {
+        **plan.to_dict(),
+        "dry_run": dry_run,
+        "written": result is not None,
+        "checked": bool(result is not None and result.checked),
+        "notes": notes,
+    }
+
+
+# ---- export -------------------------------------------------------------------------------------
+def render_export(plan: Any, result: Any | None, as_json: bool, dry_run: bool) -> None:
+    notes = list(result.notes) if result is not None else []
+    fmt = plan.format.value
+    _warn_skipped(plan.skipped, f"{fmt} cannot hold")
+    if as_json:
+        print_json(_record(plan, dry_run, result, notes))
+        return
+    if dry_run:
+        renamed = any(i.name != i.source for i in plan.items)
+        columns = [("name", "left")] + ([("source", "left")] if renamed else [])
+        table = _table(
+            *columns, ("dtype", "left"), ("stored", "left"), ("shape", "left"), ("bytes", "right")
+        )
+        for item in plan.items:
+            row = [item.name] + ([item.source] if renamed else [])
+            row += [item.dtype.name, item.stored, _shape(item.out_shape), human_bytes(item.nbytes)]
+            table.add_row(*row)
+        console = out_console()
+        console.print(table)
+        console.print(_export_summary(plan, "would export"), highlight=False)
+        return
+    for note in notes:
+        _stderr(f"tfckpt: note: {note}")
+    checked = (
+        "checked against the source" if result is not None and result.checked else "not checked"
+    )
+    _stderr(f"{_export_summary(plan, 'exported')}; {checked}")
+
+
+def _export_summary(plan: Any, verb: str) -> str:
+    parts = [
+        f"{verb} {len(plan.items)} tensors ({human_bytes(plan.total_bytes)}) to "
+        f"{plan.output} ({plan.format.value})"
+    ]
+    if plan.dropped:
+        parts.append(f"{len(plan.dropped)} optimizer tensors dropped")
+    if plan.skipped:
+        parts.append(f"{len(plan.skipped)} skipped")
+    if plan.filtered:
+        parts.append(f"{plan.filtered} filtered out")
+    return ", ".join(parts)
+
+
+# ---- import -------------------------------------------------------------------------------------
+def render_import(plan: Any, result: Any | None, as_json: bool, dry_run: bool) -> None:
+    _warn_skipped(plan.skipped, "that TensorFlow cannot hold")
+    if plan.like is not None and plan.like.missing and plan.like.ok:
+        warn(
+            f"{len(plan.like.missing)} name(s) of {plan.like.like} are not imported "
+            f"(--allow-missing): " + ", ".join(plan.like.missing[:5])
+        )
+    if as_json:
+        print_json(_record(plan, dry_run, result, []))
+        return
+    if plan.like is not None and not plan.like.ok:
+        render_like_mismatches(plan.like)
+        return
+    if dry_run:
+        renamed = any(i.name != i.source for i in plan.items)
+        columns = [("name", "left")] + ([("source", "left")] if renamed else [])
+        table = _table(
+            *columns, ("dtype", "left"), ("stored", "left"), ("shape", "left"), ("bytes", "right")
+        )
+        for item in plan.items:
+            row = [item.name] + ([item.source] if renamed else [])
+            row += [
+                item.dtype.name,
+                item.tensor.stored,
+                _shape(item.shape),
+                human_bytes(item.tensor.nbytes),
+            ]
+            table.add_row(*row)
+        console = out_console()
+        console.print(table)
+        console.print(_import_summary(plan, "would import"), highlight=False)
+        return
+    checked = (
+        "checked against the input" if result is not None and result.checked else "not checked"
+    )
+    _stderr(f"{_import_summary(plan, 'imported')}; {checked}")
+
+
+def _import_summary(plan: Any, verb: str) -> str:
+    parts = [
+        f"{verb} {len(plan.items)} tensors ({human_bytes(plan.total_bytes)}) from "
+        f"{plan.source} into {plan.output}"
+    ]
+    if plan.like is not None:
+        parts.append(f"{plan.like.matched} match {plan.like.like}")
+    if plan.object_graph is not None:
+        parts.append("object graph carried over")
+    if plan.skipped:
+        parts.append(f"{len(plan.skipped)} skipped")
+    if plan.filtered:
+        parts.append(f"{plan.filtered} filtered out")
+    return ", ".join(parts)
+
+
+def render_like_mismatches(report: Any) -> None:
+    table = _table(("problem", "left"), ("name", "left"), ("import", "left"), ("like", "left"))
+    for name in report.unexpected:
+        table.add_row("not in like", name, "", "")
+    if not report.allow_missing:
+        for name in report.missing:
+            table.add_row("missing", name, "", "")
+    for d in report.dtype:
+        table.add_row("dtype", d["name"], d["dtype"], d["like"])
+    for d in report.shape:
+        table.add_row("shape", d["name"], _shape(d["shape"]), _shape(d["like"]))
+    console = out_console()
+    console.print(table)
+    console.print(
+        f"does not match {report.like}: {len(report.unexpected)} not in it, "
+        f"{len(report.missing)} missing, {len(report.dtype)} dtype, {len(report.shape)} shape "
+        f"({report.matched} match); nothing written",
+        highlight=False,
+    )
+
+
+# ---- cast ---------------------------------------------------------------------------------------
+def render_cast(plan: Any, written: bool, as_json: bool, dry_run: bool) -> None:
+    for item in plan.cast:
+        if item.overflow:
+            warn(f"{item.name}: {item.overflow} finite value(s) became inf in {plan.target.name}")
+    if as_json:
+        print_json({**plan.to_dict(), "dry_run": dry_run, "written": written})
+        return
+    summary = (
+        f"{len(plan.cast)} cast to {plan.target.name}, {len(plan.items) - len(plan.cast)} "
+        f"unchanged; {human_bytes(plan.bytes_before)} -> {human_bytes(plan.bytes_after)}"
+    )
+    if dry_run:
+        table = _table(
+            ("name", "left"),
+            ("from", "left"),
+            ("to", "left"),
+            ("shape", "left"),
+            ("before", "right"),
+            ("after", "right"),
+        )
+        for item in plan.cast:
+            table.add_row(
+                item.name,
+                item.dtype.name,
+                plan.target.name,
+                _shape(item.shape),
+                human_bytes(item.bytes_before),
+                human_bytes(item.bytes_after),
+            )
+        console = out_console()
+        console.print(table)
+        console.print(f"would write {plan.output}: {summary}", highlight=False)
+        return
+    _stderr(f"wrote {plan.output}: {summary}")
+
+
+# ---- ls --repair --------------------------------------------------------------------------------
+def render_repair_plan(plan: Any) -> None:
+    console = out_console()
+    table = _table(("", "left"), ("old", "left"), ("new", "left"), ("status", "left"))
+    if plan.latest is not None:
+        table.add_row("latest", plan.latest.old, _new(plan.latest), plan.latest.status)
+    for i, entry in enumerate(plan.entries):
+        table.add_row(str(i), entry.old, _new(entry), entry.status)
+    console.print(table)
+    counts = plan.counts()
+    verdict = "needs repair" if plan.changed else "nothing to repair"
+    console.print(
+        f"{plan.state_path}: {verdict}; {counts['relocated']} relocated, {counts['ok']} ok, "
+        f"{counts['missing']} missing",
+        highlight=False,
+    )
+
+
+def _new(entry: Any) -> str:
+    return "(unchanged)" if entry.new == entry.old else entry.new

@@ -1,0 +1,49 @@
+"""Getting weights out of and into TensorFlow checkpoints without TensorFlow.
+
+``export``: a checkpoint -> safetensors, .npz, or a directory of .npy files (streamed, checked).
+``import``: those formats -> a V2 checkpoint, optionally shaped ``like`` an existing one.
+See ``formats`` for how TF dtypes map onto each format.
+"""
+
+from __future__ import annotations
+
+from tfckpt.transfer.errors import CheckFailed, UnrepresentableTensor
+from tfckpt.transfer.export import (
+    ExportOptions,
+    ExportPlan,
+    ExportResult,
+    check_output,
+    plan_export,
+    write_export,
+)
+from tfckpt.transfer.formats import Format, detect_format
+from tfckpt.transfer.importer import (
+    ImportOptions,
+    ImportPlan,
+    ImportResult,
+    LikeReport,
+    plan_import,
+    write_import,
+)
+from tfckpt.transfer.readers import InputFile, open_input
+
+__all__ = [
+    "CheckFailed",
+    "ExportOptions",
+    "ExportPlan",
+    "ExportResult",
+    "Format",
+    "ImportOptions",
+    "ImportPlan",
+    "ImportResult",
+    "InputFile",
+    "LikeReport",
+    "UnrepresentableTensor",
+    "check_output",
+    "detect_format",
+    "open_input",
+    "plan_export",
+    "plan_import",
+    "write_export",
+    "write_import",
+]

@@ -1,0 +1,298 @@
+"""``import``: a TF checkpoint (V2 bundle, one shard) from safetensors, .npz or .npy files.
+
+Names go through ``--sep`` (the given separator back to ``/``), then the rename rules. With a
+``like`` checkpoint, names that are its TF2 object paths become its keys, every name, dtype and
+shape is compared with it before anything is written, and a TF2 ``like``'s object graph is
+carried over (minus the keys the input lacks) so ``tf.train.Checkpoint`` can restore the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfckpt.bundle.table import crc32c, mask_crc
+from tfckpt.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
+from tfckpt.dtypes import DType
+from tfckpt.errors import CorruptCheckpoint, RenameConflict
+from tfckpt.ops.rules import NameRules
+from tfckpt.transfer.errors import CheckFailed, UnrepresentableTensor
+from tfckpt.transfer.export import Skipped
+from tfckpt.transfer.formats import Format
+from tfckpt.transfer.readers import InputFile, InputTensor
+
+OnBytes = Callable[[int], None]
+
+
+@dataclass
+class ImportOptions:
+    rules: NameRules = field(default_factory=NameRules)
+    sep: str | None = None  # the input's separator, turned back into "/"
+    select: Callable[[str], bool] | None = None  # on the input's names
+    strict: bool = False
+    allow_missing: bool = False  # with a like checkpoint: its names may be absent
+
+
+@dataclass
+class ImportItem:
+    source: str  # the name in the input
+    name: str  # the checkpoint key
+    dtype: DType
+    shape: tuple[int, ...]
+    tensor: InputTensor
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "stored": self.tensor.stored,
+            "shape": list(self.shape),
+            "bytes": self.tensor.nbytes,
+        }
+
+
+@dataclass
+class LikeReport:
+    """Names, dtypes and shapes of the import compared with an existing checkpoint."""
+
+    like: str
+    matched: int = 0
+    missing: list[str] = field(default_factory=list)  # in the like checkpoint, not imported
+    unexpected: list[str] = field(default_factory=list)  # imported, not in the like checkpoint
+    dtype: list[dict[str, Any]] = field(default_factory=list)
+    shape: list[dict[str, Any]] = field(default_factory=list)
+    allow_missing: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.unexpected or self.dtype or self.shape or (self.missing and not self.allow_missing)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "like": self.like,
+            "ok": self.ok,
+            "matched": self.matched,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "dtype": self.dtype,
+            "shape": self.shape,
+            "allow_missing": self.allow_missing,
+        }
+
+
+@dataclass
+class ImportPlan:
+    source: str
+    output: str
+    format: Format
+    items: list[ImportItem] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    filtered: int = 0
+    like: LikeReport | None = None
+    object_graph: bytes | None = None  # carried over from a TF2 like checkpoint
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(i.tensor.nbytes for i in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "output": self.output,
+            "format": self.format.value,
+            "count": len(self.items),
+            "bytes": self.total_bytes,
+            "tensors": [i.to_dict() for i in self.items],
+            "skipped": [s.to_dict() for s in self.skipped],
+            "filtered": self.filtered,
+            "like": self.like.to_dict() if self.like else None,
+            "object_graph": self.object_graph is not None,
+        }
+
+
+@dataclass
+class ImportResult:
+    output: str
+    tensors: int
+    checked: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"written": True, "checked": self.checked}
+
+
+def plan_import(
+    inp: InputFile,
+    output: str,
+    options: ImportOptions | None = None,
+    like: Checkpoint | None = None,
+) -> ImportPlan:
+    options = options or ImportOptions()
+    plan = ImportPlan(source=inp.path, output=output, format=inp.format)
+    like_keys: dict[str, Any] = {}
+    by_path: dict[str, str] = {}
+    if like is not None:
+        from tfckpt.transfer.names import checkpoint_paths
+
+        for key, path in checkpoint_paths(like).items():
+            by_path.setdefault(path, key)
+        for info in like.tensors(include_object_graph=False):
+            like_keys[info.name] = info
+            if info.object_path:
+                by_path.setdefault(info.object_path, info.name)
+    sources: dict[str, list[str]] = {}
+    for t in inp.tensors:
+        if options.select is not None and not options.select(t.name):
+            plan.filtered += 1
+            continue
+        if t.dtype is None:
+            plan.skipped.append(Skipped(t.name, t.stored, t.reason or "not importable"))
+            continue
+        name = t.name.replace(options.sep, "/") if options.sep else t.name
+        name = options.rules.apply(name)
+        if like is not None and name not in like_keys and name in by_path:
+            name = by_path[name]
+        sources.setdefault(name, []).append(t.name)
+        plan.items.append(ImportItem(t.name, name, t.dtype, t.shape, t))
+    _check_names(sources)
+    if plan.skipped and options.strict:
+        listed = ", ".join(f"{s.source} ({s.reason})" for s in plan.skipped[:10])
+        raise UnrepresentableTensor(
+            f"{len(plan.skipped)} tensor(s) cannot be imported: {listed} (drop --strict to skip)"
+        )
+    plan.items.sort(key=lambda i: i.name)
+    if like is not None:
+        plan.like = _compare_like(like, like_keys, plan.items, options.allow_missing)
+        if like.is_object_based and not any(i.name == OBJECT_GRAPH_KEY for i in plan.items):
+            from tfckpt.objgraph import drop_keys, raw_graph
+
+            graph = raw_graph(like)
+            if graph is not None:
+                missing = set(plan.like.missing)
+                plan.object_graph = drop_keys(graph, missing) if missing else graph
+    return plan
+
+
+def _check_names(sources: dict[str, list[str]]) -> None:
+    problems = []
+    for name, names in sorted(sources.items()):
+        if len(names) > 1:
+            problems.append(f"{', '.join(repr(n) for n in names)} -> {name!r}")
+        if not name:
+            problems.append(f"{names[0]!r} -> an empty name")
+    if problems:
+        raise RenameConflict(
+            f"{len(problems)} name conflict(s), nothing written: " + "; ".join(problems[:10])
+        )
+
+
+def _compare_like(
+    like: Checkpoint, like_keys: dict[str, Any], items: list[ImportItem], allow_missing: bool
+) -> LikeReport:
+    report = LikeReport(like=like.prefix, allow_missing=allow_missing)
+    names = {i.name for i in items}
+    report.missing = sorted(set(like_keys) - names)
+    for item in items:
+        info = like_keys.get(item.name)
+        if info is None:
+            report.unexpected.append(item.name)
+            continue
+        if info.dtype != item.dtype:
+            report.dtype.append(
+                {"name": item.name, "dtype": item.dtype.name, "like": info.dtype.name}
+            )
+        elif info.shape != item.shape:
+            report.shape.append(
+                {"name": item.name, "shape": list(item.shape), "like": list(info.shape)}
+            )
+        else:
+            report.matched += 1
+    return report
+
+
+def _counted(chunks: Iterator[bytes | memoryview], on_bytes: OnBytes | None) -> Iterator[Any]:
+    for chunk in chunks:
+        yield chunk
+        if on_bytes is not None:
+            on_bytes(len(chunk))
+
+
+def write_import(
+    inp: InputFile,
+    plan: ImportPlan,
+    force: bool = False,
+    check: bool = True,
+    on_bytes: OnBytes | None = None,
+    on_check_bytes: OnBytes | None = None,
+) -> ImportResult:
+    """Write the bundle (atomically, by BundleWriter), then re-read it against the input."""
+    import numpy as np
+
+    from tfckpt.bundle.writer import BundleWriter, make_entry
+    from tfckpt.dtypes import dtype_from_name
+
+    if plan.like is not None and not plan.like.ok:
+        raise CheckFailed(f"{plan.source} does not match {plan.like.like}; nothing written")
+    with BundleWriter(plan.output, num_shards=1, force=force) as writer:
+        for item in plan.items:
+            t = item.tensor
+            if t.how == "string":
+                writer.add_array(item.name, inp.strings(t), item.dtype)
+                continue
+            offset, size, crc = writer.add_stream(_counted(inp.chunks(t), on_bytes))
+            if size != t.nbytes:
+                raise CorruptCheckpoint(
+                    f"{plan.source}: {item.source!r} gave {size} bytes, expected {t.nbytes}"
+                )
+            writer.add_entry(item.name, make_entry(item.dtype, item.shape, 0, offset, size, crc))
+        if plan.object_graph is not None:
+            graph = np.array(plan.object_graph, dtype=object)
+            writer.add_array(OBJECT_GRAPH_KEY, graph, dtype_from_name("string"))
+        writer.commit()
+    if check:
+        try:
+            _check_import(inp, plan, on_check_bytes)
+        except CheckFailed:
+            _remove_prefix(plan.output)
+            raise
+    return ImportResult(plan.output, len(plan.items), check)
+
+
+def _remove_prefix(prefix: str) -> None:
+    for path in (prefix + ".index", prefix + ".data-00000-of-00001"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _check_import(inp: InputFile, plan: ImportPlan, on_bytes: OnBytes | None) -> None:
+    from tfckpt.checkpoint import open_checkpoint
+
+    with open_checkpoint(plan.output) as out:
+        infos = {i.name: i for i in out.tensors(include_object_graph=False)}
+        if sorted(infos) != [i.name for i in plan.items]:
+            raise CheckFailed(f"{plan.output}: holds other names than planned")
+        for item in plan.items:
+            info = infos[item.name]
+            if info.dtype != item.dtype or info.shape != item.shape:
+                raise CheckFailed(f"{plan.output}: {item.name!r} has another dtype or shape")
+            if item.tensor.how == "string":
+                written = [bytes(v) for v in out.read(item.name).reshape(-1)]
+                given = [bytes(v) for v in inp.strings(item.tensor).reshape(-1)]
+                if written != given:
+                    raise CheckFailed(f"{plan.output}: {item.name!r} differs from the input")
+                continue
+            entry = out.entry(item.name)
+            try:
+                out.bundle.check_crc(entry)  # the stored bytes are intact ...
+            except CorruptCheckpoint as exc:
+                raise CheckFailed(str(exc)) from None
+            crc = 0
+            for chunk in _counted(inp.chunks(item.tensor), on_bytes):
+                crc = crc32c(chunk, crc)
+            if mask_crc(crc) != entry.crc32c:  # ... and equal to the input's
+                raise CheckFailed(f"{plan.output}: {item.name!r} differs from {item.source!r}")

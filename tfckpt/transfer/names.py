@@ -1,0 +1,66 @@
+"""Readable names for the tensors of TF2 checkpoints: object paths that prefer the model.
+
+A TF2 key is derived from the first breadth-first path to its object (FORMAT.md §9), and that
+path can run through the optimizer: Keras 3 optimizers track the model's variables in
+``optimizer/_trainable_variables``, so a kernel's key may read
+``optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE``. For export the name should say
+where the weight lives in the model, so the path is searched avoiding optimizer objects first
+(root edges named like "optimizer", and objects owning slot variables); objects reachable only
+through an optimizer keep their own path, and slot variables (not reachable by edges) the path
+their key spells.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from tfckpt.checkpoint import Checkpoint, object_path_of
+
+VALUE_ATTRIBUTE = "VARIABLE_VALUE"
+
+
+def _bfs(graph: Any, blocked: set[int], found: dict[int, list[str]]) -> None:
+    queue = deque(found)
+    while queue:
+        node_id = queue.popleft()
+        for child in graph.nodes[node_id].children:
+            target = child.node_id
+            if 0 <= target < len(graph.nodes) and target not in found and target not in blocked:
+                found[target] = [*found[node_id], child.local_name]
+                queue.append(target)
+
+
+def model_paths(graph: Any) -> dict[str, str]:
+    """checkpoint key -> object path (local names joined by '/'), model routes first."""
+    if graph is None or not graph.nodes:
+        return {}
+    optimizers = {i for i, node in enumerate(graph.nodes) if node.slot_variables}
+    optimizers.update(
+        c.node_id for c in graph.nodes[0].children if "optimizer" in c.local_name.lower()
+    )
+    found: dict[int, list[str]] = {0: []}
+    _bfs(graph, optimizers, found)  # through the model only
+    _bfs(graph, set(), found)  # then everything else, continuing from what was found
+    out: dict[str, str] = {}
+    for node_id, node in enumerate(graph.nodes):
+        for attr in node.attributes:
+            if found.get(node_id):
+                path = "/".join(found[node_id])
+                if attr.name != VALUE_ATTRIBUTE:
+                    path += f"/.ATTRIBUTES/{attr.name}"
+            else:
+                path = object_path_of(attr.checkpoint_key)
+            out.setdefault(attr.checkpoint_key, path)
+    return out
+
+
+def checkpoint_paths(ckpt: Checkpoint) -> dict[str, str]:
+    """key -> readable path for every tensor of a TF2 checkpoint ({} for name-based ones)."""
+    if not ckpt.is_object_based:
+        return {}
+    paths = model_paths(ckpt.object_graph())
+    for info in ckpt.tensors(include_object_graph=False):
+        if info.name not in paths and info.object_path:
+            paths[info.name] = info.object_path
+    return paths
