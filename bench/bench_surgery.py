@@ -75,6 +75,11 @@ def main() -> None:
     report("tfckpt rename --add-prefix scope/", rt, rrss, nbytes)
     lt, lrss = fresh_run([*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "--link"])
     report("tfckpt rename --link", lt, lrss)
+    # Durable variants: both flush the bytes to the disk before returning.
+    cps_t, _ = fresh_run(["sh", "-c", f'cp "{data}" "{OUT}/copy" && sync -f "{OUT}/copy"'])
+    report("cp + sync of the data file", cps_t, 0.0, nbytes)
+    rs_t, rs_rss = fresh_run([*TFCKPT, "rename", prefix, out, "--add-prefix", "s/", "--sync"])
+    report("tfckpt rename --sync", rs_t, rs_rss, nbytes)
 
     keep = kept_bytes(prefix)
     dd = ["dd", f"if={data}", f"of={OUT / 'kept'}", "bs=8M", f"count={keep}", "iflag=count_bytes"]
@@ -89,7 +94,8 @@ def main() -> None:
     print(
         f"  -> rename {rt / cp_t:.2f}x the time of cp (target <= 1.5x); --link {lt:.2f} s "
         f"(target < 0.5 s); prune {pt / dt:.2f}x the time of copying the kept bytes "
-        f"(target <= 1.5x); merge {mt / (2 * cp_t):.2f}x two cps"
+        f"(target <= 1.5x); merge {mt / (2 * cp_t):.2f}x two cps; rename --sync "
+        f"{rs_t / cps_t:.2f}x cp + sync"
     )
     print(
         f"  -> peak RSS: rename {rrss:.0f} MB, --link {lrss:.0f} MB, prune {prss:.0f} MB, "

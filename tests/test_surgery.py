@@ -536,3 +536,22 @@ def test_merge_graphs_refuses_two_objects_under_one_name() -> None:
         objgraph.merge_graphs([(raw, "", keys), (raw, "", keys)])
     merged = objgraph.parse(objgraph.merge_graphs([(raw, "a/", keys), (raw, "", {})]))
     assert [c.local_name for c in merged.nodes[0].children] == ["a"]
+
+
+def test_sync_writes_the_same_files(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    src = str(fx["partitioned"].path)
+    commands = {
+        "rename": ["rename", src, "{}", "--add-prefix", "s/"],
+        "prune": ["prune", src, "{}", "--drop", "^plain$"],
+        "merge": ["merge", "{}", f"{src}:a/", f"{fx['tf2_module'].path}:b/"],
+    }
+    for name, args in commands.items():
+        outputs = []
+        for flags in ([], ["--sync"]):
+            out = tmp_path / name / ("sync" if flags else "plain") / "ckpt"
+            out.parent.mkdir(parents=True)
+            ok(*[str(out) if a == "{}" else a for a in args], *flags)
+            outputs.append(
+                {p.name: p.read_bytes() for p in out.parent.iterdir() if p.name != "checkpoint"}
+            )
+        assert outputs[0] == outputs[1], name

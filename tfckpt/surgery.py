@@ -78,9 +78,10 @@ def apply_rename(
     link: bool = False,
     force: bool = False,
     on_bytes: Progress | None = None,
+    sync: bool = False,
 ) -> WriteResult:
     if ckpt.format == "V1":
-        with BundleWriter(dst, 1, force) as writer:
+        with BundleWriter(dst, 1, force, sync=sync) as writer:
             for info in ckpt.tensors():
                 _write_decoded(writer, ckpt, info.name, plan.new_name(info.name))
             writer.commit()
@@ -89,7 +90,9 @@ def apply_rename(
     n = bundle.num_shards
     new_graph = plan.object_graph  # TF2: edited by plan_renames, stored in an extra shard
     shards = n + 1 if new_graph is not None else n
-    with BundleWriter(dst, shards, force, own_shard=n if new_graph is not None else None) as w:
+    with BundleWriter(
+        dst, shards, force, own_shard=n if new_graph is not None else None, sync=sync
+    ) as w:
         for shard in range(n):
             w.adopt_shard(bundle.data_path(shard), shard, link, on_bytes)
         count = 0
@@ -132,12 +135,13 @@ def apply_prune(
     plan: PrunePlan,
     force: bool = False,
     on_bytes: Progress | None = None,
+    sync: bool = False,
 ) -> WriteResult:
     """Kept tensors' stored bytes go, unchanged and with their checksums, into one compacted data
     file; neighbours in the source are copied together, in the kernel, in file order."""
     kept = set(plan.keep)
     if ckpt.format == "V1":
-        with BundleWriter(dst, 1, force) as writer:
+        with BundleWriter(dst, 1, force, sync=sync) as writer:
             for name in sorted(kept):
                 _write_decoded(writer, ckpt, name, name)
             writer.commit()
@@ -149,7 +153,7 @@ def apply_prune(
         new_graph = objgraph.drop_keys(raw_graph, set(plan.drop))
     tensors = [e for e in bundle.entries.values() if not e.is_slice_key and e.name in kept]
     pieces: list[tuple[bytes, Entry]] = []
-    with BundleWriter(dst, 1, force) as writer:
+    with BundleWriter(dst, 1, force, sync=sync) as writer:
         for entry in tensors:
             if entry.name == OBJECT_GRAPH_KEY and new_graph is not None:
                 continue
@@ -186,6 +190,7 @@ def apply_merge(
     link: bool = False,
     force: bool = False,
     on_bytes: Progress | None = None,
+    sync: bool = False,
 ) -> WriteResult:
     """Every V2 input's data files become shards of the output; V1 inputs are decoded into one
     extra shard. Only inputs that contribute a tensor are included."""
@@ -200,7 +205,9 @@ def apply_merge(
     needs_own = plan.object_graph is not None or any(inputs[i].format == "V1" for i in used)
     own = total if needs_own else None
     shards = total + (1 if needs_own else 0)
-    with BundleWriter(dst, max(shards, 1), force, own_shard=own if shards else 0) as writer:
+    with BundleWriter(
+        dst, max(shards, 1), force, own_shard=own if shards else 0, sync=sync
+    ) as writer:
         for index, offset in offsets.items():
             bundle = inputs[index].bundle
             for shard in range(bundle.num_shards):

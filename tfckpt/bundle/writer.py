@@ -178,6 +178,7 @@ class BundleWriter:
         num_shards: int = 1,
         force: bool = False,
         own_shard: int | None = 0,
+        sync: bool = False,
     ) -> None:
         if num_shards < 1:
             raise UsageError("a checkpoint needs at least one shard")
@@ -187,6 +188,10 @@ class BundleWriter:
         self.num_shards = num_shards
         self.own_shard = own_shard
         self.force = force
+        # Like cp and TensorFlow's own writer, data is left to the page cache by default: the
+        # rename protocol already protects against interruption (kill, Ctrl-C, disk full).
+        # ``sync`` also makes the result durable across power loss (fsync before publishing).
+        self.sync = sync
         check_destination(prefix, force)
         self._entries: dict[bytes, bytes] = {}
         self._temps: dict[str, str] = {}  # final path -> temp path
@@ -316,7 +321,16 @@ class BundleWriter:
                 table.add(key, self._entries[key])
             table.finish()
             f.flush()
-            os.fsync(f.fileno())
+            if self.sync:
+                os.fsync(f.fileno())
+
+    def _sync_temps(self) -> None:
+        for tmp in self._temps.values():
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def commit(self, update_state: bool = True) -> None:
         """Publish: data shards renamed into place first, the index last."""
@@ -328,7 +342,6 @@ class BundleWriter:
                 self._data_file()  # the own shard always exists, even if empty
             if self._data is not None:
                 self._data.flush()
-                os.fsync(self._data.fileno())
                 self._data.close()
             missing = [
                 i
@@ -337,6 +350,8 @@ class BundleWriter:
             ]
             if missing:
                 raise UsageError(f"shards {missing} of {self.prefix} were never written")
+            if self.sync:
+                self._sync_temps()
             index_tmp = temp_name(index_final)
             self._temps[index_final] = index_tmp
             self._write_index(index_tmp)
@@ -348,6 +363,12 @@ class BundleWriter:
                 if final != index_final:
                     os.replace(tmp, final)
             os.replace(index_tmp, index_final)
+            if self.sync:
+                fd = os.open(os.path.dirname(os.path.abspath(index_final)), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
         except OSError as exc:
             self.abort()
             raise _write_error(self.prefix, exc) from None

@@ -24,6 +24,14 @@ from tfckpt.cli.options import (
 from tfckpt.errors import OutputExists, RenameConflict, UsageError
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Print the plan; write nothing.")]
+SyncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sync",
+        help="fsync every written file before publishing it: durable across power loss "
+        "(slower; without it, like cp, data reaches the disk when the OS writes it back).",
+    ),
+]
 LinkOpt = Annotated[
     bool,
     typer.Option("--link", help="Hard-link data files instead of copying (falls back to a copy)."),
@@ -54,6 +62,7 @@ def rename_command(
         bool, typer.Option("--meta", help="Also rename the variables in SRC.meta into DST.meta.")
     ] = False,
     link: LinkOpt = False,
+    sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -115,7 +124,7 @@ def rename_command(
             with open(meta_src, "rb") as f:
                 new_meta = rename_metagraph(f.read(), plan.renames)
         with progress("copy" if not link else "link", _data_total(ckpt), quiet) as bar:
-            result = apply_rename(ckpt, dst, plan, link, force, bar.advance)
+            result = apply_rename(ckpt, dst, plan, link, force, bar.advance, sync)
     if new_meta is not None:
         from tfckpt.bundle.writer import write_file_atomic
 
@@ -154,6 +163,7 @@ def prune_command(
     drop_global_step: Annotated[
         bool, typer.Option("--drop-global-step", help="Also drop global_step.")
     ] = False,
+    sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -197,7 +207,7 @@ def prune_command(
 
         check_destination(dst, force)
         with progress("prune", plan.bytes_after, quiet) as bar:
-            result = apply_prune(ckpt, dst, plan, force, bar.advance)
+            result = apply_prune(ckpt, dst, plan, force, bar.advance, sync)
     if os.path.exists(ckpt.prefix + ".meta"):
         result.notes.append(f"{ckpt.prefix}.meta was not carried over")
     if not as_json:
@@ -222,6 +232,7 @@ def merge_command(
         typer.Option("--prefer", help="On duplicate names, take the first or the last input's."),
     ] = None,
     link: LinkOpt = False,
+    sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -267,5 +278,5 @@ def merge_command(
 
         total = sum(_data_total(c) for c in ckpts)
         with progress("merge", total, quiet) as bar:
-            result = apply_merge(ckpts, out, plan, link, force, bar.advance)
+            result = apply_merge(ckpts, out, plan, link, force, bar.advance, sync)
     render_written(result, as_json, {**plan.to_dict(), "inputs": [s.path for s in specs]})
