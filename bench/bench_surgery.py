@@ -69,6 +69,8 @@ def main() -> None:
     print(f"surgery: {prefix} ({nbytes / 1e9:.2f} GB)")
     out = str(OUT / "model.ckpt-1")
 
+    st, _ = fresh_run([*TFCKPT, "--help"], runs=5)
+    report("tfckpt --help (interpreter + CLI start-up)", st, 0.0)
     cp_t, cp_rss = fresh_run(["cp", str(data), str(OUT / "copy")])
     report("cp of the data file", cp_t, cp_rss, nbytes)
     rt, rrss = fresh_run([*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "-q"])
@@ -96,6 +98,10 @@ def main() -> None:
         f"(target < 0.5 s); prune {pt / dt:.2f}x the time of copying the kept bytes "
         f"(target <= 1.5x); merge {mt / (2 * cp_t):.2f}x two cps; rename --sync "
         f"{rs_t / cps_t:.2f}x cp + sync"
+    )
+    print(
+        f"  -> without the fixed {st:.2f} s start-up: rename {(rt - st) / cp_t:.2f}x cp, prune "
+        f"{(pt - st) / dt:.2f}x dd of the kept bytes"
     )
     print(
         f"  -> peak RSS: rename {rrss:.0f} MB, --link {lrss:.0f} MB, prune {prss:.0f} MB, "
