@@ -555,3 +555,26 @@ def test_sync_writes_the_same_files(fx: dict[str, Fixture], tmp_path: Path) -> N
                 {p.name: p.read_bytes() for p in out.parent.iterdir() if p.name != "checkpoint"}
             )
         assert outputs[0] == outputs[1], name
+
+
+def test_missing_destination_directories_are_created_and_removed_on_failure(
+    fx: dict[str, Fixture], tmp_path: Path
+) -> None:
+    src = fx["tf1_adam"].path
+    ok("rename", src, tmp_path / "a" / "b" / "model.ckpt", "--add-prefix", "s/")
+    assert "s/global_step" in tf_map(str(tmp_path / "a" / "b" / "model.ckpt"))
+    (tmp_path / "file").write_text("x")
+    result = run("rename", src, tmp_path / "file" / "sub" / "x", "--add-prefix", "s/")
+    assert result.exit_code == 2 and "not a directory" in result.stderr
+    # A source that fails half-way (a truncated data shard) leaves no new directory behind.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in Path(src).parent.glob(Path(src).name + ".*"):
+        (broken / f.name).write_bytes(f.read_bytes())
+    data = next(broken.glob("*.data-*"))
+    data.write_bytes(data.read_bytes()[:-8])
+    result = run(
+        "prune", broken / Path(src).name, tmp_path / "new" / "deeper" / "x", "--drop", "^x$"
+    )
+    assert result.exit_code == 2 and "truncated" in result.stderr
+    assert not (tmp_path / "new").exists()

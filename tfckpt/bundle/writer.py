@@ -55,15 +55,43 @@ def prefix_files(prefix: str) -> list[str]:
 
 
 def check_destination(prefix: str, force: bool) -> None:
-    """Refuse an existing destination without ``force``; refuse an unwritable directory."""
+    """Refuse an existing destination without ``force``; refuse an unwritable directory.
+
+    A missing directory is fine (writers create it) if its nearest existing ancestor is a
+    writable directory.
+    """
     directory = os.path.dirname(os.path.abspath(prefix))
-    if not os.path.isdir(directory):
-        raise WriteError(f"{directory}: destination directory does not exist")
-    if not os.access(directory, os.W_OK):
-        raise WriteError(f"{directory}: destination directory is not writable")
+    existing_dir = directory
+    while not os.path.lexists(existing_dir):
+        existing_dir = os.path.dirname(existing_dir)
+    if not os.path.isdir(existing_dir):
+        raise WriteError(f"{existing_dir}: not a directory (destination {prefix})")
+    if not os.access(existing_dir, os.W_OK):
+        raise WriteError(f"{existing_dir}: destination directory is not writable")
     existing = prefix_files(prefix)
     if existing and not force:
         raise OutputExists(f"{prefix}: destination exists ({len(existing)} files); use --force")
+
+
+def make_dirs(directory: str) -> list[str]:
+    """``mkdir -p``; returns the directories it created, outermost first."""
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    created = []
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        created.append(path)
+    return created
 
 
 def copy_file(
@@ -193,6 +221,7 @@ class BundleWriter:
         # ``sync`` also makes the result durable across power loss (fsync before publishing).
         self.sync = sync
         check_destination(prefix, force)
+        self._made_dirs = make_dirs(os.path.dirname(os.path.abspath(prefix)))
         self._entries: dict[bytes, bytes] = {}
         self._temps: dict[str, str] = {}  # final path -> temp path
         self._data: BinaryIO | None = None
@@ -393,6 +422,10 @@ class BundleWriter:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
         self._temps.clear()
+        for directory in reversed(self._made_dirs):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)  # only if still empty
+        self._made_dirs = []
 
     def __enter__(self) -> BundleWriter:
         return self
@@ -406,6 +439,7 @@ def write_file_atomic(path: str, data: bytes, force: bool = False) -> None:
     """Write one file under a temp name and rename it into place."""
     if os.path.exists(path) and not force:
         raise OutputExists(f"{path}: exists; use --force")
+    make_dirs(os.path.dirname(os.path.abspath(path)))
     tmp = temp_name(path)
     try:
         with open(tmp, "wb") as f:
