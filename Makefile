@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TFCKPT := $(VENV)/bin/tfckpt
 DEMO := build/demo
 
-.PHONY: setup demo test test-fast lint bench fuzz clean
+.PHONY: setup demo test test-fast lint bench fuzz tour clean
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ bench: setup
 
 fuzz: setup
 	TFCKPT_FUZZ_CASES=$${TFCKPT_FUZZ_CASES:-100000} $(PY) -m pytest -q -m slow tests/test_fuzz.py
+
+tour: setup
+	@test -f $(DEMO)/checkpoint || $(PY) examples/make_demo.py $(DEMO)
+	$(PY) examples/make_tour.py $(DEMO) README.md
 
 clean:
 	rm -rf build .fixtures .pytest_cache

@@ -1,0 +1,122 @@
+"""Contracts about the CLI as a whole: help, README, exit codes, layering, lazy TensorFlow."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tfckpt import errors
+from tfckpt.cli import app
+from tfckpt.errors import ExitCode
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "tfckpt"
+runner = CliRunner()
+COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)  # type: ignore[union-attr]
+
+
+def test_the_commands_of_the_design_card_exist() -> None:
+    assert {"ls", "vars", "graph", "diff", "rename", "prune", "convert-pbtxt"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Examples" in result.output
+    assert f"tfckpt {command} " in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_is_in_the_readme_tour(command: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    tour = readme[readme.index("<!-- TOUR -->") : readme.index("<!-- /TOUR -->")]
+    assert f"### `{command}`" in tour
+    assert re.search(rf"^\$ tfckpt {re.escape(command)} ", tour, re.MULTILINE)
+
+
+def test_readme_starts_with_exactly_two_setup_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```", 2)[1]
+    commands = [line for line in first_block.splitlines()[1:] if line.strip()]
+    assert [c.split("#")[0].strip() for c in commands] == ["make demo", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_exit_codes_are_pinned_and_documented() -> None:
+    assert {c.name: c.value for c in ExitCode} == {
+        "OK": 0,
+        "FAILED": 1,
+        "ERROR": 2,
+        "INTERRUPTED": 130,
+    }
+    readme = (ROOT / "README.md").read_text()
+    for code in ExitCode:
+        assert re.search(rf"^\| {code.value} \|", readme, re.MULTILINE), code
+    classes = [
+        c
+        for _, c in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(c, errors.TfckptError)
+    ]
+    assert len(classes) > 5
+    for cls in classes:
+        assert cls.exit_code in (ExitCode.FAILED, ExitCode.ERROR), cls
+        assert cls.__doc__, cls
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level (module-scope) imports of one file; lazy imports inside functions excluded."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def _all_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_layers_import_downward_only() -> None:
+    """bundle/ops never print or parse argv; only render imports rich; only tf_engine imports
+    TensorFlow; nothing below the CLI imports typer."""
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        everything = _all_imports(path)
+        if not rel.startswith("tf_engine/"):
+            assert not {m for m in everything if m.split(".")[0] == "tensorflow"}, rel
+        if not rel.startswith(("render/", "cli/")):
+            assert not {m for m in everything if m.split(".")[0] == "rich"}, rel
+        if not rel.startswith("cli/") and rel != "__main__.py":
+            assert not {m for m in everything if m.split(".")[0] == "typer"}, rel
+            assert not {m for m in everything if m.startswith("tfckpt.cli")}, rel
+        if rel.startswith(("bundle/", "ops/")):
+            assert not {m for m in everything if m.startswith("tfckpt.render")}, rel
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys; from tfckpt.cli import main; sys.argv = ['tfckpt', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('tensorflow', 'numpy', 'google.protobuf') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Usage" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY="
