@@ -4,7 +4,10 @@
 ``apply_cast`` writes a new V2 prefix (one shard) streaming each tensor in bounded chunks. Cast
 values are exactly numpy's ``astype`` (ml_dtypes for bfloat16: round to nearest even); copied
 tensors keep their bytes, verified against their stored CRC32C on the way. Partitioned
-variables stay partitioned (each slice cast on its own); a TF2 object graph is carried over
+variables stay partitioned, each slice cast on its own, as TF would save them: a Saver restores
+them. (TF can only copy *between* float16/bfloat16 slices that match exactly: its
+``load_checkpoint`` cannot assemble such slices, nor can a Saver cut a partition out of a whole
+float16 tensor, so writing them whole would not help.) A TF2 object graph is carried over
 unchanged, since keys do not change.
 """
 
@@ -198,7 +201,7 @@ def apply_cast(
                 offset, size, crc = _write_part(ckpt, writer, entry, item, on_bytes)
                 writer.add_entry(item.name, make_entry(dtype, item.shape, 0, offset, size, crc))
                 continue
-            for spec in entry.slices:  # stays partitioned: each slice on its own
+            for spec in entry.slices:  # stays partitioned, each slice cast on its own
                 part = ckpt.bundle.slice_entry(entry, spec)
                 offset, size, crc = _write_part(ckpt, writer, part, item, on_bytes)
                 writer.add_entry(part.key, make_entry(dtype, part.shape, 0, offset, size, crc))

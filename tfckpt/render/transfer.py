@@ -29,10 +29,10 @@ def _stderr(text: str) -> None:
     err_console().print(text, highlight=False)
 
 
-def _warn_skipped(skipped: list[Any], where: str) -> None:
+def _warn_skipped(skipped: list[Any], where: str, reasons: bool = False) -> None:
     if not skipped:
         return
-    listed = ", ".join(f"{s.source} ({s.dtype})" for s in skipped[:8])
+    listed = ", ".join(f"{s.source} ({s.reason if reasons else s.dtype})" for s in skipped[:8])
     more = f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""
     warn(f"skipped {len(skipped)} tensor(s) {where}: {listed}{more}")
 
@@ -93,7 +93,7 @@ def _export_summary(plan: Any, verb: str) -> str:
 
 # ---- import -------------------------------------------------------------------------------------
 def render_import(plan: Any, result: Any | None, as_json: bool, dry_run: bool) -> None:
-    _warn_skipped(plan.skipped, "that TensorFlow cannot hold")
+    _warn_skipped(plan.skipped, "that cannot be imported", reasons=True)
     if plan.like is not None and plan.like.missing and plan.like.ok:
         warn(
             f"{len(plan.like.missing)} name(s) of {plan.like.like} are not imported "

@@ -177,7 +177,7 @@ class SafetensorsInput(InputFile):
             self.tensors.append(
                 InputTensor(
                     st.name,
-                    st.shape,
+                    shape,
                     st.dtype,
                     dtype,
                     reason,
