@@ -422,6 +422,29 @@ def test_failed_check_is_exit_1_and_leaves_nothing(
     assert files_in(tmp_path) == set()
 
 
+def test_check_reads_back_what_was_written(
+    fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that puts zeros on disk instead of the tensor: the re-read catches it."""
+    from tfckpt.transfer import export
+
+    def zeros_to_fd(src: int, offset: int, size: int, dst: int, on_bytes: Any) -> None:
+        export._write_all(dst, bytes(size))
+
+    def zero_chunks(self: Any, item: Any) -> Any:
+        yield bytes(item.nbytes)
+
+    monkeypatch.setattr(export, "_copy_range", zeros_to_fd)
+    monkeypatch.setattr(export._Source, "raw_chunks", zero_chunks)
+    for out in ("w.safetensors", "w.npz", "w/"):
+        result = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}")
+        assert result.exit_code == 1, (out, result.stderr)
+        assert "differs from" in result.stderr
+        written = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}", "--no-check")
+        assert written.exit_code == 0  # unchecked, the zeros would have gone out
+    assert files_in(tmp_path) == {"w.safetensors", "w.npz", "w"}
+
+
 def test_corrupt_source_is_exit_2(fx: dict[str, Fixture], tmp_path: Path) -> None:
     src = fx["tf1_adam"].path
     copy = tmp_path / "src"

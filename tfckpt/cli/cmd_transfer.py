@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Print the plan; write nothing.")]
 NoCheckOpt = Annotated[
     bool,
-    typer.Option("--no-check", help="Skip re-reading the output and comparing it with the source."),
+    typer.Option(
+        "--no-check",
+        help="Skip re-reading the output and comparing it with the source (bytes copied "
+        "unchanged then go unverified against their stored checksums too).",
+    ),
 ]
 StrictOpt = Annotated[
     bool,
