@@ -246,6 +246,23 @@ def test_npz_and_npy_load_with_numpy(fx: dict[str, Fixture], tmp_path: Path) -> 
         assert zf.getinfo("dt/float32.npy").comment == b""
 
 
+def test_npy_directory_file_names_are_safe_and_unique(tmp_path: Path) -> None:
+    names = ["a/b", "A/B", "x:y*z?", "../up", "." * 3, "deep/" * 60 + "leaf", "index"]
+    np.savez(tmp_path / "odd.npz", **{n: np.full(2, i, np.int32) for i, n in enumerate(names)})
+    src = tmp_path / "ckpt" / "odd"
+    src.parent.mkdir()
+    ok("import", tmp_path / "odd.npz", src)
+    doc = ok_json("export", src, f"{tmp_path}/odd/")
+    files = [t["file"] for t in doc["tensors"]]
+    assert len({f.lower() for f in files}) == len(names)
+    assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.npy", f) and len(f) < 200 for f in files)
+    assert files_in(tmp_path / "odd") == {*files, "index.json"}
+    back = tmp_path / "back" / "ckpt"
+    back.parent.mkdir()
+    ok("import", f"{tmp_path}/odd", back)
+    assert run("diff", src, back).exit_code == 0
+
+
 # ---- export options --------------------------------------------------------------------------
 def test_tf2_names_are_object_paths_preferring_the_model(
     fx: dict[str, Fixture], tmp_path: Path
@@ -358,6 +375,22 @@ def test_existing_output_needs_force(fx: dict[str, Fixture], tmp_path: Path) -> 
     assert result.exit_code == 2 and "refusing" in result.stderr
     assert files_in(stranger) == {"notes.txt"}
     assert no_temp_files(tmp_path)
+
+
+def test_missing_directories_are_created_and_removed_on_failure(
+    fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = fx["tf1_adam"].path
+    for out in ("a/b/w.safetensors", "c/d/w.npz", "e/f/w/"):
+        ok("export", src, f"{tmp_path}/{out}", "--sync")
+    ok("import", tmp_path / "a/b/w.safetensors", tmp_path / "g/h/ckpt", "--sync")
+    ok("cast", tmp_path / "g/h/ckpt", tmp_path / "i/j/ckpt", "--dtype", "float16", "--sync")
+    from tfckpt.transfer import export
+
+    monkeypatch.setattr(export._Source, "expected_crc", lambda self, item: 12345)
+    for out in ("x/y/w.safetensors", "x/y/w.npz", "x/y/w/"):
+        assert run("export", src, f"{tmp_path}/{out}").exit_code == 1
+    assert files_in(tmp_path) == {"a", "c", "e", "g", "i"}
 
 
 def test_dry_run_writes_nothing(fx: dict[str, Fixture], tmp_path: Path) -> None:

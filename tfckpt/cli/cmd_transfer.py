@@ -39,6 +39,14 @@ StrictOpt = Annotated[
         "--strict", help="Fail (exit 2) instead of skipping tensors the target cannot hold."
     ),
 ]
+SyncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sync",
+        help="fsync every written file before publishing it: durable across power loss "
+        "(slower; without it, like cp, data reaches the disk when the OS writes it back).",
+    ),
+]
 SepOpt = Annotated[
     str | None,
     typer.Option(
@@ -136,6 +144,7 @@ def export_command(
     no_check: NoCheckOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
+    sync: SyncOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -201,7 +210,9 @@ def export_command(
         check_output(out, fmt, force)
         passes = 1 if no_check else 2  # writing, then re-reading
         with progress("export", plan.total_bytes * passes, quiet) as bar:
-            result = write_export(ckpt, plan, force, not no_check, bar.advance, bar.advance)
+            result = write_export(
+                ckpt, plan, force, not no_check, bar.advance, bar.advance, sync=sync
+            )
     render_export(plan, result, as_json, dry_run=False)
 
 
@@ -248,6 +259,7 @@ def import_command(
     no_check: NoCheckOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
+    sync: SyncOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -309,7 +321,9 @@ def import_command(
         check_destination(dst, force)
         passes = 1 if no_check else 2
         with progress("import", plan.total_bytes * passes, quiet) as bar:
-            result = write_import(inp, plan, force, not no_check, bar.advance, bar.advance)
+            result = write_import(
+                inp, plan, force, not no_check, bar.advance, bar.advance, sync=sync
+            )
     render_import(plan, result, as_json, dry_run=False)
 
 
@@ -327,6 +341,7 @@ def cast_command(
     regex: RegexOpt = None,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
+    sync: SyncOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -361,5 +376,5 @@ def cast_command(
 
         check_destination(dst, force)
         with progress("cast", plan.bytes_before, quiet) as bar:
-            apply_cast(ckpt, plan, force, bar.advance)
+            apply_cast(ckpt, plan, force, bar.advance, sync)
     render_cast(plan, True, as_json, dry_run=False)

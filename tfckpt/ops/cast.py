@@ -180,12 +180,16 @@ def _raw_chunks(ckpt: Checkpoint, entry: Any, on_bytes: OnBytes | None) -> Itera
 
 
 def apply_cast(
-    ckpt: Checkpoint, plan: CastPlan, force: bool = False, on_bytes: OnBytes | None = None
+    ckpt: Checkpoint,
+    plan: CastPlan,
+    force: bool = False,
+    on_bytes: OnBytes | None = None,
+    sync: bool = False,
 ) -> CastResult:
     """Write the cast checkpoint at ``plan.output`` (atomically, by BundleWriter)."""
     from tfckpt.bundle.writer import BundleWriter, make_entry
 
-    with BundleWriter(plan.output, num_shards=1, force=force) as writer:
+    with BundleWriter(plan.output, num_shards=1, force=force, sync=sync) as writer:
         for item in plan.items:
             dtype = item.target or item.dtype
             if ckpt.format != "V2":  # V1 tensors are decoded whole anyway

@@ -318,8 +318,10 @@ def check_output(path: str, fmt: Format, force: bool) -> None:
     """Refuse an existing output without ``force``; never replace a directory that is not a
     previous .npy export, even with ``force``."""
     parent = os.path.dirname(os.path.abspath(path.rstrip("/") or "/"))
+    while not os.path.lexists(parent):  # a missing directory is created by the writer
+        parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
-        raise WriteError(f"{parent}: destination directory does not exist")
+        raise WriteError(f"{parent}: not a directory (destination {path})")
     if not os.access(parent, os.W_OK):
         raise WriteError(f"{parent}: destination directory is not writable")
     if fmt == Format.npy:
@@ -515,15 +517,20 @@ def write_export(
     check: bool = True,
     on_bytes: OnBytes | None = None,
     on_check_bytes: OnBytes | None = None,
+    sync: bool = False,
 ) -> ExportResult:
     """Write the plan's output under a temp name, check it, and rename it into place.
 
-    Like ``cp``, TensorFlow's own writer and safetensors, nothing is fsync'ed: the rename makes
-    the output appear whole or not at all, and a forced flush would tie the run to the disk's
-    write speed (several times slower than the copy on common disks).
+    Like ``cp``, TensorFlow's own writer and safetensors, nothing is fsync'ed unless ``sync``:
+    the rename already makes the output appear whole or not at all (kill, Ctrl-C, disk full);
+    ``sync`` adds durability across power loss at the disk's write speed. Missing parent
+    directories are created (and removed again if the export fails).
     """
+    from tfckpt.bundle.writer import make_dirs
+
     check_output(plan.output, plan.format, force)
     final = plan.output.rstrip("/") if plan.format == Format.npy else plan.output
+    made = make_dirs(os.path.dirname(os.path.abspath(final)))
     tmp = temp_name(final)
     src = _Source(ckpt)
     notes: list[str] = []
@@ -537,13 +544,17 @@ def write_export(
             notes += _write_npy_dir(src, plan, tmp, on_bytes, early)
         if early is not None:
             _check(src, plan, tmp, on_check_bytes, early.results())
+        if sync:
+            _sync_tree(tmp)
         size = _publish(tmp, final, plan.format)
+        if sync:
+            _sync_tree(os.path.dirname(os.path.abspath(final)))
     except OSError as exc:
-        _remove(tmp)
+        _remove(tmp, made)
         reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise WriteError(f"{final}: cannot write ({reason})") from None
     except BaseException:
-        _remove(tmp)
+        _remove(tmp, made)
         raise
     finally:
         if early is not None:
@@ -552,12 +563,28 @@ def write_export(
     return ExportResult(final, plan.format, len(plan.items), size, check, notes)
 
 
-def _remove(path: str) -> None:
+def _remove(path: str, made_dirs: list[str]) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+    for directory in reversed(made_dirs):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)  # only if still empty
+
+
+def _sync_tree(path: str) -> None:
+    """fsync a file, or a directory and the files directly in it."""
+    paths = [path]
+    if os.path.isdir(path):
+        paths = [e.path for e in os.scandir(path) if e.is_file()] + [path]
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _publish(tmp: str, final: str, fmt: Format) -> int:

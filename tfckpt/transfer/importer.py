@@ -229,8 +229,10 @@ def write_import(
     check: bool = True,
     on_bytes: OnBytes | None = None,
     on_check_bytes: OnBytes | None = None,
+    sync: bool = False,
 ) -> ImportResult:
-    """Write the bundle (atomically, by BundleWriter), then re-read it against the input."""
+    """Write the bundle (atomically, by BundleWriter; fsync'ed with ``sync``), then re-read it
+    against the input."""
     import numpy as np
 
     from tfckpt.bundle.writer import BundleWriter, make_entry
@@ -238,7 +240,7 @@ def write_import(
 
     if plan.like is not None and not plan.like.ok:
         raise CheckFailed(f"{plan.source} does not match {plan.like.like}; nothing written")
-    with BundleWriter(plan.output, num_shards=1, force=force) as writer:
+    with BundleWriter(plan.output, num_shards=1, force=force, sync=sync) as writer:
         for item in plan.items:
             t = item.tensor
             if t.how == "string":
