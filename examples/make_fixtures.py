@@ -270,6 +270,15 @@ def make_savedmodels(tf: Any, out: Path, manifest: Manifest) -> None:
 
 
 def make_graphs(tf: Any, out: Path, manifest: Manifest) -> None:
+    """Graph files for ``tfckpt graph`` / ``convert-pbtxt`` (all under ``graphs/``; the manifest
+    entry's ``files`` are relative to it): the tf1_adam graph as a GraphDef (.pb, .pbtxt) and as
+    a MetaGraphDef saved as .pb and as text; partitioned variables under an extra scope with
+    their checkpoint (for --check prefix suggestions); a TF1 GraphDef and a TF2 SavedModel using
+    file / print ops at top level and inside library functions (for --deny-ops), with a TF2
+    checkpoint of the same module rooted at ``model/``."""
+    from google.protobuf import text_format
+    from tensorflow.core.protobuf import meta_graph_pb2
+
     meta = Path(manifest["tf1_adam"]["meta"])
     tf1 = tf.compat.v1
     g = tf.Graph()
@@ -280,7 +289,68 @@ def make_graphs(tf: Any, out: Path, manifest: Manifest) -> None:
     tf.io.write_graph(graph_def, str(d), "graph.pb", as_text=False)
     tf.io.write_graph(graph_def, str(d), "graph.pbtxt", as_text=True)
     (d / "metagraph.pb").write_bytes(meta.read_bytes())
-    manifest["graphs"] = {"kind": "graphs", "path": str(d), "meta": None}
+    meta_def = meta_graph_pb2.MetaGraphDef.FromString(meta.read_bytes())
+    (d / "metagraph.pbtxt").write_text(text_format.MessageToString(meta_def))
+
+    # The partitioned fixture's variables, one scope deeper, with their own checkpoint.
+    g = tf.Graph()
+    with g.as_default():
+        tf1.set_random_seed(3)
+        with tf1.variable_scope("pretrained"):
+            rows = tf1.get_variable(
+                "emb/rows", [10, 4], partitioner=tf1.fixed_size_partitioner(3, axis=0)
+            )
+            cols = tf1.get_variable(
+                "emb/cols", [4, 9], partitioner=tf1.fixed_size_partitioner(3, axis=1)
+            )
+            plain = tf1.get_variable("plain", [3])
+        tf.identity(tf.reduce_sum(rows) + tf.reduce_sum(cols) + tf.reduce_sum(plain), name="out")
+        saver = tf1.train.Saver()
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            scoped = saver.save(sess, str(d / "scoped" / "model.ckpt"))
+
+    # A TF1 GraphDef reading and writing files, printing inside a library function.
+    g = tf.Graph()
+    with g.as_default():
+        path = tf1.placeholder(tf.string, [], name="path")
+        data = tf.io.read_file(path, name="read")
+
+        @tf.function
+        def leak(x: Any) -> Any:
+            tf.print("leak", x)
+            return tf.strings.length(x)
+
+        length = leak(data)
+        tf.io.write_file(path + ".copy", data, name="write")
+        tf.identity(length, name="length")
+    tf.io.write_graph(g.as_graph_def(), str(d), "denied.pb", as_text=False)
+
+    class Reader(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = tf.Variable(2.0, name="scale")
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="path")])
+        def __call__(self, path: Any) -> Any:
+            tf.print("reading", path)
+            size = tf.cast(tf.strings.length(tf.io.read_file(path)), tf.float32)
+            return {"size": size * self.scale}
+
+    reader = Reader()
+    tf.saved_model.save(reader, str(d / "denied_savedmodel"))
+    tf2_ckpt = tf.train.Checkpoint(model=reader).save(str(d / "tf2_ckpt" / "ckpt"))
+    files = {
+        "graph_pb": "graph.pb",
+        "graph_pbtxt": "graph.pbtxt",
+        "metagraph_pb": "metagraph.pb",
+        "metagraph_pbtxt": "metagraph.pbtxt",
+        "scoped_ckpt": os.path.relpath(scoped, d),
+        "denied_pb": "denied.pb",
+        "denied_savedmodel": "denied_savedmodel",
+        "tf2_ckpt": os.path.relpath(tf2_ckpt, d),
+    }
+    manifest["graphs"] = {"kind": "graphs", "path": str(d), "meta": None, "files": files}
 
 
 def make_v1(tf: Any, out: Path, manifest: Manifest) -> None:

@@ -1,0 +1,291 @@
+"""Rendering for ``graph``: the summary, node lists, ``--check`` and ``--deny-ops`` reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tfckpt.render import out_console, print_json
+
+# Longest lists shown in the text summary; --json always has everything.
+MAX_OPS = 15
+MAX_ROWS = 50
+MAX_OUTPUTS = 20
+MAX_FUNCTIONS = 10
+
+
+def _shape(shape: list[int | None] | None) -> str:
+    if shape is None:
+        return "<unknown>"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _table(*columns: str, title: str | None = None) -> Table:
+    table = Table(
+        show_edge=False, header_style="bold", title=title, title_justify="left", title_style="bold"
+    )
+    for i, col in enumerate(columns):
+        table.add_column(col, overflow="fold", no_wrap=i > 0, ratio=1 if i == 0 else None)
+    return table
+
+
+def _more(console: Console, shown: int, total: int, what: str) -> None:
+    if total > shown:
+        console.print(Text(f"  ... {total - shown:,} more {what} (--json lists all)", style="dim"))
+
+
+# ---- summary ----------------------------------------------------------------------------------
+def render_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(summary)
+        return
+    console = out_console()
+    encoding = summary["encoding"]
+    if summary["type"] == "SavedModel":
+        extras = []
+        if "has_variables" in summary:
+            extras.append("variables/" if summary["has_variables"] else "no variables/")
+        if summary.get("has_fingerprint"):
+            extras.append("fingerprint.pb")
+        graphs = summary["meta_graphs"]
+        console.print(
+            Text.assemble(
+                (summary["path"], "bold"),
+                f": SavedModel ({encoding}), schema {summary['schema_version']}, "
+                f"{len(graphs)} meta graph(s)" + (", " + ", ".join(extras) if extras else ""),
+            )
+        )
+        for i, graph in enumerate(graphs):
+            tags = ",".join(graph["tags"]) or "(no tags)"
+            console.print()
+            console.print(Text(f"meta graph {i}: tags {tags}", style="bold underline"))
+            _graph(console, graph)
+        return
+    console.print(Text.assemble((summary["path"], "bold"), f": {summary['type']} ({encoding})"))
+    _graph(console, summary)
+
+
+def _graph(console: Console, g: dict[str, Any]) -> None:
+    facts = []
+    if g.get("tensorflow_version"):
+        facts.append(f"TensorFlow {g['tensorflow_version']}")
+    if g.get("producer") is not None:
+        facts.append(f"producer {g['producer']}")
+        facts.append(f"min_consumer {g['min_consumer']}")
+    if facts:
+        console.print(", ".join(facts))
+    counts = f"{g['nodes']:,} nodes, {len(g['ops']):,} op types, {len(g['functions']):,} functions"
+    if g.get("scope"):
+        counts += f" in scope {g['scope']}/"
+    console.print(Text(counts, style="bold"))
+
+    ops = list(g["ops"].items())
+    table = _table("op", "count", title="Ops")
+    table.columns[1].justify = "right"
+    for name, count in ops[:MAX_OPS]:
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    _more(console, min(len(ops), MAX_OPS), len(ops), "op types")
+
+    if g["inputs"]:
+        table = _table("input", "op", "dtype", "shape", title=f"Inputs ({len(g['inputs'])})")
+        for r in g["inputs"][:MAX_ROWS]:
+            table.add_row(r["name"], r["op"], r["dtype"] or "", _shape(r["shape"]))
+        console.print(table)
+        _more(console, min(len(g["inputs"]), MAX_ROWS), len(g["inputs"]), "inputs")
+    if g["outputs"]:
+        table = _table("output", "op", title=f"Outputs ({len(g['outputs'])})")
+        for r in g["outputs"][:MAX_OUTPUTS]:
+            table.add_row(r["name"], r["op"])
+        console.print(table)
+        _more(console, min(len(g["outputs"]), MAX_OUTPUTS), len(g["outputs"]), "outputs")
+    if g["variables"]:
+        variables = g["variables"]
+        table = _table("variable", "op", "dtype", "shape", title=f"Variables ({len(variables)})")
+        for r in variables[:MAX_ROWS]:
+            name = r["name"]
+            if "partition_of" in r:
+                name += f"  (part of {r['partition_of']} {_shape(r['full_shape'])})"
+            table.add_row(name, r["op"], r["dtype"] or "", _shape(r["shape"]))
+        console.print(table)
+        _more(console, min(len(variables), MAX_ROWS), len(variables), "variables")
+    if g.get("collections"):
+        table = _table("collection", "size", title="Collections")
+        table.columns[1].justify = "right"
+        for name, size in g["collections"].items():
+            table.add_row(name, str(size))
+        console.print(table)
+    if g.get("saver"):
+        s = g["saver"]
+        console.print(
+            Text.assemble(
+                ("Saver: ", "bold"),
+                f"{s['version']}, restore {s['restore_op_name']}, filename "
+                f"{s['filename_tensor_name']}, max_to_keep {s['max_to_keep']}"
+                + (", sharded" if s["sharded"] else ""),
+            )
+        )
+    if g.get("signatures"):
+        table = _table("signature", "", "key", "tensor", "dtype", "shape", title="Signatures")
+        for key, sig in g["signatures"].items():
+            first = True
+            rows = [("in", k, v) for k, v in sig["inputs"].items()]
+            rows += [("out", k, v) for k, v in sig["outputs"].items()]
+            if not rows:
+                table.add_row(f"{key} ({sig['method']})", "", "", "", "", "")
+            for direction, k, v in rows:
+                table.add_row(
+                    f"{key} ({sig['method']})" if first else "",
+                    direction,
+                    k,
+                    v["name"] or "(composite)",
+                    v["dtype"],
+                    _shape(v["shape"]),
+                )
+                first = False
+        console.print(table)
+    if g["functions"]:
+        functions = g["functions"]
+        table = _table("function", "nodes", title=f"Library functions ({len(functions)})")
+        table.columns[1].justify = "right"
+        for f in functions[:MAX_FUNCTIONS]:
+            table.add_row(f["name"], str(f["nodes"]))
+        console.print(table)
+        _more(console, min(len(functions), MAX_FUNCTIONS), len(functions), "functions")
+    if g.get("object_graph_nodes"):
+        console.print(f"Object graph: {g['object_graph_nodes']} objects (TF2)")
+
+
+# ---- --nodes ----------------------------------------------------------------------------------
+def render_nodes(records: Sequence[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json(list(records))
+        return
+    console = out_console()
+    table = _table("name", "op", "inputs", "device")
+    table.columns[2].no_wrap = False
+    table.columns[2].overflow = "fold"
+    for r in records:
+        table.add_row(r["name"], r["op"], ", ".join(r["inputs"]), r["device"])
+    console.print(table)
+    console.print(Text(f"{len(records):,} nodes", style="bold"))
+
+
+# ---- --check ----------------------------------------------------------------------------------
+def _name(record: dict[str, Any]) -> str:
+    return record.get("path", record["name"])
+
+
+def render_check(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(report)
+        return
+    console = out_console()
+    console.print(
+        Text.assemble(
+            ("graph ", "dim"),
+            report["graph"],
+            ("  checkpoint ", "dim"),
+            report["checkpoint"],
+            ("  matching by ", "dim"),
+            report["method"],
+        )
+    )
+    if report["missing"]:
+        console.print(
+            Text(
+                f"The graph needs {len(report['missing'])} variable(s) the checkpoint lacks "
+                "(TF: Key ... not found in checkpoint):",
+                style="bold red",
+            )
+        )
+        table = _table("missing from the checkpoint", "dtype", "shape")
+        for r in report["missing"]:
+            table.add_row(_name(r), r["dtype"] or "", _shape(r["shape"]))
+        console.print(table, style="red")
+    if report["mismatched"]:
+        console.print(Text("Shape/dtype mismatch:", style="bold red"))
+        table = _table("variable", "problem", "graph", "checkpoint")
+        for r in report["mismatched"]:
+            g, c = r["graph"], r["checkpoint"]
+            table.add_row(
+                r["name"],
+                "+".join(r["problems"]),
+                f"{g['dtype'] or '?'} {_shape(g['shape'])}",
+                f"{c['dtype']} {_shape(c['shape'])}",
+            )
+        console.print(table, style="red")
+    if report["unused"]:
+        console.print(Text(f"Unused ({len(report['unused'])}):", style="bold"))
+        table = _table("in the checkpoint, not used by the graph", "dtype", "shape")
+        for r in report["unused"][:MAX_ROWS]:
+            table.add_row(_name(r), r["dtype"], _shape(r["shape"]))
+        console.print(table)
+        _more(console, min(len(report["unused"]), MAX_ROWS), len(report["unused"]), "unused")
+    if report["unsaved"]:
+        console.print(
+            Text(
+                f"{len(report['unsaved'])} graph variable(s) the saver does not save (not "
+                f"checked): {', '.join(report['unsaved'][:10])}"
+                + (" ..." if len(report["unsaved"]) > 10 else ""),
+                style="dim",
+            )
+        )
+    for s in report["suggestions"]:
+        if s["command"] is None:
+            console.print(Text.assemble(("suggestion: ", "bold yellow"), s["description"]))
+            continue
+        console.print(
+            Text.assemble(
+                ("suggestion: ", "bold yellow"),
+                f"{s['description']}; renaming fixes {s['fixes']} of {s['of']} missing:",
+            )
+        )
+        console.print(Text("  " + s["command"]), soft_wrap=True)
+    for c in report["close_matches"]:
+        console.print(
+            Text.assemble(("did you mean: ", "yellow"), f"{c['missing']}  <-  {c['candidate']}")
+        )
+    verdict = (
+        f"OK: all {report['needed']} variable(s) the graph needs are in the checkpoint"
+        if report["ok"]
+        else f"MISMATCH: {report['matched']} of {report['needed']} match, "
+        f"{len(report['missing'])} missing, {len(report['mismatched'])} with another "
+        "shape/dtype"
+    )
+    if report["unused"]:
+        verdict += f"; {len(report['unused'])} unused in the checkpoint"
+    console.print(Text(verdict, style="bold green" if report["ok"] else "bold red"))
+
+
+# ---- --deny-ops -------------------------------------------------------------------------------
+def render_deny(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(report)
+        return
+    console = out_console()
+    hits = report["hits"]
+    if not hits:
+        console.print(Text(f"no denied ops in {report['path']}", style="bold green"))
+        return
+    with_meta = any("meta_graph" in h for h in hits)
+    columns = ["op", "node", "where"] + (["meta graph"] if with_meta else [])
+    table = _table(*columns)
+    table.columns[0].ratio = None
+    table.columns[1].ratio = 1
+    table.columns[1].no_wrap = False
+    for h in hits:
+        where = f"function {h['function']}" if h["function"] else "graph"
+        row = [h["op"], h["node"], where] + ([h.get("meta_graph", "")] if with_meta else [])
+        table.add_row(*row)
+    console.print(table)
+    ops = sorted({h["op"] for h in hits})
+    console.print(
+        Text(
+            f"{len(hits)} denied op use(s) ({', '.join(ops)}) in {report['path']}", style="bold red"
+        )
+    )
