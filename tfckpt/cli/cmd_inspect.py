@@ -68,14 +68,17 @@ def _repair(path: str, write: bool, as_json: bool) -> None:
     from tfckpt.render import note, print_json
 
     plan = plan_state_repair(path)
+    written = False
+    if write and plan.changed:
+        apply_state_repair(plan)  # before reporting, so "written" is only ever true if it was
+        written = True
     if as_json:
-        print_json({**plan.to_dict(), "written": write and plan.changed})
+        print_json({**plan.to_dict(), "written": written})
     else:
         from tfckpt.render.transfer import render_repair_plan
 
         render_repair_plan(plan)
-    if write and plan.changed:
-        apply_state_repair(plan)
+    if written:
         note(f"rewrote {plan.state_path}")
     elif plan.changed and not as_json:
         note("dry run: nothing written (add --write)")
