@@ -77,7 +77,7 @@ def _repair(path: str, write: bool, as_json: bool) -> None:
     else:
         from tfckpt.render.transfer import render_repair_plan
 
-        render_repair_plan(plan)
+        render_repair_plan(plan, written)
     if written:
         note(f"rewrote {plan.state_path}")
     elif plan.changed and not as_json:

@@ -205,7 +205,7 @@ def render_cast(plan: Any, written: bool, as_json: bool, dry_run: bool) -> None:
 
 
 # ---- ls --repair --------------------------------------------------------------------------------
-def render_repair_plan(plan: Any) -> None:
+def render_repair_plan(plan: Any, written: bool = False) -> None:
     console = out_console()
     table = _table(("", "left"), ("old", "left"), ("new", "left"), ("status", "left"))
     if plan.latest is not None:
@@ -214,7 +214,7 @@ def render_repair_plan(plan: Any) -> None:
         table.add_row(str(i), entry.old, _new(entry), entry.status)
     console.print(table)
     counts = plan.counts()
-    verdict = "needs repair" if plan.changed else "nothing to repair"
+    verdict = "repaired" if written else "needs repair" if plan.changed else "nothing to repair"
     console.print(
         f"{plan.state_path}: {verdict}; {counts['relocated']} relocated, {counts['ok']} ok, "
         f"{counts['missing']} missing",
