@@ -260,7 +260,7 @@ def _check(
     graph_def, meta, pick_note = pick_meta_graph(loaded, tags)
     if pick_note:
         note(pick_note, quiet)
-    needs = graph_needs(graph_def, meta, scope)
+    needs = graph_needs(graph_def, meta)
     if engine == Engine.tf:
         from tfckpt.tf_engine.adapter import open_tf_checkpoint
 
@@ -272,7 +272,7 @@ def _check(
     with ckpt:
         for message in ckpt.notes:
             note(message, quiet)
-        report = check_against_checkpoint(needs, ckpt, ckpt_path, loaded.path)
+        report = check_against_checkpoint(needs, ckpt, ckpt_path, loaded.path, scope)
     render_check(report, as_json)
     if not report["ok"]:
         raise typer.Exit(int(ExitCode.FAILED))

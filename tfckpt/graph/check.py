@@ -139,9 +139,12 @@ def saver_needs(graph_def: Any, meta: Any | None) -> list[NeededVariable] | None
     found = False
     parts = partition_info(meta)
     full_shapes = {p["full_name"]: p["full_shape"] for p in parts.values()}
-    for node in graph_def.node:
-        if node.op not in SAVER_OPS or len(node.input) < 2:
-            continue
+    # Restore ops first: what loading reads wins over what saving writes.
+    saver_ops = sorted(
+        (n for n in graph_def.node if n.op in SAVER_OPS and len(n.input) >= 2),
+        key=lambda n: not n.op.startswith("Restore"),
+    )
+    for node in saver_ops:
         top = node.name.split("/", 1)[0]
         if scope is not None:
             if not in_scope(node.name, scope):
@@ -210,7 +213,7 @@ def variable_needs(graph_def: Any, meta: Any | None) -> list[NeededVariable]:
     return list(by_key.values())
 
 
-def graph_needs(graph_def: Any, meta: Any | None, scope: str | None = None) -> GraphNeeds:
+def graph_needs(graph_def: Any, meta: Any | None) -> GraphNeeds:
     if meta is not None and len(meta.object_graph_def.nodes):
         needs = GraphNeeds(object_graph_needs(meta.object_graph_def), "object graph")
     else:
@@ -221,9 +224,6 @@ def graph_needs(graph_def: Any, meta: Any | None, scope: str | None = None) -> G
             needs = GraphNeeds(saved, "saver", sorted(unsaved))
         else:
             needs = GraphNeeds(variable_needs(graph_def, meta), "variables")
-    if scope:
-        needs.variables = [v for v in needs.variables if in_scope(v.source, scope)]
-        needs.unsaved = [u for u in needs.unsaved if in_scope(u, scope)]
     needs.variables.sort(key=lambda v: v.key)
     return needs
 
@@ -345,12 +345,18 @@ def _prefix_suggestion(
 
 
 def check_against_checkpoint(
-    needs: GraphNeeds, ckpt: Any, src: str, graph_path: str
+    needs: GraphNeeds, ckpt: Any, src: str, graph_path: str, scope: str | None = None
 ) -> dict[str, Any]:
-    """Compare what the graph needs with what ``ckpt`` (an opened checkpoint) holds."""
+    """Compare what the graph needs with what ``ckpt`` (an opened checkpoint) holds.
+
+    With ``scope`` only the graph's variables in that name scope are checked; checkpoint
+    entries count as unused only when no variable of the whole graph reads them.
+    """
     infos = {i.name: i for i in ckpt.tensors() if i.name != OBJECT_GRAPH_KEY}
     via_full_name = False
-    needed = {v.key: v for v in needs.variables}
+    everything = {v.key: v for v in needs.variables}
+    needed = {k: v for k, v in everything.items() if in_scope(v.source, scope)}
+    unsaved = [u for u in needs.unsaved if in_scope(u, scope)]
     lookup = {k: k for k in infos}
     object_based = any(n == OBJECT_GRAPH_KEY for n in (i.name for i in ckpt.tensors()))
     if object_based and needs.method != "object graph":
@@ -387,6 +393,7 @@ def check_against_checkpoint(
             )
         else:
             matched.append(key)
+    used_keys.update(lookup[k] for k in everything if k in lookup)
     unused = [infos[k] for k in sorted(infos) if k not in used_keys]
     # Suggestions speak in checkpoint names (what `tfckpt rename` renames); through full_name
     # the keys are not the names the graph uses, so no rename can be derived.
@@ -407,7 +414,7 @@ def check_against_checkpoint(
         "missing": [m.to_dict() for m in missing],
         "mismatched": mismatched,
         "unused": [_info_dict(u) for u in unused],
-        "unsaved": needs.unsaved,
+        "unsaved": unsaved,
         "suggestions": suggestions,
         "close_matches": close,
         "ok": not missing and not mismatched,

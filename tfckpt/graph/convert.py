@@ -113,7 +113,7 @@ def plan_conversion(
         raise UsageError(f"{dst}: output is the input file")
     source = load_message(src, type_name)
     encoding, note = output_encoding(dst, source.encoding)
-    plan = ConversionPlan(source, dst, encoding)
+    plan = ConversionPlan(source, dst, encoding, notes=list(source.notes))
     if note:
         plan.notes.append(note)
     if encoding == source.encoding:

@@ -209,13 +209,11 @@ def _unknown_count(message: Any) -> int:
 
 
 def _plausible(type_name: str, message: Any) -> bool:
-    """A binary parse that succeeded is also sensible for that type (a stray field number
-    parses as an unknown field, and short byte strings parse as almost anything)."""
-    if _unknown_count(message):
-        return False
+    """A binary parse that succeeded is also sensible for that type: wrong field numbers or
+    wire types parse as unknown fields, and short byte strings parse as almost anything."""
     if type_name == SAVEDMODEL:
         return len(message.meta_graphs) > 0 and all(
-            not _unknown_count(m) and _graph_ok(m.graph_def) for m in message.meta_graphs
+            _graph_ok(m.graph_def) for m in message.meta_graphs
         )
     if type_name == METAGRAPH:
         has_any = message.HasField("graph_def") or message.HasField("meta_info_def")
@@ -229,22 +227,51 @@ def _plausible(type_name: str, message: Any) -> bool:
 
 
 def _graph_ok(graph_def: Any) -> bool:
-    if _unknown_count(graph_def):
-        return False
-    return all(node.op and not _unknown_count(node) for node in graph_def.node[:64])
+    return all(node.op and node.name for node in graph_def.node[:64])
 
 
-def detect_binary_type(data: bytes, where: str, candidates: tuple[str, ...]) -> tuple[str, Any]:
-    """Try each candidate type; the first whose parse is plausible wins."""
-    errors: dict[str, str] = {}
+def _unknowns(type_name: str, message: Any) -> int:
+    """Unknown fields where a wrong type shows them first: the top level, meta graphs, the
+    graph and its first nodes."""
+    graphs = []
+    count = _unknown_count(message)
+    if type_name == SAVEDMODEL:
+        for meta in message.meta_graphs:
+            count += _unknown_count(meta) + _unknown_count(meta.meta_info_def)
+            graphs.append(meta.graph_def)
+    elif type_name == METAGRAPH:
+        count += _unknown_count(message.meta_info_def)
+        graphs.append(message.graph_def)
+    elif type_name == GRAPHDEF:
+        graphs.append(message)
+    for graph in graphs:
+        count += _unknown_count(graph) + sum(_unknown_count(n) for n in graph.node[:64])
+    return count
+
+
+def detect_binary_type(
+    data: bytes, where: str, candidates: tuple[str, ...]
+) -> tuple[str, Any, list[str]]:
+    """``(type, message, notes)``: the first candidate whose parse is plausible and has no
+    unknown fields; else the first plausible one (a newer TensorFlow may add fields)."""
+    fallback: tuple[str, Any] | None = None
     for type_name in candidates:
         try:
             message = message_class(type_name).FromString(data)
-        except Exception as exc:  # protobuf's DecodeError and friends
-            errors[type_name] = str(exc)
+        except Exception:  # protobuf's DecodeError and friends
             continue
-        if _plausible(type_name, message):
-            return type_name, message
+        if not _plausible(type_name, message):
+            continue
+        if not _unknowns(type_name, message):
+            return type_name, message, []
+        if fallback is None:
+            fallback = (type_name, message)
+    if fallback is not None:
+        note = (
+            f"{where}: read as a {fallback[0]} with fields unknown to tfckpt (a newer "
+            "TensorFlow?); they are kept in binary output but cannot be shown or written as text"
+        )
+        return fallback[0], fallback[1], [note]
     kinds = ", ".join(candidates[:-1]) + f" or {candidates[-1]}"
     raise GraphError(
         f"{where}: not a {kinds} (unknown message type, or a truncated, corrupt or too deeply "
@@ -253,7 +280,11 @@ def detect_binary_type(data: bytes, where: str, candidates: tuple[str, ...]) -> 
 
 
 def parse_bytes(
-    data: bytes, where: str, type_name: str | None = None, candidates: tuple[str, ...] = GRAPH_TYPES
+    data: bytes,
+    where: str,
+    type_name: str | None = None,
+    candidates: tuple[str, ...] = GRAPH_TYPES,
+    notes: list[str] | None = None,
 ) -> tuple[str, str, Any]:
     """``(type, encoding, message)`` for the bytes of one file."""
     if not data.strip():
@@ -265,7 +296,9 @@ def parse_bytes(
                 raise GraphError(f"{where}: a text {type_name}, not a graph")
         return type_name, "text", parse_text(data, message_class(type_name), where)
     if type_name is None:
-        type_name, message = detect_binary_type(data, where, candidates)
+        type_name, message, found = detect_binary_type(data, where, candidates)
+        if notes is not None:
+            notes.extend(found)
         return type_name, "binary", message
     try:
         message = message_class(type_name).FromString(data)
@@ -301,15 +334,23 @@ def load_graph(path: str, type_name: str | None = None) -> LoadedMessage:
     data = read_limited(file_path)
     if type_name is None and sm_dir is not None:
         type_name = SAVEDMODEL
-    kind, encoding, message = parse_bytes(data, file_path, type_name, GRAPH_TYPES)
+    kind, encoding, message = parse_bytes(data, file_path, type_name, GRAPH_TYPES, notes)
     return LoadedMessage(file_path, kind, encoding, message, notes, sm_dir)
 
 
 def load_message(path: str, type_name: str | None = None) -> LoadedMessage:
-    """Read one file of any supported type (``convert-pbtxt``); no path resolution."""
+    """Read one file of any supported type (``convert-pbtxt``); a SavedModel directory means
+    its saved_model.pb (or .pbtxt)."""
+    from tfckpt.checkpoint import is_savedmodel_dir
+
+    notes: list[str] = []
+    sm_dir = None
+    if is_savedmodel_dir(path):
+        sm_dir, path = path, _savedmodel_file(path, notes)
     data = read_limited(path)
-    candidates = ALL_TYPES
     if type_name is None and os.path.basename(path) == "checkpoint":
         type_name = STATE
-    kind, encoding, message = parse_bytes(data, path, type_name, candidates)
-    return LoadedMessage(path, kind, encoding, message)
+    if type_name is None and sm_dir is not None:
+        type_name = SAVEDMODEL
+    kind, encoding, message = parse_bytes(data, path, type_name, ALL_TYPES, notes)
+    return LoadedMessage(path, kind, encoding, message, notes, sm_dir)

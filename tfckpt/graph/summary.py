@@ -168,7 +168,8 @@ def collection_sizes(meta: Any) -> dict[str, int]:
 
 def _tensor_info(info: Any) -> dict[str, Any]:
     encoding = info.WhichOneof("encoding")
-    record: dict[str, Any] = {"name": None, "dtype": dtype_name(info.dtype), "shape": None}
+    dtype = dtype_name(info.dtype) if info.dtype else None  # ops (init op): no dtype
+    record: dict[str, Any] = {"name": None, "dtype": dtype, "shape": None}
     if encoding == "name":
         record["name"] = info.name
     elif encoding == "coo_sparse":

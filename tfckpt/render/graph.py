@@ -16,6 +16,7 @@ MAX_OPS = 15
 MAX_ROWS = 50
 MAX_OUTPUTS = 20
 MAX_FUNCTIONS = 10
+MAX_UNUSED = 20
 
 
 def _shape(shape: list[int | None] | None) -> str:
@@ -135,16 +136,17 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
             first = True
             rows = [("in", k, v) for k, v in sig["inputs"].items()]
             rows += [("out", k, v) for k, v in sig["outputs"].items()]
+            label = f"{key} ({sig['method']})" if sig["method"] else key
             if not rows:
-                table.add_row(f"{key} ({sig['method']})", "", "", "", "", "")
+                table.add_row(label, "", "", "", "", "")
             for direction, k, v in rows:
                 table.add_row(
-                    f"{key} ({sig['method']})" if first else "",
+                    label if first else "",
                     direction,
                     k,
                     v["name"] or "(composite)",
-                    v["dtype"],
-                    _shape(v["shape"]),
+                    v["dtype"] or "",
+                    "" if v["dtype"] is None and v["shape"] is None else _shape(v["shape"]),
                 )
                 first = False
         console.print(table)
@@ -222,10 +224,10 @@ def render_check(report: dict[str, Any], as_json: bool) -> None:
     if report["unused"]:
         console.print(Text(f"Unused ({len(report['unused'])}):", style="bold"))
         table = _table("in the checkpoint, not used by the graph", "dtype", "shape")
-        for r in report["unused"][:MAX_ROWS]:
+        for r in report["unused"][:MAX_UNUSED]:
             table.add_row(_name(r), r["dtype"], _shape(r["shape"]))
         console.print(table)
-        _more(console, min(len(report["unused"]), MAX_ROWS), len(report["unused"]), "unused")
+        _more(console, min(len(report["unused"]), MAX_UNUSED), len(report["unused"]), "unused")
     if report["unsaved"]:
         console.print(
             Text(

@@ -132,7 +132,7 @@ def tf_load_graph(path: str, type_name: str | None = None) -> LoadedMessage:
     data = read_limited(file_path)
     if type_name is None and sm_dir is not None:
         type_name = SAVEDMODEL
-    kind, encoding, _ = parse_bytes(data, file_path, type_name, GRAPH_TYPES)
+    kind, encoding, _ = parse_bytes(data, file_path, type_name, GRAPH_TYPES, notes)
     if kind == GRAPHDEF:
         graph_def = _tf_parse(tf, tf.compat.v1.GraphDef, data, encoding, file_path)
         message = protos.GraphDef.FromString(_import_graph_def(tf, graph_def, file_path))
