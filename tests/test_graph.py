@@ -554,21 +554,36 @@ def test_check_shape_mismatch(fx: dict[str, Fixture]) -> None:
 
 
 def test_check_rename_only_the_names_it_fixes(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    """global_step matches already: a blanket --add-prefix would break it, so the suggestion
-    renames only the variables under the new scope."""
+    """global_step matches already: a blanket --add-prefix would break it, so the suggested
+    --sub leaves it alone; the suggested command then makes the check pass."""
+    import shlex
+
+    for f in Path(fx["tf1_adam"].path).parent.glob("model.ckpt-2.*"):
+        shutil.copy(f, tmp_path / f.name)
+    ckpt = tmp_path / "model.ckpt-2"
     graph = protos.GraphDef()
     for name in ("global_step", "net/model/dense0/kernel", "net/model/dense0/bias"):
         node = graph.node.add(name=name, op="VariableV2")
         node.attr["dtype"].type = 9 if name == "global_step" else 1
-    (tmp_path / "g.pb").write_bytes(graph.SerializeToString())
-    report = json.loads(
-        fails(1, "graph", tmp_path / "g.pb", "--check", fx["tf1_adam"].path, "--json").stdout
-    )
-    assert report["method"] == "variables"
+    (tmp_path / "few.pb").write_bytes(graph.SerializeToString())
+    report = json.loads(fails(1, "graph", tmp_path / "few.pb", "--check", ckpt, "--json").stdout)
+    assert report["method"] == "variables" and report["matched"] == 1  # global_step
     [s] = report["suggestions"]
-    assert s["kind"] == "sub" and s["fixes"] == 2
+    assert s["kind"] == "sub" and (s["fixes"], s["of"]) == (2, 2)
+    assert s["command"].endswith("--sub '^(?!(?:global_step)$)' net/")
+    ok(*shlex.split(s["command"])[1:])
+    renamed = tmp_path / "renamed-model.ckpt-2"
+    assert js("graph", tmp_path / "few.pb", "--check", renamed)["ok"]
+    # More names to keep than to fix: the --sub lists the names it renames.
+    for name in ("model/dense1/kernel", "model/dense1/bias", "beta1_power"):
+        node = graph.node.add(name=name, op="VariableV2")
+        node.attr["dtype"].type = 1
+    (tmp_path / "more.pb").write_bytes(graph.SerializeToString())
+    report = json.loads(fails(1, "graph", tmp_path / "more.pb", "--check", ckpt, "--json").stdout)
+    [s] = report["suggestions"]
     assert s["command"].endswith("--sub '^(model/dense0/bias|model/dense0/kernel)$' 'net/\\1'")
-    assert report["matched"] == 1  # global_step
+    ok(*shlex.split(s["command"].replace("renamed-", "renamed2-"))[1:])
+    assert js("graph", tmp_path / "more.pb", "--check", tmp_path / "renamed2-model.ckpt-2")["ok"]
 
 
 def test_check_close_matches(fx: dict[str, Fixture], tmp_path: Path) -> None:

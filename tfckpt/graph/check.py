@@ -292,18 +292,24 @@ def _prefix_suggestion(
     missing_set = set(missing)
     fixed = {u: _apply_rule(u, old, new) for u in unused if u.startswith(old)}
     fixed = {u: g for u, g in fixed.items() if g in missing_set}
-    broken = sorted(m for m in matched if m.startswith(old) and _apply_rule(m, old, new) != m)
-    collisions = {g for g in (_apply_rule(u, old, new) for u in unused if u.startswith(old))}
-    collisions &= matched
-    if broken or collisions:
-        # The blanket rule would also rename names that already match (or collide with
-        # them): rename only the names it fixes.
-        names = sorted(fixed)
-        if len(names) <= _MAX_SUB_NAMES:
+    # Names the blanket rule must leave alone: ones that already match, and unused ones it
+    # would rename onto a matching name (a rename conflict).
+    keep = {m for m in matched if m.startswith(old) and _apply_rule(m, old, new) != m}
+    keep |= {u for u in unused if u.startswith(old) and _apply_rule(u, old, new) in matched}
+    mapping_note = ""
+    if keep:
+        # Rename only the names it fixes, or everything but the ones to keep: the shorter.
+        names, excluded = sorted(fixed), sorted(keep)
+        head = "^" + re.escape(old)
+        if len(names) <= min(len(excluded), _MAX_SUB_NAMES):
             rests = "|".join(re.escape(u[len(old) :]) for u in names)
-            args = ["--sub", shlex.quote(f"^{re.escape(old)}({rests})$"), shlex.quote(new + r"\1")]
+            args = ["--sub", shlex.quote(f"{head}({rests})$"), shlex.quote(new + r"\1")]
+        elif len(excluded) <= _MAX_SUB_NAMES:
+            rests = "|".join(re.escape(u[len(old) :]) for u in excluded)
+            args = ["--sub", shlex.quote(f"{head}(?!(?:{rests})$)"), shlex.quote(new)]
         else:
             args = ["--mapping", "MAPPING.json"]
+            mapping_note = " (MAPPING.json: the suggestion's mapping in --json output)"
         rule = "sub"
     elif old == "":
         args, rule = ["--add-prefix", shlex.quote(new)], "add_prefix"
@@ -318,6 +324,7 @@ def _prefix_suggestion(
         description = f"checkpoint names have an extra prefix {old!r}"
     else:
         description = f"graph names have an extra prefix {new!r}"
+    description += mapping_note
     command: str | None = _rename_command(src, prefix, args)
     if any(k.endswith(ATTR_SUFFIX) for k in fixed) and old.count("/") != new.count("/"):
         # TF2 keys follow object attributes: `tfckpt rename` keeps their depth, so this is
