@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tfckpt import protos
-from tfckpt.bundle.reader import CHUNK_ELEMENTS, BundleReader, Entry, num_elements
+from tfckpt.bundle.reader import CHUNK_ELEMENTS, BundleReader, Entry, num_elements, quoted
 from tfckpt.bundle.v1 import V1Reader, looks_like_v1, v1_files
 from tfckpt.dtypes import DType
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, TfckptError, UsageError
@@ -183,14 +183,30 @@ class Checkpoint:
         else:
             yield self.read(info.name).reshape(-1)
 
+    def object_graph_bytes(self) -> bytes | None:
+        """The serialized TF2 object graph (a scalar string tensor), or None for name-based
+        checkpoints; CorruptCheckpoint when the entry is not one string."""
+        infos = self._all_infos()
+        info = infos.get(OBJECT_GRAPH_KEY)
+        if info is None:
+            return None
+        if not info.dtype.is_string or info.size != 1:
+            raise CorruptCheckpoint(
+                f"{self.prefix}: {OBJECT_GRAPH_KEY} is a {info.dtype.name} tensor of shape "
+                f"{list(info.shape)}, not one string (corrupt object graph)"
+            )
+        return bytes(self.read(OBJECT_GRAPH_KEY).reshape(-1)[0])
+
     def object_graph(self) -> Any | None:
         """The TF2 TrackableObjectGraph, or None for name-based checkpoints."""
-        if OBJECT_GRAPH_KEY not in self._all_infos():
+        raw = self.object_graph_bytes()
+        if raw is None:
             return None
-        raw = self.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
+        from google.protobuf.message import DecodeError
+
         try:
             return protos.TrackableObjectGraph.FromString(raw)
-        except Exception:
+        except DecodeError:
             raise CorruptCheckpoint(f"{self.prefix}: unreadable object graph") from None
 
     # ---- lifetime -------------------------------------------------------------------------
@@ -307,12 +323,20 @@ def _resolve_dir(directory: str, notes: list[str]) -> tuple[str, str]:
         return prefix, "V2"
     state_path = os.path.join(directory, "checkpoint")
     if os.path.isfile(state_path) and not is_v2_prefix(state_path):
-        state = read_state(directory)
-        if state.latest:
-            if _checkpoint_exists(state.latest):
-                return state.latest, "V2" if is_v2_prefix(state.latest) else "V1"
+        try:
+            state = read_state(directory)
+        except CorruptCheckpoint as exc:
+            # As TF's get_checkpoint_state: an unreadable state file is ignored, with a word.
+            notes.append(f"{exc}; using the newest checkpoint in the directory")
+            state = None
+        if state is not None and state.latest:
+            latest = state.latest
+            v1 = v1_files(latest)
+            if is_v2_prefix(latest) or (v1 and looks_like_v1(v1[0])):
+                return latest, "V2" if is_v2_prefix(latest) else "V1"
+            problem = "is not a checkpoint" if os.path.lexists(latest) else "does not exist"
             notes.append(
-                f"{state_path}: latest checkpoint {state.raw_latest!r} does not exist; "
+                f"{state_path}: latest checkpoint {quoted(state.raw_latest)} {problem}; "
                 "using the newest checkpoint in the directory"
             )
     prefixes = prefixes_in_dir(directory)

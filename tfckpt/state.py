@@ -38,7 +38,11 @@ def parse_state(text: str, where: str) -> protos.CheckpointState:  # type: ignor
     try:
         text_format.Parse(text, state)
     except text_format.ParseError as exc:
-        raise CorruptCheckpoint(f"{where}: not a checkpoint state file ({exc})") from None
+        # The parser quotes the offending token, which may be the whole (hostile) file.
+        reason = str(exc).splitlines()[0] if str(exc) else "parse error"
+        if len(reason) > 120:
+            reason = reason[:120] + "..."
+        raise CorruptCheckpoint(f"{where}: not a checkpoint state file ({reason})") from None
     return state
 
 

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import DecodeError
 
 from tfckpt import protos
-from tfckpt.bundle.slices import Slice, encode_slice_key, slice_from_proto, slice_index, slice_shape
+from tfckpt.bundle.slices import (
+    Slice,
+    decode_slice_key,
+    encode_slice_key,
+    format_slice,
+    slice_from_proto,
+    slice_index,
+    slice_shape,
+)
 from tfckpt.bundle.table import TableReader, crc32c, decode_varint, mask_crc, unmask_crc
 from tfckpt.dtypes import STRING, VARIANT, DType, dtype_from_enum
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
@@ -87,6 +95,26 @@ class Entry:
         # Slice entries are keyed by ordered code, which starts with a 0x00 byte.
         return self.key[:1] == b"\x00"
 
+    @property
+    def label(self) -> str:
+        """A printable name: slice keys (binary ordered code) as ``name[start,length:...]``."""
+        return key_label(self.key)
+
+
+def key_label(key: bytes) -> str:
+    if key[:1] == b"\x00":
+        try:
+            name, spec = decode_slice_key(key)
+            return f"{name.decode('utf-8', 'backslashreplace')}[{format_slice(spec)}]"
+        except ValueError:
+            pass
+    return key.decode("utf-8", "backslashreplace")
+
+
+def quoted(text: str, limit: int = 200) -> str:
+    """``repr`` of a name for a one-line message, shortened if absurdly long."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"...({len(text)} chars)"
+
 
 class BundleReader:
     """The index of a V2 checkpoint prefix, with lazy memory-mapped access to its data shards."""
@@ -96,10 +124,11 @@ class BundleReader:
         self.index_path = prefix + ".index"
         if not os.path.exists(self.index_path):
             raise CheckpointNotFound(f"{self.index_path}: no such file")
-        table = TableReader.open(self.index_path)
+        with TableReader.open(self.index_path) as table:
+            pairs = list(table)
         self.entries: dict[bytes, Entry] = {}
         header_value: bytes | None = None
-        for key, value in table:
+        for key, value in pairs:
             if key == HEADER_KEY:
                 header_value = value
                 continue
@@ -111,7 +140,7 @@ class BundleReader:
         for entry in self.entries.values():
             if not entry.slices and not 0 <= entry.shard_id < self.num_shards:
                 raise CorruptCheckpoint(
-                    f"{self.index_path}: {entry.name!r} is in shard {entry.shard_id} "
+                    f"{self.index_path}: {quoted(entry.label)} is in shard {entry.shard_id} "
                     f"of {self.num_shards}"
                 )
         self._maps: dict[int, mmap.mmap | bytes] = {}
@@ -138,7 +167,13 @@ class BundleReader:
         return header
 
     def _parse_entry(self, key: bytes, value: bytes) -> Entry:
-        where = f"{self.index_path}: entry {key.decode('utf-8', 'replace')!r}"
+        where = f"{self.index_path}: entry {quoted(key_label(key))}"
+        if key[:1] != b"\x00":
+            # Names are text (TF's Python API decodes them as UTF-8); slice keys are binary.
+            try:
+                key.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CorruptCheckpoint(f"{where}: key is not UTF-8 text (corrupt index)") from None
         try:
             proto = protos.BundleEntryProto.FromString(value)
         except DecodeError:
@@ -173,6 +208,31 @@ class BundleReader:
     def data_paths(self) -> list[str]:
         return [self.data_path(i) for i in range(self.num_shards)]
 
+    def present_shards(self) -> dict[int, int]:
+        """``{shard id: size}`` of the data files that exist, from one directory listing.
+
+        A header may claim up to a million shards; stat-ing each name would take seconds.
+        """
+        directory = os.path.dirname(self.prefix) or "."
+        base = os.path.basename(self.prefix) + ".data-"
+        suffix = f"-of-{self.num_shards:05d}"
+        found: dict[int, int] = {}
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return found
+        for name in names:
+            if not (name.startswith(base) and name.endswith(suffix)):
+                continue
+            digits = name[len(base) : -len(suffix)]
+            if not digits.isdigit() or len(digits) < 5:
+                continue
+            shard = int(digits)
+            path = os.path.join(directory, name)
+            if shard < self.num_shards and path == self.data_path(shard) and os.path.isfile(path):
+                found[shard] = os.path.getsize(path)
+        return found
+
     def _shard(self, shard_id: int) -> mmap.mmap | bytes:
         if shard_id in self._maps:
             return self._maps[shard_id]
@@ -203,7 +263,7 @@ class BundleReader:
         end = entry.offset + entry.size
         if end > len(mapped):
             raise CorruptCheckpoint(
-                f"{self.data_path(entry.shard_id)}: {entry.name!r} needs bytes "
+                f"{self.data_path(entry.shard_id)}: {quoted(entry.label)} needs bytes "
                 f"{entry.offset}..{end} but the shard has {len(mapped)} (truncated?)"
             )
         return memoryview(mapped)[entry.offset : end]
@@ -231,7 +291,7 @@ class BundleReader:
             self.release(entry.shard_id, entry.offset + start, len(step))
         if mask_crc(crc) != entry.crc32c:
             raise CorruptCheckpoint(
-                f"{self.data_path(entry.shard_id)}: checksum mismatch for {entry.name!r} "
+                f"{self.data_path(entry.shard_id)}: checksum mismatch for {quoted(entry.label)} "
                 "(corrupt data)"
             )
 
@@ -240,10 +300,12 @@ class BundleReader:
 
     def _numeric_view(self, entry: Entry) -> np.ndarray:
         if entry.dtype.numpy is None:
-            raise UnsupportedCheckpoint(f"{entry.name!r}: cannot decode dtype {entry.dtype.name}")
+            raise UnsupportedCheckpoint(
+                f"{quoted(entry.label)}: cannot decode dtype {entry.dtype.name}"
+            )
         if entry.size != self._expected_size(entry):
             raise CorruptCheckpoint(
-                f"{self.index_path}: {entry.name!r} has {entry.size} bytes, shape "
+                f"{self.index_path}: {quoted(entry.label)} has {entry.size} bytes, shape "
                 f"{list(entry.shape)} of {entry.dtype.name} needs {self._expected_size(entry)}"
             )
         raw = self.raw(entry)
@@ -257,7 +319,7 @@ class BundleReader:
             return self._read_strings(entry, verify)
         if entry.dtype.enum == VARIANT:
             raise UnsupportedCheckpoint(
-                f"{entry.name!r}: variant tensors are opaque; tfckpt copies them but cannot "
+                f"{quoted(entry.label)}: variant tensors are opaque; tfckpt copies them but cannot "
                 "decode their values"
             )
         arr = self._numeric_view(entry)
@@ -271,9 +333,9 @@ class BundleReader:
         end = len(raw)
         if n > end:  # every element needs at least one length byte
             raise CorruptCheckpoint(
-                f"{self.index_path}: {entry.name!r} claims {n} strings in {end} bytes"
+                f"{self.index_path}: {quoted(entry.label)} claims {n} strings in {end} bytes"
             )
-        where = f"{self.data_path(entry.shard_id)}: {entry.name!r}"
+        where = f"{self.data_path(entry.shard_id)}: {quoted(entry.label)}"
         lengths = []
         pos = 0
         crc = 0
@@ -316,19 +378,22 @@ class BundleReader:
         found = self.entries.get(key)
         if found is None:
             raise CorruptCheckpoint(
-                f"{self.index_path}: slice {spec} of {entry.name!r} has no entry"
+                f"{self.index_path}: slice {format_slice(spec)} of {quoted(entry.label)} has no "
+                "entry"
             )
         if found.dtype != entry.dtype:
-            raise CorruptCheckpoint(f"{self.index_path}: slice of {entry.name!r} has another dtype")
+            raise CorruptCheckpoint(
+                f"{self.index_path}: slice of {quoted(entry.label)} has another dtype"
+            )
         try:
             expected = slice_shape(spec, entry.shape)
             slice_index(spec, entry.shape)
         except ValueError as exc:
-            raise CorruptCheckpoint(f"{self.index_path}: {entry.name!r}: {exc}") from None
+            raise CorruptCheckpoint(f"{self.index_path}: {quoted(entry.label)}: {exc}") from None
         if found.shape != expected:
             raise CorruptCheckpoint(
-                f"{self.index_path}: slice {spec} of {entry.name!r} has shape {list(found.shape)}"
-                f", expected {list(expected)}"
+                f"{self.index_path}: slice {format_slice(spec)} of {quoted(entry.label)} has "
+                f"shape {list(found.shape)}, expected {list(expected)}"
             )
         return found
 
@@ -337,19 +402,20 @@ class BundleReader:
         if not entry.slices:
             return self.read_entry(entry, verify)
         dt = object if entry.dtype.numpy is None else entry.dtype.numpy
-        if entry.dtype.numpy is not None:
-            # Bound the allocation by what the slices really store.
-            stored = sum(self.slice_entry(entry, s).size for s in entry.slices)
-            if self._expected_size(entry) > stored:
-                raise CorruptCheckpoint(
-                    f"{self.index_path}: slices of {entry.name!r} do not cover its shape"
-                )
+        parts = [(spec, self.slice_entry(entry, spec)) for spec in entry.slices]
+        # Bound the allocation by what the slices really store: every part must lie inside its
+        # shard, and the parts must hold at least one byte per element (a string element needs
+        # its length byte), before the full tensor is allocated.
+        stored = sum(len(self.raw(part)) for _, part in parts)
+        if num_elements(entry.shape) * max(entry.dtype.itemsize, 1) > stored:
+            raise CorruptCheckpoint(
+                f"{self.index_path}: slices of {quoted(entry.label)} do not cover its shape"
+            )
         import numpy as np
 
         out = np.zeros(entry.shape, dtype=dt)
-        for spec in entry.slices:
-            part = self.read_entry(self.slice_entry(entry, spec), verify)
-            out[slice_index(spec, entry.shape)] = part
+        for spec, part in parts:
+            out[slice_index(spec, entry.shape)] = self.read_entry(part, verify)
         return out
 
     def iter_chunks(
@@ -384,7 +450,7 @@ class BundleReader:
             )
             if verify and mask_crc(crc) != part.crc32c:
                 raise CorruptCheckpoint(
-                    f"{self.data_path(part.shard_id)}: checksum mismatch for {part.name!r} "
+                    f"{self.data_path(part.shard_id)}: checksum mismatch for {quoted(part.label)} "
                     "(corrupt data)"
                 )
 

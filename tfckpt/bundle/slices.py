@@ -63,6 +63,80 @@ def encode_slice_key(name: bytes, spec: Slice) -> bytes:
     return bytes(out)
 
 
+def _signed_num_decreasing_length(first: int, second: int) -> int:
+    """The byte length of a SignedNumIncreasing whose (sign-normalized) first bytes are given."""
+    if first != 0xFF:
+        length = 0
+        while first & 0x80:
+            length += 1
+            first = (first << 1) & 0xFF
+        return length
+    if second & 0x80 == 0:
+        return 8
+    return 9 if second & 0x40 == 0 else 10
+
+
+def _decode_signed(key: bytes, pos: int) -> tuple[int, int]:
+    if pos >= len(key):
+        raise ValueError("slice key truncated")
+    negative = key[pos] < 0x80
+    norm = [b ^ 0xFF if negative else b for b in key[pos : pos + 2]] + [0]
+    length = _signed_num_decreasing_length(norm[0], norm[1])
+    if length == 1:
+        value = (key[pos] ^ 0x80) & 0xFF
+        return (value - 256 if value >= 128 else value), pos + 1
+    if length < 2 or pos + length > len(key):
+        raise ValueError("bad number in slice key")
+    raw = bytearray(key[pos : pos + length])
+    first, second = _SIGNED_PREFIX[length]
+    raw[0] ^= first
+    raw[1] ^= second
+    return int.from_bytes(raw, "big", signed=True), pos + length
+
+
+def decode_slice_key(key: bytes) -> tuple[bytes, Slice]:
+    """The tensor name and slice a slice key encodes (inverse of ``encode_slice_key``)."""
+    if key[:1] != b"\x00":
+        raise ValueError("not a slice key")
+    name = bytearray()
+    pos = 1
+    while True:
+        if pos + 1 >= len(key):
+            raise ValueError("unterminated name in slice key")
+        byte, nxt = key[pos], key[pos + 1]
+        if byte == 0x00 and nxt == 0x01:
+            pos += 2
+            break
+        if byte == 0x00 and nxt == 0xFF:
+            name.append(0x00)
+        elif byte == 0xFF and nxt == 0x00:
+            name.append(0xFF)
+        elif byte in (0x00, 0xFF):
+            raise ValueError("bad escape in slice key")
+        else:
+            name.append(byte)
+            pos += 1
+            continue
+        pos += 2
+    if pos >= len(key):
+        raise ValueError("slice key has no rank")
+    width = key[pos]
+    if width > 8 or pos + 1 + width > len(key):
+        raise ValueError("bad rank in slice key")
+    rank = int.from_bytes(key[pos + 1 : pos + 1 + width], "big")
+    pos += 1 + width
+    if rank > 64:
+        raise ValueError("bad rank in slice key")
+    spec = []
+    for _ in range(rank):
+        start, pos = _decode_signed(key, pos)
+        length, pos = _decode_signed(key, pos)
+        spec.append((start, length))
+    if pos != len(key):
+        raise ValueError("trailing bytes in slice key")
+    return bytes(name), tuple(spec)
+
+
 def slice_from_proto(proto: Any, rank: int) -> Slice:
     """A TensorSliceProto as ``((start, length), ...)``; missing extents are full dimensions."""
     extents = list(proto.extent)

@@ -7,6 +7,7 @@ the same layout TensorFlow's writer does (256 KiB blocks, restart interval 16, n
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +24,14 @@ BLOCK_SIZE = 262144
 RESTART_INTERVAL = 16
 NO_COMPRESSION = 0
 SNAPPY_COMPRESSION = 1
-# A decompressed block larger than this is a lie: TF's blocks are ~256 KiB.
+# A block (stored or decompressed) larger than this is a lie: TF's blocks are ~256 KiB, and one
+# entry larger than a block gets a block of its own (index values are small protos).
 MAX_BLOCK_SIZE = 64 * 1024 * 1024
+# Snappy's densest encoding (a 3-byte copy of 64 bytes) expands 64/3 ~ 21x; a block claiming more
+# than this ratio of its compressed size is lying, whatever its claimed length.
+MAX_SNAPPY_RATIO = 22
+# Table files up to this size are read into memory at once; larger ones block by block.
+READ_WHOLE_BELOW = 16 * 1024 * 1024
 _MASK_DELTA = 0xA282EAD8
 
 
@@ -132,8 +139,10 @@ def _snappy_decompress(data: bytes, where: str) -> bytes:
         claimed, _ = decode_varint(data, 0, min(len(data), 10), "snappy length")
     except ValueError as exc:
         raise CorruptCheckpoint(f"{where}: bad Snappy block ({exc})") from None
-    if claimed > MAX_BLOCK_SIZE:
-        raise CorruptCheckpoint(f"{where}: Snappy block claims {claimed} bytes (corrupt)")
+    if claimed > MAX_BLOCK_SIZE or claimed > MAX_SNAPPY_RATIO * len(data) + 64:
+        raise CorruptCheckpoint(
+            f"{where}: Snappy block of {len(data)} bytes claims {claimed} bytes (corrupt)"
+        )
     try:
         out = bytes(cramjam.snappy.decompress_raw(data))
     except Exception as exc:  # cramjam raises its own DecompressionError
@@ -144,29 +153,40 @@ def _snappy_decompress(data: bytes, where: str) -> bytes:
 
 
 class TableReader:
-    """Reads a whole table into memory (index files are small) and iterates its entries."""
+    """Reads a table's blocks (verifying each) and iterates its entries in key order.
 
-    def __init__(self, path: str, data: bytes) -> None:
+    ``data`` is the whole file in memory, or an open binary file whose blocks are read on
+    demand (``TableReader.open`` does that for large files, so probing an arbitrary big file
+    with ``looks_like_v1`` reads a few blocks, not the file).
+    """
+
+    def __init__(self, path: str, data: bytes | BinaryIO) -> None:
         self.path = path
-        self._data = data
-        size = len(data)
+        self._data: bytes | None = None
+        self._file: BinaryIO | None = None
+        if isinstance(data, bytes | bytearray | memoryview):
+            self._data = bytes(data)
+            size = len(self._data)
+        else:
+            self._file = data
+            size = os.fstat(data.fileno()).st_size
+        self.size = size
         if size < FOOTER_SIZE:
             raise CorruptCheckpoint(f"{path}: {size} bytes is too short for a table (truncated?)")
-        lo, hi = struct.unpack_from("<II", data, size - 8)
+        foot = self._read(size - FOOTER_SIZE, FOOTER_SIZE)
+        lo, hi = struct.unpack_from("<II", foot, FOOTER_SIZE - 8)
         if (hi << 32) | lo != MAGIC:
             raise CorruptCheckpoint(f"{path}: not a checkpoint table (bad magic; truncated?)")
-        footer_start = size - FOOTER_SIZE
         try:
-            self.metaindex_handle, pos = _decode_handle(data, footer_start, size - 8)
-            self.index_handle, _ = _decode_handle(data, pos, size - 8)
+            self.metaindex_handle, pos = _decode_handle(foot, 0, FOOTER_SIZE - 8)
+            self.index_handle, _ = _decode_handle(foot, pos, FOOTER_SIZE - 8)
         except ValueError as exc:
             raise CorruptCheckpoint(f"{path}: bad footer ({exc})") from None
 
     @classmethod
     def open(cls, path: str) -> TableReader:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            f = open(path, "rb")  # noqa: SIM115 - kept for lazy reads of large files
         except FileNotFoundError:
             from tfckpt.errors import CheckpointNotFound
 
@@ -175,20 +195,56 @@ class TableReader:
             raise CorruptCheckpoint(f"{path}: is a directory, not a checkpoint table") from None
         except OSError as exc:
             raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
-        return cls(path, data)
+        try:
+            if os.fstat(f.fileno()).st_size <= READ_WHOLE_BELOW:
+                with f:
+                    return cls(path, f.read())
+            return cls(path, f)
+        except OSError as exc:
+            f.close()
+            raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
+        except BaseException:
+            f.close()
+            raise
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> TableReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read(self, offset: int, n: int) -> bytes:
+        if self._data is not None:
+            return self._data[offset : offset + n]
+        assert self._file is not None
+        try:
+            out = os.pread(self._file.fileno(), n, offset)
+        except OSError as exc:
+            raise CorruptCheckpoint(f"{self.path}: cannot read ({exc.strerror})") from None
+        if len(out) != n:
+            raise CorruptCheckpoint(f"{self.path}: file shrank while being read")
+        return out
 
     def read_block(self, handle: BlockHandle) -> bytes:
-        data = self._data
         end = handle.offset + handle.size + TRAILER_SIZE
-        if end > len(data) - FOOTER_SIZE or handle.size < 0:
+        if end > self.size - FOOTER_SIZE or handle.size < 0:
             raise CorruptCheckpoint(
                 f"{self.path}: block at offset {handle.offset} runs past the end of the file "
                 "(truncated?)"
             )
-        contents = data[handle.offset : handle.offset + handle.size]
-        ctype = data[handle.offset + handle.size]
-        (stored,) = struct.unpack_from("<I", data, handle.offset + handle.size + 1)
-        actual = crc32c(bytes([ctype]), crc32c(contents))
+        if handle.size > MAX_BLOCK_SIZE:
+            raise CorruptCheckpoint(
+                f"{self.path}: block at offset {handle.offset} claims {handle.size} bytes (corrupt)"
+            )
+        framed = self._read(handle.offset, handle.size + TRAILER_SIZE)
+        contents = framed[: handle.size]
+        ctype = framed[handle.size]
+        (stored,) = struct.unpack_from("<I", framed, handle.size + 1)
+        actual = crc32c(framed[handle.size : handle.size + 1], crc32c(contents))
         if unmask_crc(stored) != actual:
             raise CorruptCheckpoint(
                 f"{self.path}: block checksum mismatch at offset {handle.offset} (corrupt copy?)"

@@ -15,7 +15,14 @@ from google.protobuf.message import DecodeError
 
 from tfckpt import protos
 from tfckpt.bundle.reader import num_elements, shape_of
-from tfckpt.bundle.slices import Slice, encode_slice_key, slice_from_proto, slice_index, slice_shape
+from tfckpt.bundle.slices import (
+    Slice,
+    encode_slice_key,
+    format_slice,
+    slice_from_proto,
+    slice_index,
+    slice_shape,
+)
 from tfckpt.bundle.table import TableReader
 from tfckpt.dtypes import DType, dtype_from_enum
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
@@ -34,12 +41,12 @@ def v1_files(prefix: str) -> list[str]:
 def looks_like_v1(path: str) -> bool:
     """A cheap test: a table file whose header key holds SavedTensorSliceMeta."""
     try:
-        reader = TableReader.open(path)
-        for key, value in reader:
-            if key != b"":
-                return False
-            msg = protos.SavedTensorSlices.FromString(value)
-            return msg.HasField("meta")
+        with TableReader.open(path) as reader:
+            for key, value in reader:
+                if key != b"":
+                    return False
+                msg = protos.SavedTensorSlices.FromString(value)
+                return msg.HasField("meta")
     except (CorruptCheckpoint, CheckpointNotFound, DecodeError, OSError):
         return False
     return False
@@ -92,7 +99,9 @@ class V1Reader:
 
     def _load(self, path: str) -> None:
         meta_seen = False
-        for key, value in TableReader.open(path):
+        with TableReader.open(path) as table:
+            pairs = list(table)
+        for key, value in pairs:
             try:
                 msg = protos.SavedTensorSlices.FromString(value)
             except DecodeError:
@@ -139,12 +148,16 @@ class V1Reader:
             raise UnsupportedCheckpoint(f"{self.prefix}: {name!r}: V1 {dt.name} is not supported")
         import numpy as np
 
-        out = np.zeros(tensor.shape, dtype=object if dt.numpy is None else dt.numpy)
+        # Decode every slice first: values live in the file, so their count is bounded by its
+        # size, and the full tensor is only allocated once they are known to cover its shape.
+        parts = []
         covered = 0
         for spec, loc in zip(tensor.slices, tensor.locations):
             value = self._values.get(loc)
             if value is None:
-                raise CorruptCheckpoint(f"{loc[0]}: no data for {name!r} slice {spec}")
+                raise CorruptCheckpoint(
+                    f"{loc[0]}: no data for {name!r} slice {format_slice(spec)}"
+                )
             data = protos.SavedTensorSlices.FromString(value).data.data
             try:
                 part_shape = slice_shape(spec, tensor.shape)
@@ -153,10 +166,13 @@ class V1Reader:
                 raise CorruptCheckpoint(f"{loc[0]}: {name!r}: {exc}") from None
             n = num_elements(part_shape)
             values = _decode_values(data, dt, n, f"{loc[0]}: {name!r}")
-            out[index] = values.reshape(part_shape)
+            parts.append((index, values.reshape(part_shape)))
             covered += n
         if covered < num_elements(tensor.shape):
             raise CorruptCheckpoint(f"{self.prefix}: slices of {name!r} do not cover its shape")
+        out = np.zeros(tensor.shape, dtype=object if dt.numpy is None else dt.numpy)
+        for index, values in parts:
+            out[index] = values
         return out
 
 
@@ -165,9 +181,11 @@ def _decode_values(data: Any, dt: DType, n: int, where: str) -> np.ndarray:
 
     field = _FIELDS[dt.name]
     raw = getattr(data, field)
-    count = len(raw) // 2 if field in ("scomplex_val", "dcomplex_val") else len(raw)
-    if count != n:
-        raise CorruptCheckpoint(f"{where}: {count} values stored, {n} expected")
+    complex_pairs = field in ("scomplex_val", "dcomplex_val")
+    count = len(raw) // 2 if complex_pairs else len(raw)
+    if count != n or (complex_pairs and len(raw) % 2):
+        stored = f"{len(raw)} floats" if complex_pairs else f"{count} values"
+        raise CorruptCheckpoint(f"{where}: {stored} stored, {n} values expected")
     target = dt.numpy
     if dt.name == "string" or target is None:
         arr = np.empty(n, dtype=object)
@@ -175,7 +193,11 @@ def _decode_values(data: Any, dt: DType, n: int, where: str) -> np.ndarray:
             arr[i] = bytes(v)
         return arr
     if field == "half_val":
-        return np.array(raw, dtype=np.uint16).view(target)
+        # 16-bit patterns stored in int32 fields; anything outside 0..65535 is corrupt.
+        bits = np.array(raw, dtype=np.int64)
+        if bits.size and (bits.min() < 0 or bits.max() > 0xFFFF):
+            raise CorruptCheckpoint(f"{where}: half value bits outside 0..65535")
+        return bits.astype(np.uint16).view(target)
     if field in ("scomplex_val", "dcomplex_val"):
         flat = np.array(raw, dtype=np.float32 if field == "scomplex_val" else np.float64)
         return flat.view(target)

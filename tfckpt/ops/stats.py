@@ -110,17 +110,20 @@ def tensor_stats(chunks: Iterable[np.ndarray], dtype: DType) -> TensorStats | No
         return None
     acc = _Accumulator()
     kind = dtype.numpy.kind
-    for chunk in chunks:
-        if dtype.is_complex:
-            acc.add_float(np.abs(chunk))
-        elif dtype.name in ("float32", "float64"):
-            acc.add_float(chunk)
-        elif dtype.is_floating:  # float16, bfloat16, float8: widen for numpy's reductions
-            acc.add_float(chunk.astype(np.float32))
-        elif kind == "b":
-            acc.add_int(chunk.view(np.uint8))
-        elif kind in "iu" or dtype.name.startswith(("q", "int", "uint")):
-            acc.add_int(chunk.astype(np.int64) if kind not in "iu" else chunk)
-        else:
-            return None
-    return acc.result()
+    # Values near the float64 limit overflow the sums (std becomes inf/nan, as it should read);
+    # numpy's overflow warnings would only add noise on stderr.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for chunk in chunks:
+            if dtype.is_complex:
+                acc.add_float(np.abs(chunk))
+            elif dtype.name in ("float32", "float64"):
+                acc.add_float(chunk)
+            elif dtype.is_floating:  # float16, bfloat16, float8: widen for numpy's reductions
+                acc.add_float(chunk.astype(np.float32))
+            elif kind == "b":
+                acc.add_int(chunk.view(np.uint8))
+            elif kind in "iu" or dtype.name.startswith(("q", "int", "uint")):
+                acc.add_int(chunk.astype(np.int64) if kind not in "iu" else chunk)
+            else:
+                return None
+        return acc.result()

@@ -11,16 +11,23 @@ produces problems (exit 1).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from itertools import combinations
 from typing import Any
 
 from tfckpt.bundle.reader import BundleReader, Entry, num_elements
-from tfckpt.bundle.slices import Slice, encode_slice_key, slice_index, slice_shape
+from tfckpt.bundle.slices import (
+    Slice,
+    encode_slice_key,
+    format_slice,
+    slice_index,
+    slice_shape,
+)
 from tfckpt.checkpoint import Checkpoint, resolve_prefix
 from tfckpt.errors import CorruptCheckpoint, UnsupportedCheckpoint
+
+# Missing shards listed one by one; beyond this they are counted (a header may claim 10^6).
+MAX_LISTED = 20
 
 
 @dataclass
@@ -94,14 +101,20 @@ def _verify_bundle(
     report: VerifyReport,
     on_bytes: Callable[[int], None],
 ) -> None:
-    sizes: dict[int, int | None] = {}
-    for shard in range(bundle.num_shards):
+    sizes = bundle.present_shards()
+    missing = [s for s in range(bundle.num_shards) if s not in sizes]
+    for shard in missing[:MAX_LISTED]:
         path = bundle.data_path(shard)
-        try:
-            sizes[shard] = os.path.getsize(path)
-        except OSError:
-            sizes[shard] = None
-            report.problems.append(Problem("shard", f"{path}: data shard is missing", file=path))
+        report.problems.append(Problem("shard", f"{path}: data shard is missing", file=path))
+    if len(missing) > MAX_LISTED:
+        report.problems.append(
+            Problem(
+                "shard",
+                f"{bundle.prefix}: {len(missing) - MAX_LISTED} more of {bundle.num_shards} data "
+                "shards are missing",
+                file=bundle.index_path,
+            )
+        )
     for entry in bundle.entries.values():
         if entry.slices:
             _check_slices(bundle, entry, report)
@@ -112,16 +125,16 @@ def _verify_bundle(
         path = bundle.data_path(entry.shard_id)
         if size is None:
             report.problems.append(
-                Problem("shard", f"{entry.name!r} is in a missing shard", entry.name, path)
+                Problem("shard", f"{entry.label!r} is in a missing shard", entry.label, path)
             )
             continue
         if entry.offset + entry.size > size:
             report.problems.append(
                 Problem(
                     "range",
-                    f"{entry.name!r} needs bytes {entry.offset}..{entry.offset + entry.size} but "
+                    f"{entry.label!r} needs bytes {entry.offset}..{entry.offset + entry.size} but "
                     f"the shard has {size} (truncated?)",
-                    entry.name,
+                    entry.label,
                     path,
                 )
             )
@@ -148,9 +161,9 @@ def _check_values(
         if not value_checks:
             bundle.check_crc(entry)
             return
-        findings = _value_problems(entry.name, path, bundle.iter_chunks(entry), options)
+        findings = _value_problems(entry.label, path, bundle.iter_chunks(entry), options)
     except (CorruptCheckpoint, UnsupportedCheckpoint) as exc:
-        report.problems.append(Problem("crc", str(exc), entry.name, path))
+        report.problems.append(Problem("crc", str(exc), entry.label, path))
         return
     report.problems.extend(findings)
 
@@ -189,7 +202,7 @@ def _value_problems(
 def _check_slices(bundle: BundleReader, entry: Entry, report: VerifyReport) -> None:
     """Every slice has an entry of the right shape; slices cover the tensor exactly once."""
     report.tensors += 1
-    name = entry.name
+    name = entry.label
     covered = 0
     boxes: list[Slice] = []
     for spec in entry.slices:
@@ -203,27 +216,39 @@ def _check_slices(bundle: BundleReader, entry: Entry, report: VerifyReport) -> N
         if part is None:
             report.problems.append(
                 Problem(
-                    "slices", f"{name!r}: slice {list(spec)} has no entry", name, bundle.index_path
+                    "slices",
+                    f"{name!r}: slice {format_slice(spec)} has no entry",
+                    name,
+                    bundle.index_path,
                 )
             )
             continue
+        if part.dtype != entry.dtype:
+            report.problems.append(
+                Problem(
+                    "slices",
+                    f"{name!r}: slice {format_slice(spec)} is {part.dtype.name}, not "
+                    f"{entry.dtype.name}",
+                    name,
+                    bundle.index_path,
+                )
+            )
         if part.shape != slice_shape(spec, entry.shape):
             report.problems.append(
                 Problem(
                     "slices",
-                    f"{name!r}: slice {list(spec)} has shape {list(part.shape)}",
+                    f"{name!r}: slice {format_slice(spec)} has shape {list(part.shape)}",
                     name,
                     bundle.index_path,
                 )
             )
         covered += num_elements(tuple(s.stop - s.start for s in index))
         boxes.append(tuple((s.start, s.stop) for s in index))
-    for x, y in combinations(boxes, 2):
-        if all(a0 < b1 and b0 < a1 for (a0, a1), (b0, b1) in zip(x, y)):
-            report.problems.append(
-                Problem("slices", f"{name!r}: slices overlap", name, bundle.index_path)
-            )
-            return
+    if _any_overlap(boxes):
+        report.problems.append(
+            Problem("slices", f"{name!r}: slices overlap", name, bundle.index_path)
+        )
+        return
     if covered != num_elements(entry.shape):
         report.problems.append(
             Problem(
@@ -233,6 +258,29 @@ def _check_slices(bundle: BundleReader, entry: Entry, report: VerifyReport) -> N
                 bundle.index_path,
             )
         )
+
+
+def _any_overlap(boxes: list[Slice]) -> bool:
+    """Whether any two boxes (``((start, stop), ...)`` per dimension) share an element.
+
+    A sweep along the dimension with the most distinct intervals: TF partitions along one
+    dimension, so each box meets only its neighbour (pairwise checks would be quadratic).
+    """
+    if len(boxes) < 2:
+        return False
+    rank = len(boxes[0])
+    if rank == 0:
+        return True  # two slices of a scalar are both the whole scalar
+    dim = max(range(rank), key=lambda d: len({box[d] for box in boxes}))
+    active: list[Slice] = []
+    for box in sorted(boxes, key=lambda b: b[dim][0]):
+        start = box[dim][0]
+        active = [a for a in active if a[dim][1] > start]
+        for other in active:
+            if all(a0 < b1 and b0 < a1 for (a0, a1), (b0, b1) in zip(other, box)):
+                return True
+        active.append(box)
+    return False
 
 
 def _verify_v1(prefix: str, options: VerifyOptions, report: VerifyReport) -> None:
