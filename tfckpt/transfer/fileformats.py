@@ -35,8 +35,14 @@ class StTensor:
     end: int
 
 
-def build_st_header(tensors: list[StTensor], metadata: dict[str, str]) -> bytes:
-    """The 8-byte length and JSON header, padded with spaces so the data starts 8-aligned."""
+PAGE = 4096
+
+
+def build_st_header(
+    tensors: list[StTensor], metadata: dict[str, str], page_residue: int | None = None
+) -> bytes:
+    """The 8-byte length and JSON header, padded with spaces so the data starts 8-aligned, and
+    with ``page_residue`` (a multiple of 8) at that offset modulo the page size."""
     body: dict[str, Any] = {}
     if metadata:
         body[METADATA_KEY] = dict(metadata)
@@ -44,6 +50,8 @@ def build_st_header(tensors: list[StTensor], metadata: dict[str, str]) -> bytes:
         body[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [t.begin, t.end]}
     raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
+    if page_residue is not None:
+        raw += b" " * ((page_residue - 8 - len(raw)) % PAGE)
     return struct.pack("<Q", len(raw)) + raw
 
 
