@@ -211,6 +211,32 @@ def test_safetensors_loads_with_safetensors_numpy(
             assert spec["data_offsets"][0] % size.get(spec["dtype"], 1) == 0
 
 
+def test_safetensors_copies_keep_their_page_offset(tmp_path: Path, st_numpy: Any) -> None:
+    """Big copied tensors sit at the same offset within a page as in the source data file (the
+    kernel then copies whole pages) where element alignment allows; the padded header is still
+    valid safetensors."""
+    arrays = {
+        "a_small": np.arange(2, dtype=np.int64),
+        "b_big": np.arange(1 << 19, dtype=np.float32),
+        "c_big": np.arange(1 << 18, dtype=np.float64),
+    }
+    np.savez(tmp_path / "w.npz", **arrays)
+    ok("import", tmp_path / "w.npz", tmp_path / "src")
+    doc = ok_json("export", tmp_path / "src", tmp_path / "w.safetensors")
+    with open(tmp_path / "w.safetensors", "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    with open_checkpoint(str(tmp_path / "src")) as ckpt:
+        for name in ("b_big", "c_big"):
+            begin = header[name]["data_offsets"][0]
+            assert (8 + n + begin) % 4096 == ckpt.entry(name).offset % 4096, name
+            assert begin % np.dtype(arrays[name].dtype).itemsize == 0
+    loaded = st_numpy.load_file(str(tmp_path / "w.safetensors"))
+    for name, value in arrays.items():
+        np.testing.assert_array_equal(loaded[name], value)
+    assert doc["checked"]
+
+
 def test_safetensors_loads_with_torch(fx: dict[str, Fixture], tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file
