@@ -89,7 +89,8 @@ def _scan_dir(
                     path=full,
                     data_bytes=_size(full),
                     mtime=_mtime(full),
-                    note="leftover temporary file from an interrupted write",
+                    note="leftover temporary file from an interrupted write (the next "
+                    "write to the same prefix removes it)",
                 )
             )
             continue
@@ -118,6 +119,22 @@ def _scan_dir(
             elif not shards:
                 item.note = "no data file"
             prefixes[prefix] = item
+    # Data files whose index is missing: a write killed between its data and index renames (or
+    # a partial copy). Not a checkpoint; the next write to that prefix replaces them.
+    for base, shards in sorted(data_files.items()):
+        if base + ".index" in name_set:
+            continue
+        for _, _, name in sorted(shards):
+            full = os.path.join(directory, name)
+            found.append(
+                Found(
+                    kind="temp",
+                    path=full,
+                    data_bytes=_size(full),
+                    mtime=_mtime(full),
+                    note="data file without an index (interrupted write or partial copy)",
+                )
+            )
     # V1: single-file tables (no extension) and `-NNNNN-of-NNNNN` shard sets.
     v1_groups: dict[str, list[str]] = {}
     for name in sorted(names):
@@ -191,8 +208,12 @@ def _savedmodel(directory: str) -> Found:
     variables = os.path.join(directory, "variables")
     data = 0
     shards = 0
-    if os.path.isdir(variables):
-        for name in os.listdir(variables):
+    try:
+        variable_names = os.listdir(variables) if os.path.isdir(variables) else []
+    except OSError:
+        variable_names = []
+    if variable_names:
+        for name in variable_names:
             if _DATA_RE.match(name):
                 shards += 1
                 data += _size(os.path.join(variables, name))

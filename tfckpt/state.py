@@ -6,6 +6,7 @@ stale after a copy); a missing checkpoint is reported, never fatal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -116,8 +117,15 @@ def update_state_for_new_prefix(prefix: str) -> str:
     paths.append(name)
     stamps.append(time.time())
     text = format_state(name, paths, stamps if all(stamps) else None, preserved)
-    tmp = f"{state_path}.tfckpt-tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, state_path)
+    from tfckpt.bundle.writer import temp_name
+
+    tmp = temp_name(state_path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, state_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
     return state_path

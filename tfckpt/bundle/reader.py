@@ -11,6 +11,7 @@ import contextlib
 import mmap
 import os
 import struct
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -126,6 +127,8 @@ class BundleReader:
             raise CheckpointNotFound(f"{self.index_path}: no such file")
         with TableReader.open(self.index_path) as table:
             pairs = list(table)
+        st = os.stat(self.index_path)
+        self._index_id = (st.st_dev, st.st_ino)
         self.entries: dict[bytes, Entry] = {}
         header_value: bytes | None = None
         for key, value in pairs:
@@ -145,6 +148,7 @@ class BundleReader:
                 )
         self._maps: dict[int, mmap.mmap | bytes] = {}
         self._files: dict[int, Any] = {}
+        _OPEN_READERS.add(self)
 
     # ---- parsing -------------------------------------------------------------------------
     def _parse_header(self, value: bytes) -> Any:
@@ -474,3 +478,13 @@ class BundleReader:
             f.close()
         self._maps.clear()
         self._files.clear()
+        _OPEN_READERS.discard(self)
+
+
+# Readers not yet closed, so that a writer can refuse to replace a checkpoint being read.
+_OPEN_READERS: weakref.WeakSet[BundleReader] = weakref.WeakSet()
+
+
+def open_index_ids() -> dict[tuple[int, int], str]:
+    """``{(st_dev, st_ino) of the .index: prefix}`` of the checkpoints open in this process."""
+    return {r._index_id: r.prefix for r in list(_OPEN_READERS)}

@@ -3,7 +3,12 @@
 TF decides a V2 checkpoint exists by its ``.index``, so data shards are renamed into place first
 and the index last; with ``force`` the old index is removed before any data file is replaced, so
 no moment exists where an index points at the wrong data. A failure or interruption before
-``commit()`` leaves only temp files, which ``abort()`` (and the context manager) removes.
+``commit()`` leaves only temp files, which ``abort()`` (and the context manager) removes; a
+failure during the renames also removes the data files already placed. A process killed outright
+leaves temp files named ``<final>.tfckpt-tmp-<pid>-<hex>`` (and, after the data renames, data
+files without an index): the next writer to the same prefix removes those of dead processes,
+and ``tfckpt ls`` reports them. A destination that is one of the checkpoints being read is
+refused: replacing it would destroy the source if the process died half-way.
 """
 
 from __future__ import annotations
@@ -54,11 +59,76 @@ def prefix_files(prefix: str) -> list[str]:
     return out
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def stale_temps(prefix: str) -> list[str]:
+    """Temp files of writers to ``prefix`` (and its directory's state file) whose process is
+    gone: leftovers of a killed write."""
+    directory = os.path.dirname(prefix) or "."
+    base = os.path.basename(prefix)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if TEMP_MARK not in name or not name.startswith((base + ".", "checkpoint" + TEMP_MARK)):
+            continue
+        pid = name.rsplit(TEMP_MARK, 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            out.append(os.path.join(directory, name))
+    return sorted(out)
+
+
+def clean_stale_temps(prefix: str) -> list[str]:
+    """Remove ``stale_temps(prefix)``; returns what was removed."""
+    removed = []
+    for path in stale_temps(prefix):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+def orphan_data_files(prefix: str) -> list[str]:
+    """Data files of ``prefix`` when it has no index: what a write killed between its data and
+    index renames leaves. Not a checkpoint (TF needs the index), so a new write may replace them."""
+    if os.path.lexists(prefix + ".index"):
+        return []
+    return [p for p in prefix_files(prefix) if not p.endswith((".index", ".meta"))]
+
+
+def _refuse_source(prefix: str) -> None:
+    from tfckpt.bundle.reader import open_index_ids
+
+    try:
+        st = os.stat(prefix + ".index")
+    except OSError:
+        return
+    source = open_index_ids().get((st.st_dev, st.st_ino))
+    if source is not None:
+        raise UsageError(
+            f"{prefix}: the destination is the source checkpoint {source}; write to another "
+            "prefix (replacing a checkpoint while reading it could destroy it)"
+        )
+
+
 def check_destination(prefix: str, force: bool) -> None:
-    """Refuse an existing destination without ``force``; refuse an unwritable directory.
+    """Refuse an existing destination without ``force``; refuse an unwritable directory, and a
+    destination that is a checkpoint this process is reading.
 
     A missing directory is fine (writers create it) if its nearest existing ancestor is a
-    writable directory.
+    writable directory. Data files without an index do not make a destination exist.
     """
     directory = os.path.dirname(os.path.abspath(prefix))
     existing_dir = directory
@@ -68,7 +138,9 @@ def check_destination(prefix: str, force: bool) -> None:
         raise WriteError(f"{existing_dir}: not a directory (destination {prefix})")
     if not os.access(existing_dir, os.W_OK):
         raise WriteError(f"{existing_dir}: destination directory is not writable")
-    existing = prefix_files(prefix)
+    _refuse_source(prefix)
+    orphans = set(orphan_data_files(prefix))
+    existing = [p for p in prefix_files(prefix) if p not in orphans]
     if existing and not force:
         raise OutputExists(f"{prefix}: destination exists ({len(existing)} files); use --force")
 
@@ -222,11 +294,13 @@ class BundleWriter:
         self.sync = sync
         check_destination(prefix, force)
         self._made_dirs = make_dirs(os.path.dirname(os.path.abspath(prefix)))
+        self.cleaned = clean_stale_temps(prefix)
         self._entries: dict[bytes, bytes] = {}
         self._temps: dict[str, str] = {}  # final path -> temp path
         self._data: BinaryIO | None = None
         self._data_offset = 0
         self._committed = False
+        self._placed: list[str] = []  # data files renamed into place by a commit in progress
 
     # ---- data shard 0 (written here) ---------------------------------------------------
     def _own_path(self) -> str:
@@ -324,6 +398,11 @@ class BundleWriter:
         final = data_filename(self.prefix, shard_id, self.num_shards)
         if final in self._temps:
             raise UsageError(f"shard {shard_id} given twice")
+        if not os.path.isfile(src):
+            from tfckpt.errors import CorruptCheckpoint
+
+            what = "is not a file" if os.path.lexists(src) else "is missing"
+            raise CorruptCheckpoint(f"{src}: data shard {what}")
         tmp = temp_name(final)
         self._temps[final] = tmp
         try:
@@ -361,6 +440,35 @@ class BundleWriter:
             finally:
                 os.close(fd)
 
+    def _publish(self, index_final: str, index_tmp: str) -> None:
+        """The renames. The old index goes first (from then on there is no checkpoint at this
+        prefix, never one pointing at the wrong data), then old data files that the new ones do
+        not replace, then the new data files, then the new index."""
+        existing = {os.path.abspath(p) for p in prefix_files(self.prefix)}
+        if os.path.abspath(index_final) in existing:
+            if not self.force:
+                raise OutputExists(f"{self.prefix}: destination appeared meanwhile; use --force")
+            os.remove(index_final)
+        replaced = {os.path.abspath(final) for final in self._temps}
+        for old in sorted(existing - replaced):
+            if not old.endswith((".index", ".meta")):
+                os.remove(old)  # old shards (or orphans of a killed write) not replaced
+        for final, tmp in self._temps.items():
+            if final != index_final:
+                os.replace(tmp, final)
+                self._placed.append(final)
+        os.replace(index_tmp, index_final)
+        self._placed = []
+
+    def _unplace(self) -> None:
+        """After a failed publish: remove the data files already renamed into place (the index
+        never was), so nothing partial is left."""
+        for final in self._placed:
+            with contextlib.suppress(OSError):
+                os.remove(final)
+            self._temps.pop(final, None)
+        self._placed = []
+
     def commit(self, update_state: bool = True) -> None:
         """Publish: data shards renamed into place first, the index last."""
         if self._committed:
@@ -384,14 +492,7 @@ class BundleWriter:
             index_tmp = temp_name(index_final)
             self._temps[index_final] = index_tmp
             self._write_index(index_tmp)
-            if self.force:
-                for old in prefix_files(self.prefix):
-                    if not old.endswith(".meta"):
-                        os.remove(old)
-            for final, tmp in self._temps.items():
-                if final != index_final:
-                    os.replace(tmp, final)
-            os.replace(index_tmp, index_final)
+            self._publish(index_final, index_tmp)
             if self.sync:
                 fd = os.open(os.path.dirname(os.path.abspath(index_final)), os.O_RDONLY)
                 try:
@@ -399,9 +500,11 @@ class BundleWriter:
                 finally:
                     os.close(fd)
         except OSError as exc:
+            self._unplace()
             self.abort()
             raise _write_error(self.prefix, exc) from None
         except BaseException:
+            self._unplace()
             self.abort()
             raise
         self._committed = True
@@ -412,7 +515,12 @@ class BundleWriter:
             try:
                 update_state_for_new_prefix(self.prefix)
             except OSError as exc:
-                raise _write_error(os.path.dirname(self.prefix) or ".", exc) from None
+                reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+                state = os.path.join(os.path.dirname(self.prefix) or ".", "checkpoint")
+                raise WriteError(
+                    f"{state}: cannot update the state file ({reason}); {self.prefix} itself was "
+                    "written completely"
+                ) from None
 
     def abort(self) -> None:
         """Remove every temp file written so far."""
