@@ -35,14 +35,15 @@ class StTensor:
     end: int
 
 
-PAGE = 4096
+# The data area can be placed at a chosen offset modulo this by padding the header.
+ALIGN_GRANULE = 1 << 20
 
 
 def build_st_header(
-    tensors: list[StTensor], metadata: dict[str, str], page_residue: int | None = None
+    tensors: list[StTensor], metadata: dict[str, str], residue: int | None = None
 ) -> bytes:
     """The 8-byte length and JSON header, padded with spaces so the data starts 8-aligned, and
-    with ``page_residue`` (a multiple of 8) at that offset modulo the page size."""
+    (given ``residue``, a multiple of 8) at that offset modulo ``ALIGN_GRANULE``."""
     body: dict[str, Any] = {}
     if metadata:
         body[METADATA_KEY] = dict(metadata)
@@ -50,8 +51,8 @@ def build_st_header(
         body[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [t.begin, t.end]}
     raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
-    if page_residue is not None:
-        raw += b" " * ((page_residue - 8 - len(raw)) % PAGE)
+    if residue is not None:
+        raw += b" " * ((residue - 8 - len(raw)) % ALIGN_GRANULE)
     return struct.pack("<Q", len(raw)) + raw
 
 
