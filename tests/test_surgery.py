@@ -215,7 +215,11 @@ META_CORPUS = [
 @pytest.mark.parametrize("prefix", META_CORPUS, ids=lambda p: str(p.relative_to(CORPUS)))
 def test_rename_with_meta_corpus(prefix: Path, tmp_path: Path, tf: Any) -> None:
     if resolve_prefix(str(prefix))[1] != "V2":
-        pytest.skip("a V1 Saver graph restores only V1 files; rename writes V2")
+        # A V1 Saver graph restores only V1 files, and rename writes V2: refused, nothing written.
+        result = run("rename", prefix, tmp_path / "x", "--add-prefix", "m/", "--meta")
+        assert result.exit_code == 2 and "restores only V1 files" in result.stderr
+        assert list(tmp_path.iterdir()) == []
+        return
     try:
         original = restore_through_meta(tf, prefix)
     except Exception as exc:  # e.g. TF 2.x cannot parse the producer version '0.12.head'
@@ -578,3 +582,16 @@ def test_missing_destination_directories_are_created_and_removed_on_failure(
     )
     assert result.exit_code == 2 and "truncated" in result.stderr
     assert not (tmp_path / "new").exists()
+
+
+TFX_ESTIMATOR = CORPUS / "tensorflow__tfx/tfx/components/testdata/trainer/current/Format-Serving"
+
+
+@pytest.mark.skipif(not TFX_ESTIMATOR.is_dir(), reason="corpus absent")
+def test_prune_optimizer_keras_v2_graph_mode_names(tmp_path: Path) -> None:
+    """Keras optimizers under an Estimator keep their state under training/<Optimizer>/."""
+    before = tf_map(str(TFX_ESTIMATOR / "model.ckpt-1000"))
+    ok("prune", TFX_ESTIMATOR, tmp_path / "p", "--optimizer")
+    after = tf_map(str(tmp_path / "p"))
+    assert sorted(after) == sorted(k for k in before if not k.startswith("training/"))
+    assert "global_step" in after and len(before) - len(after) == 39

@@ -14,24 +14,17 @@ import typer
 
 from tfckpt.cli.app import app
 from tfckpt.cli.options import (
+    DryRunOpt,
     ForceOpt,
     JsonOpt,
     MappingOpt,
     QuietOpt,
     SubOpt,
+    SyncOpt,
     parse_subs,
 )
 from tfckpt.errors import OutputExists, RenameConflict, UsageError
 
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Print the plan; write nothing.")]
-SyncOpt = Annotated[
-    bool,
-    typer.Option(
-        "--sync",
-        help="fsync every written file before publishing it: durable across power loss "
-        "(slower; without it, like cp, data reaches the disk when the OS writes it back).",
-    ),
-]
 LinkOpt = Annotated[
     bool,
     typer.Option("--link", help="Hard-link data files instead of copying (falls back to a copy)."),
@@ -110,6 +103,11 @@ def rename_command(
         meta_src = ckpt.prefix + ".meta"
         if meta and not os.path.exists(meta_src):
             raise UsageError(f"{meta_src}: no .meta to rename (drop --meta)")
+        if meta and ckpt.format == "V1":
+            raise UsageError(
+                f"{meta_src}: the graph of a V1 checkpoint restores only V1 files (RestoreSlice), "
+                "but rename writes V2; drop --meta and rebuild the graph with the new names"
+            )
         if meta and os.path.exists(dst + ".meta") and not force:
             raise OutputExists(f"{dst}.meta: exists; use --force")
         if dry_run:

@@ -8,6 +8,7 @@ import typer
 
 from tfckpt.cli.app import app
 from tfckpt.cli.options import (
+    DryRunOpt,
     ForceOpt,
     JsonOpt,
     MappingOpt,
@@ -15,6 +16,7 @@ from tfckpt.cli.options import (
     QuietOpt,
     RegexOpt,
     SubOpt,
+    SyncOpt,
     parse_subs,
 )
 from tfckpt.errors import ExitCode, UsageError
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 
     from tfckpt.transfer.formats import Format
 
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Print the plan; write nothing.")]
 NoCheckOpt = Annotated[
     bool,
     typer.Option(
@@ -37,14 +38,6 @@ StrictOpt = Annotated[
     bool,
     typer.Option(
         "--strict", help="Fail (exit 2) instead of skipping tensors the target cannot hold."
-    ),
-]
-SyncOpt = Annotated[
-    bool,
-    typer.Option(
-        "--sync",
-        help="fsync every written file before publishing it: durable across power loss "
-        "(slower; without it, like cp, data reaches the disk when the OS writes it back).",
     ),
 ]
 SepOpt = Annotated[

@@ -28,6 +28,15 @@ QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr.")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Print the plan; write nothing.")]
+SyncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sync",
+        help="fsync every written file before publishing it: durable across power loss "
+        "(slower; without it, like cp, data reaches the disk when the OS writes it back).",
+    ),
+]
 MatchOpt = Annotated[
     list[str] | None,
     typer.Option(

@@ -9,12 +9,19 @@ from typing import Any
 from tfckpt.checkpoint import OBJECT_GRAPH_KEY
 from tfckpt.errors import UsageError
 
-# TF1 optimizer slot suffixes and accumulators (tf.compat.v1.train optimizers).
+# Name-based optimizer state: tf.compat.v1.train optimizers hang slots under their variable
+# (``v/Adam``, ``v/Adam_1``, ``v/Momentum``...) and keep ``beta1_power``/``beta2_power``; Keras
+# (optimizer v2) in graph mode, e.g. under an Estimator, keeps everything under its own name
+# scope (``training/Adagrad/dense/kernel/accumulator``, ``training/Ftrl/iter``, ``Adam/iter``).
+_KERAS_OPTIMIZERS = (
+    "Adadelta|Adafactor|Adagrad|Adam|AdamW|Adamax|Ftrl|Lion|LossScaleOptimizer|Nadam|RMSprop|SGD"
+)
 TF1_SLOT_RE = re.compile(
     r"(/(Adam|Adam_\d+|Momentum|RMSProp|RMSProp_\d+|Adagrad|Adagrad_\d+|AdagradDA|AdagradDA_\d+"
     r"|Adadelta|Adadelta_\d+|Ftrl|Ftrl_\d+|Adamax|Adamax_\d+|Nadam|Nadam_\d+"
     r"|ProximalAdagrad|GradientDescent|ExponentialMovingAverage)$)"
     r"|(^|/)(beta1_power|beta2_power)(_\d+)?$"
+    rf"|^(training/)?({_KERAS_OPTIMIZERS})(_\d+)?/"
 )
 TF2_SLOT_MARK = "/.OPTIMIZER_SLOT/"
 GLOBAL_STEP_NAMES = ("global_step",)

@@ -43,7 +43,7 @@ def compile_sub(pattern: str, replacement: str) -> tuple[re.Pattern[str], str]:
     try:
         compiled = re.compile(pattern)
         compiled.sub(replacement, "")  # surfaces bad group references in the replacement
-    except re.error as exc:
+    except (re.error, IndexError) as exc:  # IndexError: an unknown group name
         raise UsageError(f"bad --sub {pattern!r} {replacement!r}: {exc}") from None
     return compiled, replacement
 
@@ -55,6 +55,8 @@ def load_mapping(path: str) -> dict[str, str]:
             text = f.read()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read mapping file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: mapping file is not UTF-8 text (byte {exc.start})") from None
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:

@@ -18,11 +18,13 @@ from rich.console import Console
 
 def out_console() -> Console:
     """A console on the current stdout (looked up per call so test runners can swap it)."""
-    return Console(file=sys.stdout, soft_wrap=False, width=_width())
+    # Markup off: variable names are data, and TF allows '[' in them ("emb[/red]/w").
+    # Styled lines pass markup=True and escape() what they interpolate.
+    return Console(file=sys.stdout, soft_wrap=False, width=_width(), markup=False)
 
 
 def err_console() -> Console:
-    return Console(file=sys.stderr, soft_wrap=True, width=_width())
+    return Console(file=sys.stderr, soft_wrap=True, width=_width(), markup=False)
 
 
 def _width() -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from tfckpt.render import err_console, out_console, print_json
@@ -95,14 +96,16 @@ def render_verify(report: Any, as_json: bool) -> None:
             table.add_row(p.check, p.name or "", p.message, style="red")
         console.print(table)
         console.print(
-            f"[red]FAILED[/red]: {len(report.problems)} problem(s) in {report.prefix} "
+            f"[red]FAILED[/red]: {len(report.problems)} problem(s) in {escape(report.prefix)} "
             f"({report.tensors} tensors, {report.bytes_checked:,} bytes checked)",
             highlight=False,
+            markup=True,
         )
     else:
         console.print(
-            f"[green]OK[/green]: {report.prefix} ({report.format}, {report.tensors} tensors, "
-            f"{report.bytes_checked:,} bytes checked)",
+            f"[green]OK[/green]: {escape(report.prefix)} ({report.format}, {report.tensors} "
+            f"tensors, {report.bytes_checked:,} bytes checked)",
             highlight=False,
+            markup=True,
         )
     sys.stdout.flush()

@@ -170,8 +170,28 @@ def render_vars(
     n, params, nbytes = _totals(records)
     console.print(
         f"[bold]{n:,}[/bold] variables, [bold]{params:,}[/bold] parameters, "
-        f"[bold]{human_bytes(nbytes)}[/bold] ({nbytes:,} bytes)"
+        f"[bold]{human_bytes(nbytes)}[/bold] ({nbytes:,} bytes)",
+        markup=True,
     )
+
+
+class _Leaf:
+    """A variable in the scope tree (scopes are plain dicts; a name may be 'shape' or 'dtype')."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+
+
+def _leaf_label(name: str, r: dict[str, Any]) -> Text:
+    shape = "[" + ", ".join(str(d) for d in r["shape"]) + "]"
+    label = Text.assemble(name, "  ", (r["dtype"], "cyan"), f" {shape}  {human_bytes(r['nbytes'])}")
+    if "mean" in r:
+        stats = "  ".join(f"{k} {_fmt_num(r.get(k))}" for k in ("min", "max", "mean", "std"))
+        label.append(f"  {stats}", style="dim")
+        bad = [f"{k} {r[k]:,}" for k in ("nan", "inf") if r.get(k)]
+        if bad:
+            label.append("  " + "  ".join(bad), style="red")
+    return label
 
 
 def _scope_tree(records: Sequence[dict[str, Any]], title: str) -> Tree:
@@ -181,32 +201,29 @@ def _scope_tree(records: Sequence[dict[str, Any]], title: str) -> Tree:
         node = root
         for part in parts[:-1]:
             node = node.setdefault(part + "/", {})
-        node[parts[-1]] = r
+        node[parts[-1]] = _Leaf(r)
 
     def totals(node: dict[str, Any]) -> tuple[int, int, int]:
         n = p = b = 0
         for value in node.values():
-            if "dtype" in value and "shape" in value and isinstance(value.get("size"), int):
-                n, p, b = n + 1, p + value["size"], b + value["nbytes"]
+            if isinstance(value, _Leaf):
+                n, p, b = n + 1, p + value.record["size"], b + value.record["nbytes"]
             else:
                 sn, sp, sb = totals(value)
                 n, p, b = n + sn, p + sp, b + sb
         return n, p, b
 
-    def label(name: str, node: dict[str, Any]) -> str:
+    def label(name: str, node: dict[str, Any]) -> Text:
         n, p, b = totals(node)
-        return f"[bold]{name}[/bold]  [dim]{n} vars, {p:,} params, {human_bytes(b)}[/dim]"
+        return Text.assemble((name, "bold"), (f"  {n} vars, {p:,} params, {human_bytes(b)}", "dim"))
 
     def build(tree: Tree, node: dict[str, Any]) -> None:
         for name in sorted(node):
             value = node[name]
-            if name.endswith("/") and isinstance(value, dict) and "dtype" not in value:
-                build(tree.add(label(name, value)), value)
+            if isinstance(value, _Leaf):
+                tree.add(_leaf_label(name, value.record))
             else:
-                shape = "[" + ", ".join(str(d) for d in value["shape"]) + "]"
-                tree.add(
-                    f"{name}  [cyan]{value['dtype']}[/cyan] {shape}  {human_bytes(value['nbytes'])}"
-                )
+                build(tree.add(label(name, value)), value)
 
     tree = Tree(label(title, root))
     build(tree, root)
@@ -244,7 +261,9 @@ def render_value(record: dict[str, Any], value: np.ndarray, full: bool, as_json:
             text = np.array2string(value, separator=", ")
     console = out_console()
     shape = "[" + ", ".join(str(d) for d in record["shape"]) + "]"
-    console.print(f"[bold]{record.get('path', record['name'])}[/bold]  {record['dtype']} {shape}")
+    console.print(
+        Text.assemble((record.get("path", record["name"]), "bold"), f"  {record['dtype']} {shape}")
+    )
     console.print(text, markup=False, highlight=False)
     if not full and value.size > threshold:
-        console.print("[dim](truncated; --full prints every value)[/dim]")
+        console.print("(truncated; --full prints every value)", style="dim")
