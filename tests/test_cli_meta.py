@@ -16,6 +16,8 @@ from tfckpt import errors
 from tfckpt.cli import app
 from tfckpt.errors import ExitCode
 
+from fixtures import Fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "tfckpt"
 runner = CliRunner()
@@ -120,3 +122,33 @@ def test_help_does_not_import_heavy_modules() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "Usage" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["vars"], "Missing argument 'path'"),
+        (["vars", "x", "--bogus"], "No such option: --bogus"),
+        (["nope"], "No such command 'nope'"),
+        (["vars", "x", "--engine", "nope"], "Invalid value for '--engine'"),
+        (["vars", "/no/such/checkpoint"], "no such file or checkpoint"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfckpt", *args], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("tfckpt: error: ") and message in proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+
+
+def test_exit_codes_through_the_console_script(fx: dict[str, Fixture]) -> None:
+    def code(*args: str) -> int:
+        return subprocess.run([sys.executable, "-m", "tfckpt", *args], check=False).returncode
+
+    multi = fx["tf1_multi"].path
+    assert code("--help") == 0
+    assert code("diff", str(multi / "model.ckpt-10"), str(multi / "model.ckpt-10"), "-q") == 0
+    assert code("diff", str(multi / "model.ckpt-10"), str(multi / "model.ckpt-20"), "-q") == 1
+    assert code("verify", str(multi), "-q") == 0

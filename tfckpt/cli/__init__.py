@@ -18,7 +18,24 @@ from tfckpt.cli.app import app
 
 
 def main() -> None:
-    app(prog_name="tfckpt")
+    """The console script: usage errors as one line (``tfckpt: error: ...``), exit code 2."""
+    import sys
+
+    import typer
+
+    try:
+        code = app(prog_name="tfckpt", standalone_mode=False)
+    except typer.TyperException as exc:  # Click's usage errors: bad option, missing argument
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "tfckpt"
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message:  # empty when the help was printed instead (no arguments at all)
+            sys.stderr.write(f"tfckpt: error: {message} (see '{where} --help')\n")
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    except typer.Abort:
+        sys.stderr.write("tfckpt: interrupted\n")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main"]
