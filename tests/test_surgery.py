@@ -595,3 +595,35 @@ def test_prune_optimizer_keras_v2_graph_mode_names(tmp_path: Path) -> None:
     after = tf_map(str(tmp_path / "p"))
     assert sorted(after) == sorted(k for k in before if not k.startswith("training/"))
     assert "global_step" in after and len(before) - len(after) == 39
+
+
+def test_tf2_add_prefix_nests_the_objects_under_a_scope(
+    fx: dict[str, Fixture], tmp_path: Path, tf: Any
+) -> None:
+    src = str(fx["tf2_module"].path)
+    ok("rename", src, tmp_path / "r", "--add-prefix", "outer/inner/")
+    after = tf_map(str(tmp_path / "r"))
+    assert "outer/inner/net/enc/w/.ATTRIBUTES/VARIABLE_VALUE" in after
+    assert_object_graph_consistent(after)
+    net = fixture_models.make_net(tf)
+    root = tf.train.Checkpoint(outer=tf.train.Checkpoint(inner=tf.train.Checkpoint(net=net)))
+    root.read(str(tmp_path / "r")).assert_existing_objects_matched()
+    np.testing.assert_array_equal(
+        net.dec.w.numpy(), tf_map(src)["net/dec/w/.ATTRIBUTES/VARIABLE_VALUE"]
+    )
+    # Only some keys moved deeper: not a path rename; the message says what to do instead.
+    result = run("rename", src, tmp_path / "x", "--sub", "^net/", "a/net/")
+    assert result.exit_code == 2 and "--add-prefix SCOPE/" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not KERAS_SLOTS.is_dir(), reason="corpus absent")
+def test_tf2_add_prefix_with_slot_variables(tmp_path: Path, tf: Any) -> None:
+    ok("rename", KERAS_SLOTS, tmp_path / "r", "--add-prefix", "p/")
+    before = tf_map(str(KERAS_SLOTS / "variables/variables"))
+    after = tf_map(str(tmp_path / "r"))
+    assert_same_values(before, after, {k: "p/" + k for k in before if k != OBJECT_GRAPH_KEY})
+    graph = objgraph.parse(after[OBJECT_GRAPH_KEY])
+    keys = {a.checkpoint_key for n in graph.nodes for a in n.attributes}
+    assert keys == set(after) - {OBJECT_GRAPH_KEY}
+    assert sum(len(n.slot_variables) for n in graph.nodes) == 8

@@ -111,6 +111,12 @@ def rename_keys(raw: bytes, renames: dict[str, str]) -> GraphRename:
     as renaming path components consistently.
     """
     graph = parse(raw)
+    scope = _added_scope(graph, renames)
+    if scope:  # everything moves under new objects: the graph hangs under that path
+        keys = {
+            a.checkpoint_key: renames[a.checkpoint_key] for n in graph.nodes for a in n.attributes
+        }
+        return GraphRename(merge_graphs([(raw, scope, keys)]), dict(renames))
     paths = node_paths(graph)
     before = expected_keys(graph)
     attr_of: dict[str, tuple[int, int]] = {}
@@ -150,7 +156,12 @@ def rename_keys(raw: bytes, renames: dict[str, str]) -> GraphRename:
                 )
             edge_renames[edge] = name
     if problems:
-        raise RenameConflict("cannot rename this TF2 checkpoint: " + "; ".join(problems))
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise RenameConflict(
+            "cannot rename this TF2 checkpoint: " + "; ".join(problems[:3]) + more + " (to put "
+            "a whole checkpoint under a scope use --add-prefix SCOPE/ or tfckpt merge OUT "
+            "SRC:SCOPE/)"
+        )
     for (parent, index), name in edge_renames.items():
         graph.nodes[parent].children[index].local_name = name
     after = expected_keys(graph)
@@ -187,6 +198,18 @@ def rename_keys(raw: bytes, renames: dict[str, str]) -> GraphRename:
         if old not in attr_of:
             final[old] = new
     return GraphRename(bytes(graph.SerializeToString()), final, derived)
+
+
+def _added_scope(graph: Any, renames: dict[str, str]) -> str | None:
+    """``SCOPE/`` when the rules put every object-graph key under one new scope, else None."""
+    keys = [a.checkpoint_key for n in graph.nodes for a in n.attributes]
+    if not keys or any(k not in renames or not renames[k].endswith(k) for k in keys):
+        return None
+    scopes = {renames[k][: len(renames[k]) - len(k)] for k in keys}
+    scope = scopes.pop()
+    if scopes or not scope.endswith("/") or scope.startswith("/") or "//" in scope:
+        return None
+    return scope
 
 
 def drop_keys(raw: bytes, dropped: set[str]) -> bytes:
