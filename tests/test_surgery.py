@@ -262,6 +262,13 @@ def test_mapping_file_csv_and_json(fx: dict[str, Fixture], tmp_path: Path) -> No
     ok("rename", fx["tf1_adam"].path, tmp_path / "a", "--mapping", csv)
     names = set(tf_map(str(tmp_path / "a")))
     assert {"step", "b0"} <= names and "global_step" not in names
+    result = ok("rename", fx["tf1_adam"].path, tmp_path / "c", "--mapping", csv, "--json", "-n")
+    assert json.loads(result.stdout)["unmatched_mapping"] == []
+    csv.write_text("global_step,step\nno/such/var,x\n")
+    result = ok("rename", fx["tf1_adam"].path, tmp_path / "c", "--mapping", csv, "-n")
+    assert "1 --mapping name(s) are not in the checkpoint: 'no/such/var'" in result.stderr
+    result = ok("rename", fx["tf1_adam"].path, tmp_path / "c", "--sub", "^nomatch", "x")
+    assert "no name matches the rules" in result.stderr
     tsv = tmp_path / "map.tsv"
     tsv.write_text("global_step\tstep2\n")
     ok("rename", fx["tf1_adam"].path, tmp_path / "b", "--mapping", tsv)
@@ -627,3 +634,14 @@ def test_tf2_add_prefix_with_slot_variables(tmp_path: Path, tf: Any) -> None:
     keys = {a.checkpoint_key for n in graph.nodes for a in n.attributes}
     assert keys == set(after) - {OBJECT_GRAPH_KEY}
     assert sum(len(n.slot_variables) for n in graph.nodes) == 8
+
+
+def test_destination_given_as_a_file_name_and_quiet_notes(
+    fx: dict[str, Fixture], tmp_path: Path
+) -> None:
+    src = fx["tf1_adam"].path
+    result = ok("prune", src, tmp_path / "x.index", "--optimizer", "-q")
+    assert (tmp_path / "x.index").is_file() and not (tmp_path / "x.index.index").exists()
+    assert "note" not in result.stderr  # -q: no "was not carried over"
+    result = ok("rename", src, tmp_path / "y.data-00000-of-00001", "--add-prefix", "a/")
+    assert "a/global_step" in tf_map(str(tmp_path / "y")) and "not carried over" in result.stderr

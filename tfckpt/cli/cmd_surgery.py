@@ -21,6 +21,7 @@ from tfckpt.cli.options import (
     QuietOpt,
     SubOpt,
     SyncOpt,
+    output_prefix,
     parse_subs,
 )
 from tfckpt.errors import OutputExists, RenameConflict, UsageError
@@ -80,6 +81,8 @@ def rename_command(
         tfckpt rename ckpt out/ckpt --mapping names.csv --link
     """
     from tfckpt.checkpoint import open_checkpoint
+
+    dst = output_prefix(dst)
     from tfckpt.ops.rename import plan_renames
     from tfckpt.ops.rules import build_rules
     from tfckpt.render import note, progress
@@ -131,7 +134,7 @@ def rename_command(
         result.notes.append(f"{meta_src} was not carried over (use --meta to rename it too)")
     if not as_json:
         render_rename_plan(plan, False, dry_run=False)
-    render_written(result, as_json, {**plan.to_dict(), "meta": new_meta is not None})
+    render_written(result, as_json, {**plan.to_dict(), "meta": new_meta is not None}, quiet)
 
 
 @app.command("prune")
@@ -180,6 +183,8 @@ def prune_command(
         tfckpt prune ckpt out --drop '^head/' --keep '^head/bias$' --dry-run
     """
     from tfckpt.checkpoint import open_checkpoint
+
+    dst = output_prefix(dst)
     from tfckpt.ops.prune import plan_prune
     from tfckpt.render import note, progress
     from tfckpt.render.surgery import render_prune_plan, render_written
@@ -210,7 +215,7 @@ def prune_command(
         result.notes.append(f"{ckpt.prefix}.meta was not carried over")
     if not as_json:
         render_prune_plan(plan, sizes, False, dry_run=False)
-    render_written(result, as_json, plan.to_dict())
+    render_written(result, as_json, plan.to_dict(), quiet)
 
 
 class Prefer(str, Enum):
@@ -252,6 +257,8 @@ def merge_command(
     from contextlib import ExitStack
 
     from tfckpt.checkpoint import open_checkpoint
+
+    out = output_prefix(out)
     from tfckpt.ops.merge import parse_input, plan_merge
     from tfckpt.render import note, progress
     from tfckpt.render.surgery import render_merge_plan, render_written
@@ -277,4 +284,4 @@ def merge_command(
         total = sum(_data_total(c) for c in ckpts)
         with progress("merge", total, quiet) as bar:
             result = apply_merge(ckpts, out, plan, link, force, bar.advance, sync)
-    render_written(result, as_json, {**plan.to_dict(), "inputs": [s.path for s in specs]})
+    render_written(result, as_json, {**plan.to_dict(), "inputs": [s.path for s in specs]}, quiet)

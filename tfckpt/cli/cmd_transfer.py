@@ -17,6 +17,7 @@ from tfckpt.cli.options import (
     RegexOpt,
     SubOpt,
     SyncOpt,
+    output_prefix,
     parse_subs,
 )
 from tfckpt.errors import ExitCode, UsageError
@@ -287,6 +288,8 @@ def import_command(
     from tfckpt.render.transfer import render_import
     from tfckpt.transfer import ImportOptions, detect_format, open_input, plan_import, write_import
 
+    dst = output_prefix(dst)
+
     fmt = detect_format(src, _parse_format(from_, "--from"), reading=True)
     if allow_missing and like is None:
         raise UsageError("--allow-missing goes with --like")
@@ -354,6 +357,8 @@ def cast_command(
     """
     from tfckpt.checkpoint import open_checkpoint
     from tfckpt.ops.cast import apply_cast, cast_target, plan_cast
+
+    dst = output_prefix(dst)
     from tfckpt.render import note, progress
     from tfckpt.render.transfer import render_cast
 

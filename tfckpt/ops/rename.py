@@ -18,24 +18,36 @@ class RenamePlan:
     # instead of taken from the rules (key -> (what the rules gave, what is written)).
     object_graph: bytes | None = None
     derived: dict[str, tuple[str, str]] = field(default_factory=dict)
+    unmatched: list[str] = field(default_factory=list)  # --mapping entries naming no variable
 
     def new_name(self, name: str) -> str:
         return self.renames.get(name, name)
 
     def notes(self) -> list[str]:
-        if not self.derived:
-            return []
-        rule, used = min(self.derived.items())[1]
-        return [
-            f"{len(self.derived)} TF2 slot key(s) follow their variable's and optimizer's renamed "
-            f"object paths rather than the rules, e.g. {used!r} (the rules gave {rule!r})"
-        ]
+        notes = []
+        if not self.renames:
+            notes.append("no name matches the rules: the output is an unchanged copy")
+        if self.unmatched:
+            shown = ", ".join(repr(n) for n in self.unmatched[:5])
+            more = f" and {len(self.unmatched) - 5} more" if len(self.unmatched) > 5 else ""
+            notes.append(
+                f"{len(self.unmatched)} --mapping name(s) are not in the checkpoint: {shown}{more}"
+            )
+        if self.derived:
+            rule, used = min(self.derived.items())[1]
+            notes.append(
+                f"{len(self.derived)} TF2 slot key(s) follow their variable's and optimizer's "
+                f"renamed object paths rather than the rules, e.g. {used!r} (the rules gave "
+                f"{rule!r})"
+            )
+        return notes
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "renames": [{"old": o, "new": n} for o, n in sorted(self.renames.items())],
             "unchanged": len(self.unchanged),
             "conflicts": self.conflicts,
+            "unmatched_mapping": self.unmatched,
         }
 
 
@@ -54,6 +66,8 @@ def plan_renames(
         if new != name:
             wanted[name] = new
     plan = RenamePlan()
+    present = set(names)
+    plan.unmatched = sorted(k for k in rules.mapping if k not in present)
     if object_graph is not None and wanted:
         from tfckpt import objgraph
 

@@ -61,7 +61,9 @@ def render_merge_plan(plan: Any, inputs: list[str], as_json: bool, dry_run: bool
     console.print(f"{len(plan.sources)} variables from {len(inputs)} inputs", highlight=False)
 
 
-def render_written(result: Any, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+def render_written(
+    result: Any, as_json: bool, extra: dict[str, Any] | None = None, quiet: bool = False
+) -> None:
     record = {
         "output": result.prefix,
         "shards": result.shards,
@@ -75,5 +77,5 @@ def render_written(result: Any, as_json: bool, extra: dict[str, Any] | None = No
             f"wrote {result.prefix} ({result.tensors} tensors, {result.shards} shard(s))",
             highlight=False,
         )
-    for note in result.notes:
+    for note in [] if quiet else result.notes:
         err_console().print(f"tfckpt: note: {note}", highlight=False)
