@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import stat
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +37,16 @@ from tfckpt.bundle.table import (
     mask_crc,
 )
 
-Files = dict[str, "bytes | None"]  # relative path -> contents; None: a directory there
+
+@dataclass(frozen=True)
+class Special:
+    """Not a regular file: a FIFO, or a symlink to ``target`` (a device, a loop, a directory)."""
+
+    kind: str  # fifo | symlink
+    target: str = ""
+
+
+Files = dict[str, "bytes | Special | None"]  # path -> contents; None: a directory there
 
 MAX_SEED_BYTES = 400_000
 
@@ -46,8 +56,9 @@ class Seed:
     name: str
     files: dict[str, bytes]
     path: str  # what the commands are given (prefix, or a directory)
-    fmt: str  # V1 | V2 | dir
+    fmt: str  # V1 | V2 | dir | graph (a graph file only)
     prefix: str  # the checkpoint prefix (relative)
+    graph: str | None = None  # a graph file among ``files`` (.meta, saved_model.pb, .pbtxt)
 
     @property
     def index_name(self) -> str:
@@ -66,7 +77,8 @@ class Case:
     files: Files
     path: str  # relative path the commands are given
     detail: str = ""
-    graph_path: str | None = None
+    graph_path: str | None = None  # relative path of the case's graph file, if any
+    kind: str = "V2"  # the seed's fmt
 
     def describe(self) -> str:
         return f"case {self.number}: seed={self.seed} mutator={self.mutator} {self.detail}".strip()
@@ -220,12 +232,13 @@ def seed_from_prefix(name: str, prefix: Path, with_state: bool = True) -> Seed |
     if not files or sum(len(v) for v in files.values()) > MAX_SEED_BYTES:
         return None
     fmt = "V2" if base + ".index" in files else "V1"
+    graph = base + ".meta" if base + ".meta" in files else None
     if fmt == "V1" and base not in files:
         shards = sorted(n for n in files if n.startswith(base + "-"))
         if not shards:
             return None
-        return Seed(name, files, shards[0], "V1", shards[0])
-    return Seed(name, files, base, fmt, base)
+        return Seed(name, files, shards[0], "V1", shards[0], graph)
+    return Seed(name, files, base, fmt, base, graph)
 
 
 def seed_from_savedmodel(name: str, directory: Path) -> Seed | None:
@@ -233,9 +246,21 @@ def seed_from_savedmodel(name: str, directory: Path) -> Seed | None:
     files = _read_tree(directory, members)
     if "variables/variables.index" not in files or sum(map(len, files.values())) > MAX_SEED_BYTES:
         return None
+    graph = "saved_model.pb" if "saved_model.pb" in files else "saved_model.pbtxt"
     return Seed(
-        name, {f"sm/{k}": v for k, v in files.items()}, "sm", "dir", "sm/variables/variables"
+        name,
+        {f"sm/{k}": v for k, v in files.items()},
+        "sm",
+        "dir",
+        "sm/variables/variables",
+        f"sm/{graph}" if graph in files else None,
     )
+
+
+def seed_from_graph(name: str, path: Path) -> Seed | None:
+    if path.stat().st_size > MAX_SEED_BYTES // 2:
+        return None
+    return Seed(name, {path.name: path.read_bytes()}, path.name, "graph", path.name, path.name)
 
 
 @contextlib.contextmanager
@@ -376,14 +401,31 @@ def native_v1_seed() -> Seed:
     return Seed("native_v1", {"model.ckpt": build_table([pairs])}, "model.ckpt", "V1", "model.ckpt")
 
 
-def collect_seeds(fixtures_dir: Path | None, corpus: list[Path], workdir: Path) -> list[Seed]:
+def collect_seeds(
+    fixtures_dir: Path | None,
+    corpus: list[Path],
+    workdir: Path,
+    graphs: list[Path] | None = None,
+) -> list[Seed]:
     seeds = native_seeds(workdir / "native-seeds")
+    for graph in graphs or []:
+        seed = seed_from_graph(f"graph:{graph.parent.name}/{graph.name}", graph)
+        if seed is not None:
+            seeds.append(seed)
     if fixtures_dir is not None and (fixtures_dir / "manifest.json").is_file():
         import json
 
         manifest = json.loads((fixtures_dir / "manifest.json").read_text())
         for name, entry in sorted(manifest.items()):
-            if name.startswith("_") or entry.get("kind") == "graphs":
+            if name.startswith("_"):
+                continue
+            if entry.get("kind") == "graphs":
+                for graph in sorted((fixtures_dir / entry["path"]).iterdir()):
+                    if not graph.is_file():
+                        continue
+                    seed = seed_from_graph(f"fx:graphs/{graph.name}", graph)
+                    if seed is not None:
+                        seeds.append(seed)
                 continue
             path = fixtures_dir / entry["path"]
             seed = (
@@ -414,7 +456,8 @@ def mutator(name: str, weight: int = 1) -> Callable[[Mutator], Mutator]:
 
 
 def _case(seed: Seed, files: Files, detail: str = "", path: str | None = None) -> Case:
-    return Case(-1, seed.name, "", files, path if path is not None else seed.path, detail)
+    path = path if path is not None else seed.path
+    return Case(-1, seed.name, "", files, path, detail, seed.graph, seed.fmt)
 
 
 def _with(seed: Seed, name: str, data: bytes | None) -> Files:
@@ -848,7 +891,7 @@ def m_header(rng: random.Random, seed: Seed) -> Case | None:
     kind = rng.choice(["shards", "endian", "producer", "min_consumer", "bad_consumers", "garbage"])
     raw: bytes
     if kind == "shards":
-        header.num_shards = rng.choice([0, -1, 2, 3, 1000, 10**6, 2**31 - 1])
+        header.num_shards = rng.choice([0, -1, 2, 3, 1000, 100_000, 10**6, 2**31 - 1])
     elif kind == "endian":
         header.endianness = rng.choice([1, 2, 7])
     elif kind == "producer":
@@ -1007,6 +1050,36 @@ def m_data_files(rng: random.Random, seed: Seed) -> Case | None:
     return _case(seed, files, f"{name}: {kind}")
 
 
+@mutator("special_files", 1)
+def m_special_files(rng: random.Random, seed: Seed) -> Case | None:
+    """Files that are not regular files: FIFOs (an open would block), links to devices that
+    never end, symlink loops, directories."""
+    names = [n for n in seed.files if not n.endswith("/")]
+    if not names:
+        return None
+    name = rng.choice([seed.index_name, *seed.data_names(), *names][:8])
+    if name not in seed.files:
+        name = rng.choice(names)
+    special = rng.choice(
+        [
+            Special("fifo"),
+            Special("symlink", "/dev/zero"),
+            Special("symlink", "/dev/urandom"),
+            Special("symlink", os.path.basename(name)),  # a loop: the link points at itself
+            Special("symlink", "/"),
+            Special("symlink", "/nonexistent/target"),
+        ]
+    )
+    files: Files = dict(seed.files)
+    files[name] = special
+    case = _case(seed, files, f"{name}: {special}")
+    if rng.random() < 0.2:
+        directory = os.path.dirname(seed.prefix)
+        files[os.path.join(directory, "checkpoint")] = Special("fifo")
+        case.path = directory or "."
+    return case
+
+
 @mutator("state_file", 2)
 def m_state_file(rng: random.Random, seed: Seed) -> Case | None:
     if seed.fmt == "dir":
@@ -1138,6 +1211,63 @@ def m_object_graph(rng: random.Random, seed: Seed) -> Case | None:
     return _case(seed, files, f"object graph: {kind}")
 
 
+@mutator("graph_file", 3)
+def m_graph_file(rng: random.Random, seed: Seed) -> Case | None:
+    """Graph files (.meta, saved_model.pb, .pb, .pbtxt): damaged, nested past any recursion
+    limit, with lengths that lie, or in the other encoding."""
+    if seed.graph is None:
+        return None
+    name = seed.graph
+    data = seed.files[name]
+    text = name.endswith((".pbtxt", ".txt"))
+    kind = rng.choice(
+        [
+            "flip",
+            "truncate",
+            "nested",
+            "lying_length",
+            "garbage",
+            "empty",
+            "swap_encoding",
+            "huge_field",
+        ]
+    )
+    if kind == "flip" and data:
+        raw = bytearray(data)
+        for _ in range(rng.choice([1, 2, 8])):
+            raw[rng.randrange(len(raw))] ^= rng.randrange(1, 256)
+        new = bytes(raw)
+    elif kind == "truncate":
+        new = data[: rng.randrange(len(data) + 1)]
+    elif kind == "nested":
+        depth = rng.choice([200, 5000, 200_000])
+        if text:
+            new = b"node { " * depth + b"}" * rng.choice([0, depth])
+        else:
+            # A chain of length-delimited sub-messages (field 1), innermost first.
+            body = b""
+            for _ in range(min(depth, 3000)):
+                body = b"\x0a" + encode_varint(len(body)) + body
+            new = body if rng.random() < 0.5 else b"\x0b" * depth
+    elif kind == "lying_length":
+        new = b"\x0a" + encode_varint(rng.choice([2**31, 2**60, len(data) + 5])) + data[:50]
+    elif kind == "garbage":
+        new = rng.randbytes(rng.choice([1, 100, 5000]))
+    elif kind == "empty":
+        new = b""
+    elif kind == "swap_encoding":
+        new = b'node { name: "x" op: "Const" attr { key: "value" value { s: "\\377" } } }\n'
+        if text:
+            new = data[: len(data) // 2]  # binary-ish leftovers in a text file
+    else:  # many tiny repeated sub-messages (2,000 empty meta graphs in a SavedModel, ...)
+        new = (b"\x12\x02\x0a\x00" * rng.choice([10, 2_000])) + data
+    files: Files = dict(seed.files)
+    files[name] = new
+    case = _case(seed, files, f"graph {name}: {kind}")
+    case.graph_path = name
+    return case
+
+
 def make_case(number: int, master: int, seeds: list[Seed]) -> Case:
     """Case ``number`` of the run with master seed ``master``: always the same case."""
     rng = random.Random(f"{master}:{number}")
@@ -1145,13 +1275,14 @@ def make_case(number: int, master: int, seeds: list[Seed]) -> Case:
     weights = [MUTATORS[n][1] for n in names]
     for _ in range(20):
         seed = rng.choice(seeds)
-        name = rng.choices(names, weights)[0]
+        name = "graph_file" if seed.fmt == "graph" else rng.choices(names, weights)[0]
         case = MUTATORS[name][0](rng, seed)
         if case is not None:
             case.number = number
             case.mutator = name
             return case
-    return Case(number, seeds[0].name, "none", dict(seeds[0].files), seeds[0].path, "unmodified")
+    seed = seeds[0]
+    return Case(number, seed.name, "none", dict(seed.files), seed.path, "", seed.graph, seed.fmt)
 
 
 def write_case(case_files: Files, root: Path) -> None:
@@ -1160,16 +1291,32 @@ def write_case(case_files: Files, root: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if data is None:
             target.mkdir(exist_ok=True)
+        elif isinstance(data, Special):
+            if data.kind == "fifo":
+                os.mkfifo(target)
+            else:
+                target.symlink_to(data.target)
         else:
             target.write_bytes(data)
 
 
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    out: dict[str, bytes | None] = {}
-    for p in sorted(root.rglob("*")):
-        rel = str(p.relative_to(root))
-        out[rel] = None if p.is_dir() else p.read_bytes()
-    return out
+def snapshot(root: Path) -> dict[str, object]:
+    """Every entry under ``root`` (links and FIFOs by kind, never opened)."""
+    out: dict[str, object] = {}
+    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(directory) / name
+            rel = str(p.relative_to(root))
+            st = p.lstat()
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = None
+            elif stat.S_ISREG(st.st_mode):
+                out[rel] = p.read_bytes()
+            else:
+                out[rel] = ("special", st.st_mode)
+    return dict(sorted(out.items()))
 
 
 __all__ = [

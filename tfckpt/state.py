@@ -50,9 +50,11 @@ def parse_state(text: str, where: str) -> protos.CheckpointState:  # type: ignor
 def read_state(directory: str) -> CheckpointStateInfo:
     """Parse ``directory/checkpoint``; raises CorruptCheckpoint if it does not parse."""
     path = os.path.join(directory, STATE_FILENAME)
+    from tfckpt.bundle.table import open_regular
+
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read(1 << 20)
+        with open_regular(path) as f:  # not a FIFO or a device: those block or never end
+            text = f.read(1 << 20).decode("utf-8", "replace")
     except OSError as exc:
         raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
     state = parse_state(text, path)

@@ -28,7 +28,14 @@ from tfckpt.bundle.slices import (
     slice_index,
     slice_shape,
 )
-from tfckpt.bundle.table import TableReader, crc32c, decode_varint, mask_crc, unmask_crc
+from tfckpt.bundle.table import (
+    TableReader,
+    crc32c,
+    decode_varint,
+    mask_crc,
+    open_regular,
+    unmask_crc,
+)
 from tfckpt.dtypes import STRING, VARIANT, DType, dtype_from_enum
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
 
@@ -40,6 +47,10 @@ CHUNK_ELEMENTS = 1 << 18
 RELEASE_BYTES = 32 * 1024 * 1024
 # No tensor may claim more elements than this, whatever its dtype (2^50 ~ 10^15).
 MAX_ELEMENTS = 1 << 50
+# One data file per shard, one writer per device: far beyond any real save (TPU pods write a
+# few thousand). Every shard costs a file name and a stat in listings, so a header may not
+# make a reader format and probe millions.
+MAX_SHARDS = 100_000
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,7 +167,7 @@ class BundleReader:
             header = protos.BundleHeaderProto.FromString(value)
         except DecodeError:
             raise CorruptCheckpoint(f"{self.index_path}: unreadable bundle header") from None
-        if header.num_shards < 1 or header.num_shards > 1_000_000:
+        if header.num_shards < 1 or header.num_shards > MAX_SHARDS:
             raise CorruptCheckpoint(f"{self.index_path}: header says {header.num_shards} shards")
         if header.endianness != 0:
             raise UnsupportedCheckpoint(
@@ -242,7 +253,7 @@ class BundleReader:
             return self._maps[shard_id]
         path = self.data_path(shard_id)
         try:
-            f = open(path, "rb")  # noqa: SIM115 - kept open for the map's lifetime
+            f = open_regular(path)  # kept open for the map's lifetime
         except FileNotFoundError:
             raise CorruptCheckpoint(f"{path}: data shard is missing") from None
         except OSError as exc:
@@ -302,16 +313,20 @@ class BundleReader:
     def _expected_size(self, entry: Entry) -> int:
         return num_elements(entry.shape) * entry.dtype.itemsize
 
+    def check_size(self, entry: Entry) -> None:
+        """A fixed-width tensor's stored size must be its elements times the item size."""
+        if entry.dtype.numpy is not None and entry.size != self._expected_size(entry):
+            raise CorruptCheckpoint(
+                f"{self.index_path}: {quoted(entry.label)} has {entry.size} bytes, shape "
+                f"{list(entry.shape)} of {entry.dtype.name} needs {self._expected_size(entry)}"
+            )
+
     def _numeric_view(self, entry: Entry) -> np.ndarray:
         if entry.dtype.numpy is None:
             raise UnsupportedCheckpoint(
                 f"{quoted(entry.label)}: cannot decode dtype {entry.dtype.name}"
             )
-        if entry.size != self._expected_size(entry):
-            raise CorruptCheckpoint(
-                f"{self.index_path}: {quoted(entry.label)} has {entry.size} bytes, shape "
-                f"{list(entry.shape)} of {entry.dtype.name} needs {self._expected_size(entry)}"
-            )
+        self.check_size(entry)
         raw = self.raw(entry)
         import numpy as np
 

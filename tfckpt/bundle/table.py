@@ -8,6 +8,7 @@ the same layout TensorFlow's writer does (256 KiB blocks, restart interval 16, n
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,6 +153,28 @@ def _snappy_decompress(data: bytes, where: str) -> bytes:
     return out
 
 
+def open_regular(path: str) -> BinaryIO:
+    """Open an existing file for reading, refusing anything but a regular file (raises
+    CorruptCheckpoint): a FIFO would block the open until a writer came, a device (a symlink to
+    /dev/zero, /dev/urandom) reads without end. Other OSErrors propagate."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a directory"
+                if stat.S_ISDIR(mode)
+                else "a FIFO"
+                if stat.S_ISFIFO(mode)
+                else "a device or socket"
+            )
+            raise CorruptCheckpoint(f"{path}: is {kind}, not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class TableReader:
     """Reads a table's blocks (verifying each) and iterates its entries in key order.
 
@@ -186,13 +209,11 @@ class TableReader:
     @classmethod
     def open(cls, path: str) -> TableReader:
         try:
-            f = open(path, "rb")  # noqa: SIM115 - kept for lazy reads of large files
+            f = open_regular(path)
         except FileNotFoundError:
             from tfckpt.errors import CheckpointNotFound
 
             raise CheckpointNotFound(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise CorruptCheckpoint(f"{path}: is a directory, not a checkpoint table") from None
         except OSError as exc:
             raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
         try:

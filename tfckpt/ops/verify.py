@@ -1,9 +1,10 @@
 """Checking everything a reader can check about a checkpoint, plus value checks for CI.
 
 Structural checks: the index table (block checksums, order, footer), the header version, every
-data shard present and long enough, every entry's byte range inside its shard, every tensor's
-CRC32C (string tensors: also their length checksum), and partitioned tensors' slices covering
-the full tensor exactly once. Value checks (optional): no NaN, no Inf, ``|x| <= max_abs``.
+data shard present and long enough, every entry's byte range inside its shard, every fixed-width
+tensor's size matching its shape and dtype, every tensor's CRC32C (string tensors: also their
+length checksum), and partitioned tensors' slices covering the full tensor exactly once. Value
+checks (optional): no NaN, no Inf, ``|x| <= max_abs``.
 
 A path that is not a checkpoint at all raises (exit 2); a checkpoint that fails any check
 produces problems (exit 1).
@@ -32,7 +33,9 @@ MAX_LISTED = 20
 
 @dataclass
 class Problem:
-    check: str  # index | header | shard | range | crc | slices | decode | nan | inf | max_abs
+    check: (
+        str  # index | header | shard | range | size | crc | slices | decode | nan | inf | max_abs
+    )
     message: str
     name: str | None = None
     file: str | None = None
@@ -138,6 +141,11 @@ def _verify_bundle(
                     path,
                 )
             )
+            continue
+        try:
+            bundle.check_size(entry)
+        except CorruptCheckpoint as exc:
+            report.problems.append(Problem("size", str(exc), entry.label, bundle.index_path))
             continue
         _check_values(bundle, entry, options, report)
         report.bytes_checked += entry.size
