@@ -538,7 +538,7 @@ def test_table_round_trip_and_order(pairs: list[tuple[bytes, bytes]]) -> None:
     writer.finish()
     assert list(TableReader("<t>", buf.getvalue())) == unique
     if len(pairs) > 1 and [k for k, _ in pairs] != [k for k, _ in unique]:
-        with pytest.raises(CorruptCheckpoint, match="out of order"):
+        with pytest.raises(CorruptCheckpoint, match="out of order|duplicate key"):
             list(TableReader("<t>", build_table([pairs])))
 
 
@@ -609,3 +609,41 @@ def test_files_that_are_not_regular_files(what: str, kind: str, tmp_path: Path) 
         return  # verify's progress total stats the loop: a cli/cmd_check.py bug, reported
     verify = run_limited("verify", prefix, timeout=30)
     assert verify.returncode == (2 if what == "index" else 1), verify.stdout + verify.stderr
+
+
+# ---- the harness itself catches what it is meant to catch -------------------------------------
+class _Result:
+    def __init__(self, code: int, stderr: str = "", exception: BaseException | None = None):
+        self.exit_code = code
+        self.stderr = stderr
+        self.exception = exception
+
+
+def test_harness_flags_contract_violations() -> None:
+    from fuzz_harness import check_result
+
+    ok = check_result("vars", [], _Result(2, "tfckpt: error: x: corrupt\n", SystemExit(2)))
+    assert ok is None
+    assert check_result("vars", [], _Result(0, "wrote x (3 tensors)\n")) is None
+    bad = {
+        "uncaught": _Result(1, "", ValueError("boom")),
+        "exit code 3": _Result(3, "tfckpt: error: x\n", SystemExit(3)),
+        "2 error lines": _Result(2, "tfckpt: error: a\ntfckpt: error: b\n", SystemExit(2)),
+        "not tfckpt messages": _Result(2, "tfckpt: error: a\n  more detail\n", SystemExit(2)),
+        "without an error message": _Result(2, "", SystemExit(2)),
+        "characters": _Result(2, "tfckpt: error: " + "x" * 5000 + "\n", SystemExit(2)),
+    }
+    for expected, result in bad.items():
+        message = check_result("vars", [], result)
+        assert message is not None and expected in message, (expected, message)
+
+
+def test_harness_guards_time_and_memory() -> None:
+    from fuzz_harness import Deadline, deadline
+
+    with pytest.raises(Deadline), deadline(0.2):
+        time.sleep(5)
+    if sys.platform.startswith("linux"):
+        with pytest.raises(MemoryError), memory_guard(256 << 20):
+            np.ones(1 << 30, dtype=np.uint8)
+        np.ones(1 << 28, dtype=np.uint8)  # the limit is lifted afterwards

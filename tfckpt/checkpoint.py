@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tfckpt import protos
 from tfckpt.bundle.reader import CHUNK_ELEMENTS, BundleReader, Entry, num_elements, quoted
+from tfckpt.bundle.table import has_table_magic
 from tfckpt.bundle.v1 import V1Reader, looks_like_v1, v1_files
 from tfckpt.dtypes import DType
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, TfckptError, UsageError
@@ -305,7 +306,9 @@ def resolve_prefix(path: str, notes: list[str] | None = None) -> tuple[str, str]
     if stripped != path and os.path.isfile(stripped) and looks_like_v1(stripped):
         return stripped, "V1"  # e.g. the .meta of a V1 checkpoint
     if os.path.isfile(path):
-        if looks_like_v1(path):
+        # A file named explicitly that ends like a table is taken as V1 even if damaged, so
+        # the reader can say what is wrong with it (a directory scan stays strict).
+        if looks_like_v1(path) or has_table_magic(path):
             return path, "V1"
         raise CorruptCheckpoint(f"{path}: not a checkpoint (neither a V2 index nor a V1 table)")
     if v1_files(path):

@@ -175,6 +175,17 @@ def open_regular(path: str) -> BinaryIO:
         raise
 
 
+def has_table_magic(path: str) -> bool:
+    """Whether ``path`` is a regular file ending with the table magic (a table, maybe damaged)."""
+    try:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            tail = os.pread(f.fileno(), 8, size - 8) if size >= FOOTER_SIZE else b""
+    except (OSError, CorruptCheckpoint):
+        return False
+    return len(tail) == 8 and struct.unpack("<Q", tail)[0] == MAGIC
+
+
 class TableReader:
     """Reads a table's blocks (verifying each) and iterates its entries in key order.
 
@@ -291,9 +302,8 @@ class TableReader:
             block = self.read_block(handle)
             for key, value in iter_block(block, f"{self.path}: block at offset {handle.offset}"):
                 if prev is not None and key <= prev:
-                    raise CorruptCheckpoint(
-                        f"{self.path}: keys out of order at {key[:60]!r} (corrupt index)"
-                    )
+                    what = "duplicate key" if key == prev else "keys out of order at"
+                    raise CorruptCheckpoint(f"{self.path}: {what} {key[:60]!r} (corrupt index)")
                 prev = key
                 yield key, value
 

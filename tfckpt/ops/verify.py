@@ -169,14 +169,14 @@ def _check_values(
         if not value_checks:
             bundle.check_crc(entry)
             return
-        findings = _value_problems(entry.label, path, bundle.iter_chunks(entry), options)
+        findings = value_problems(entry.label, path, bundle.iter_chunks(entry), options)
     except (CorruptCheckpoint, UnsupportedCheckpoint) as exc:
         report.problems.append(Problem("crc", str(exc), entry.label, path))
         return
     report.problems.extend(findings)
 
 
-def _value_problems(
+def value_problems(
     name: str, path: str, chunks: Iterable[Any], options: VerifyOptions
 ) -> list[Problem]:
     """NaN / Inf / max-abs findings over a stream of value chunks of one float tensor."""
@@ -311,4 +311,4 @@ def _verify_v1(prefix: str, options: VerifyOptions, report: VerifyReport) -> Non
             continue
         report.bytes_checked += info.nbytes
         if value_checks and (info.dtype.is_floating or info.dtype.is_complex):
-            report.problems.extend(_value_problems(info.name, prefix, [value], options))
+            report.problems.extend(value_problems(info.name, prefix, [value], options))
