@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -80,11 +81,13 @@ def stale_temps(prefix: str) -> list[str]:
         names = os.listdir(directory)
     except OSError:
         return []
+    owned = re.compile(re.escape(base) + r"\.(index|meta|data-\d{5,}-of-\d{5,})|checkpoint")
     out = []
     for name in names:
-        if TEMP_MARK not in name or not name.startswith((base + ".", "checkpoint" + TEMP_MARK)):
+        final, mark, rest = name.partition(TEMP_MARK)
+        if not mark or not owned.fullmatch(final):
             continue
-        pid = name.rsplit(TEMP_MARK, 1)[1].split("-", 1)[0]
+        pid = rest.split("-", 1)[0]
         if pid.isdigit() and not _pid_alive(int(pid)):
             out.append(os.path.join(directory, name))
     return sorted(out)
