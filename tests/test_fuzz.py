@@ -479,17 +479,11 @@ def exercise_library(path: str) -> None:
             diff_checkpoints(ckpt, ckpt)
 
 
-@settings(
-    max_examples=HYPOTHESIS_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(items=st.lists(hostile_entries(), min_size=1, max_size=3), partitioned=st.booleans())
-def test_generated_entries(
+def generated_entries_case(
     tmp_path_factory: pytest.TempPathFactory, items: list, partitioned: bool
 ) -> None:
+    """Entries from ``hostile_entries`` (slice entries too) in one bundle, run through the
+    library under a 1 GiB memory guard."""
     root = tmp_path_factory.mktemp("h")
     entries: dict[bytes, Any] = {}
     data = b""
@@ -516,6 +510,37 @@ def test_generated_entries(
         exercise_library(str(prefix))
 
 
+ENTRY_LISTS = {
+    "items": st.lists(hostile_entries(), min_size=1, max_size=3),
+    "partitioned": st.booleans(),
+}
+HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+@settings(
+    max_examples=HYPOTHESIS_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=HEALTH,
+)
+@given(**ENTRY_LISTS)
+def test_generated_entries(
+    tmp_path_factory: pytest.TempPathFactory, items: list, partitioned: bool
+) -> None:
+    generated_entries_case(tmp_path_factory, items, partitioned)
+
+
+@pytest.mark.slow
+def test_generated_entries_long(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``make fuzz``: one generated bundle per 20 fuzz cases, not derandomized."""
+    examples = max(HYPOTHESIS_EXAMPLES, int(os.environ.get("TFCKPT_FUZZ_CASES", "100000")) // 20)
+    run = settings(
+        max_examples=examples, deadline=None, database=None, suppress_health_check=HEALTH
+    )(given(**ENTRY_LISTS)(generated_entries_case))
+    run(tmp_path_factory)
+
+
 @settings(max_examples=HYPOTHESIS_EXAMPLES, deadline=None, derandomize=True, database=None)
 @given(blob=st.binary(max_size=300), cut=st.integers(0, 400))
 def test_arbitrary_table_bytes(blob: bytes, cut: int) -> None:
@@ -538,7 +563,7 @@ def test_table_round_trip_and_order(pairs: list[tuple[bytes, bytes]]) -> None:
     writer.finish()
     assert list(TableReader("<t>", buf.getvalue())) == unique
     if len(pairs) > 1 and [k for k, _ in pairs] != [k for k, _ in unique]:
-        with pytest.raises(CorruptCheckpoint, match="out of order|duplicate key"):
+        with pytest.raises(CorruptCheckpoint, match=r"out of order|duplicate key"):
             list(TableReader("<t>", build_table([pairs])))
 
 
