@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tfckpt import protos
 from tfckpt.bundle.reader import HEADER_KEY, data_filename
-from tfckpt.bundle.table import TableWriter, crc32c, encode_varint, mask_crc
+from tfckpt.bundle.table import TableWriter, crc32c, encode_varint, mask_crc, open_regular
 from tfckpt.dtypes import DType
 from tfckpt.errors import OutputExists, UsageError, WriteError
 
@@ -359,7 +359,7 @@ class BundleWriter:
         at = self._data_offset
         try:
             data.flush()
-            with open(src, "rb") as fin:
+            with open_regular(src) as fin:  # a FIFO or device source would block or never end
                 copy_range(fin.fileno(), offset, data.fileno(), at, size, on_bytes)
             data.seek(at + size)  # later buffered writes continue after the copied range
         except OSError as exc:
