@@ -238,6 +238,13 @@ def make_tf2(tf: Any, out: Path, manifest: Manifest) -> None:
     prefix = tf.train.Checkpoint(net=net).save(str(out / "tf2_module" / "ckpt"))
     manifest["tf2_module"] = {"kind": "tf2", "path": prefix, "meta": None}
 
+    # A tf.data iterator saves its state as a DT_VARIANT tensor (FORMAT.md §5).
+    iterator = iter(tf.data.Dataset.range(10).batch(3))
+    next(iterator)
+    state = tf.train.Checkpoint(iterator=iterator, step=tf.Variable(7, dtype=tf.int64))
+    prefix = state.save(str(out / "tf2_iterator" / "ckpt"))
+    manifest["tf2_iterator"] = {"kind": "tf2", "path": prefix, "meta": None, "variant": True}
+
 
 def make_savedmodels(tf: Any, out: Path, manifest: Manifest) -> None:
     class Regressor(tf.Module):

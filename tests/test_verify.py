@@ -181,3 +181,25 @@ def test_missing_slice_of_a_partitioned_variable(fx: dict[str, Fixture], tmp_pat
     problems = [(p["check"], p["name"]) for p in report["problems"]]
     assert ("slices", "emb/rows") in problems
     assert any("cover" in p["message"] for p in report["problems"])
+
+
+def test_variant_tensors_are_checked_by_their_own_checksum_layout(
+    fx: dict[str, Fixture], tmp_path: Path
+) -> None:
+    """tf.data iterator state: per-element masked running CRCs (FORMAT.md §5)."""
+    prefix = copy_prefix(fx["tf2_iterator"].path, tmp_path)
+    assert verify(prefix)[0] == 0
+    result = runner.invoke(app, ["diff", str(prefix), str(fx["tf2_iterator"].path)])
+    assert result.exit_code == 0, result.output
+    bundle = BundleReader(str(prefix))
+    entry = bundle.entries[b"iterator/.ATTRIBUTES/ITERATOR_STATE"]
+    bundle.close()
+    data = next(tmp_path.glob("*.data-*"))
+    raw = bytearray(data.read_bytes())
+    raw[entry.offset + entry.size // 2] ^= 0x20
+    data.write_bytes(bytes(raw))
+    code, report = verify(prefix)
+    assert code == 1
+    [problem] = report["problems"]
+    assert problem["name"] == "iterator/.ATTRIBUTES/ITERATOR_STATE"
+    assert "checksum mismatch" in problem["message"]

@@ -298,6 +298,9 @@ class BundleReader:
 
     def check_crc(self, entry: Entry) -> None:
         """Verify the entry's stored bytes against its CRC32C, streaming in bounded steps."""
+        if entry.dtype.enum == VARIANT:
+            self._check_variant_crc(entry)
+            return
         raw = self.raw(entry)
         crc = 0
         for start in range(0, len(raw), RELEASE_BYTES):
@@ -309,6 +312,33 @@ class BundleReader:
                 f"{self.data_path(entry.shard_id)}: checksum mismatch for {quoted(entry.label)} "
                 "(corrupt data)"
             )
+
+    def _check_variant_crc(self, entry: Entry) -> None:
+        """Variant tensors (FORMAT.md §5): per element a varint64 length, that many bytes and a
+        masked running CRC; the running CRC covers each length as 8 bytes, the bytes and each
+        stored checksum, and the entry's CRC is the masked final value."""
+        raw = self.raw(entry)
+        where = f"{self.data_path(entry.shard_id)}: {quoted(entry.label)}"
+        end = len(raw)
+        pos = crc = 0
+        try:
+            for index in range(num_elements(entry.shape)):
+                length, pos = decode_varint(raw, pos, end, "variant length")
+                if pos + length + 4 > end:
+                    raise CorruptCheckpoint(f"{where}: variant element {index} runs past its entry")
+                crc = crc32c(struct.pack("<Q", length), crc)
+                crc = crc32c(raw[pos : pos + length], crc)
+                (stored,) = struct.unpack_from("<I", raw, pos + length)
+                if stored != mask_crc(crc):
+                    raise CorruptCheckpoint(
+                        f"{where}: checksum mismatch in variant element {index}"
+                    )
+                crc = crc32c(raw[pos + length : pos + length + 4], crc)
+                pos += length + 4
+        except ValueError as exc:
+            raise CorruptCheckpoint(f"{where}: {exc}") from None
+        if pos != end or mask_crc(crc) != entry.crc32c:
+            raise CorruptCheckpoint(f"{where}: checksum mismatch (corrupt data)")
 
     def _expected_size(self, entry: Entry) -> int:
         return num_elements(entry.shape) * entry.dtype.itemsize
