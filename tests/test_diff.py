@@ -208,3 +208,59 @@ def test_chunked_comparison_of_large_tensor(tmp_path: Path, tf: Any) -> None:
     code, report = diff_json(a, b)
     v = report["variables"][0]
     assert code == 1 and v["n_diff"] == 3 and v["max_abs"] == pytest.approx(0.5, rel=1e-5)
+
+
+def test_wide_integers_compare_exactly(tmp_path: Path, tf: Any) -> None:
+    big = 2**60
+    a = save_with_tf(str(tmp_path / "a"), {"i": np.array([big, 5], np.int64)})
+    b = save_with_tf(str(tmp_path / "b"), {"i": np.array([big + 1, 5], np.int64)})
+    code, report = diff_json(a, b)
+    [var] = report["variables"]
+    assert code == 1 and var["status"] == "values" and var["n_diff"] == var["n_outside"] == 1
+    assert var["max_abs"] == 1.0
+    assert diff_json(a, b, "--atol", "1")[0] == 0
+    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    c = save_with_tf(str(tmp_path / "c"), {"i": np.array([lo, 5], np.int64)})
+    d = save_with_tf(str(tmp_path / "d"), {"i": np.array([hi, 5], np.int64)})
+    code, report = diff_json(c, d)
+    assert code == 1 and report["variables"][0]["max_abs"] == float(2**64 - 1)
+    u = save_with_tf(str(tmp_path / "u"), {"i": np.array([2**63 + 1], np.uint64)})
+    v = save_with_tf(str(tmp_path / "v"), {"i": np.array([2**63 + 2], np.uint64)})
+    assert diff_json(u, v)[0] == 1
+
+
+def test_damage_in_b_is_an_error_not_a_difference(adam: str, tmp_path: Path) -> None:
+    for f in Path(adam).parent.glob(Path(adam).name + ".*"):
+        shutil.copy(f, tmp_path / f.name)
+    data = next(tmp_path.glob("*.data-*"))
+    raw = bytearray(data.read_bytes())
+    raw[-3] ^= 0x01  # inside the last tensor in the file
+    data.write_bytes(bytes(raw))
+    for args in ((adam, tmp_path / Path(adam).name), (tmp_path / Path(adam).name, adam)):
+        result = run("diff", *map(str, args))
+        assert result.exit_code == 2 and "checksum mismatch" in result.stderr, args
+
+
+def test_rules_that_merge_names_are_refused(adam: str) -> None:
+    result = run("diff", adam, adam, "--sub", "^beta[12]_power$", "beta_power")
+    assert result.exit_code == 2
+    assert "would all be renamed to 'beta_power'" in result.stderr
+    result = run("diff", adam, adam, "--sub", "/Adam_1$", "/Adam")
+    assert result.exit_code == 2 and "collides with an unchanged name" in result.stderr
+
+
+def test_nan_is_equal_to_the_same_nan_across_formats(tmp_path: Path, tf: Any) -> None:
+    values = np.array([1.0, np.nan, -0.0], np.float32)
+    tf1 = tf.compat.v1
+    prefixes = {}
+    for version in ("V1", "V2"):
+        (tmp_path / version).mkdir()
+        with tf.Graph().as_default():
+            var = tf1.get_variable("w", initializer=values)
+            fmt = getattr(tf1.train.SaverDef, version)
+            saver = tf1.train.Saver([var], write_version=fmt)
+            with tf1.Session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                prefixes[version] = saver.save(sess, str(tmp_path / version / "model.ckpt"))
+    code, report = diff_json(prefixes["V1"], prefixes["V2"], "--all")
+    assert code == 0 and report["variables"][0]["n_diff"] == 0

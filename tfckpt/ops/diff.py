@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tfckpt.checkpoint import OBJECT_GRAPH_KEY, Checkpoint, TensorInfo
+from tfckpt.errors import RenameConflict
 from tfckpt.ops.rules import NameRules
 
 if TYPE_CHECKING:
@@ -95,11 +96,20 @@ def diff_checkpoints(
     def keep(info: TensorInfo) -> bool:
         return options.include_object_graph or info.name != OBJECT_GRAPH_KEY
 
+    a_list = [info for info in a.tensors() if keep(info)]
+    if not rules.empty:
+        from tfckpt.ops.rename import plan_renames
+
+        plan = plan_renames([info.name for info in a_list], rules)
+        if plan.conflicts:
+            raise RenameConflict(
+                f"the rules map several names of A to one ({len(plan.conflicts)} conflict(s)): "
+                + "; ".join(plan.conflicts[:5])
+            )
     a_infos: dict[str, TensorInfo] = {}
-    for info in a.tensors():
-        if keep(info):
-            mapped = info.name if info.name == OBJECT_GRAPH_KEY else rules.apply(info.name)
-            a_infos[mapped] = info
+    for info in a_list:
+        mapped = info.name if info.name == OBJECT_GRAPH_KEY else rules.apply(info.name)
+        a_infos[mapped] = info
     b_infos = {i.name: i for i in b.tensors() if keep(i)}
     report = DiffReport(a=a.prefix, b=b.prefix)
     for name in sorted(set(a_infos) | set(b_infos)):
@@ -201,9 +211,24 @@ def _lockstep(
         and ia.dtype.numpy is not None
     )
     if streamable:
-        yield from zip(a.iter_chunks(ia.name), b.iter_chunks(ib.name))
+        chunks_a, chunks_b = a.iter_chunks(ia.name), b.iter_chunks(ib.name)
+        yield from zip(chunks_a, chunks_b)
+        # zip stops at A's end: run both streams out, so each checks its stored checksum.
+        for _ in chunks_a:
+            pass
+        for _ in chunks_b:
+            pass
     else:  # partitioned, V1 or string tensors: whole values (slices are not row-major chunks)
         yield a.read(ia.name).reshape(-1), b.read(ib.name).reshape(-1)
+
+
+def _bits_differ(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Element-wise: do the stored bits differ?"""
+    size = x.dtype.itemsize
+    if size in (1, 2, 4, 8):
+        return x.view(f"u{size}") != y.view(f"u{size}")
+    wide_x = x.view("u8").reshape(x.size, -1)
+    return (wide_x != y.view("u8").reshape(y.size, -1)).any(axis=1)
 
 
 class _ValueAccumulator:
@@ -233,17 +258,26 @@ class _ValueAccumulator:
             self.n_outside += count
             return
         numeric_kind = self.dtype.numpy.kind
+        # Elements with identical bits are equal (so a NaN equals the very same NaN, whatever
+        # the storage format); +0.0 and -0.0 differ in bits but lie within any tolerance.
+        exact_differ = _bits_differ(x, y)
         if numeric_kind in "iu":
-            wide = np.float64 if x.dtype.itemsize >= 4 else np.float32
-            xf, yf = x.astype(wide), y.astype(wide)
-        elif numeric_kind == "c" or x.dtype in (np.float32, np.float64):
-            xf, yf = x, y
-        else:  # float16, bfloat16, float8: widen for arithmetic
-            xf, yf = x.astype(np.float32), y.astype(np.float32)
-        # Integers compare exactly in their own type (int64 does not fit a float64).
-        exact_differ = x != y if numeric_kind in "iu" else xf != yf
-        nan_x, nan_y = np.isnan(xf), np.isnan(yf)
-        both_nan = nan_x & nan_y
+            # |x - y| exactly: the wrap-around difference of the larger and the smaller in
+            # uint64 is the true distance (int64 extremes would overflow a signed subtraction,
+            # and float64 cannot tell 2**60 from 2**60 + 1).
+            big, small = np.maximum(x, y), np.minimum(x, y)
+            delta = (big.astype(np.uint64) - small.astype(np.uint64)).astype(np.float64)
+            yf = y.astype(np.float64)
+            both_nan = np.zeros(x.shape, dtype=bool)
+        else:
+            if numeric_kind == "c" or x.dtype in (np.float32, np.float64):
+                xf, yf = x, y
+            else:  # float16, bfloat16, float8: widen for arithmetic
+                xf, yf = x.astype(np.float32), y.astype(np.float32)
+            both_nan = np.isnan(xf) & np.isnan(yf)
+            with np.errstate(invalid="ignore", over="ignore"):
+                delta = np.abs(xf - yf)
+                delta = np.where((xf == yf) & np.isinf(xf), 0, delta)  # equal infinities
         if self.options.equal_nan:
             exact_differ &= ~both_nan
         n_differ = int(np.count_nonzero(exact_differ))
@@ -252,13 +286,9 @@ class _ValueAccumulator:
             self._update_max(0.0, 0.0)
             return
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            delta = np.abs(xf - yf)
-            both_inf_equal = (xf == yf) & np.isinf(xf)
-            delta = np.where(both_inf_equal, 0, delta)
             tolerance = self.options.atol + self.options.rtol * np.abs(yf)
-            outside = ~(delta <= tolerance)  # NaN deltas (a NaN on either side) are outside
-            if self.options.equal_nan:
-                outside &= ~both_nan
+            # NaN deltas (a NaN on either side) are outside, unless the bits are identical.
+            outside = ~(delta <= tolerance) & exact_differ
             self.n_outside += int(np.count_nonzero(outside))
             finite = np.isfinite(delta)
             if finite.any():

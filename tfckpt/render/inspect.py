@@ -138,7 +138,9 @@ def render_vars(
         console.print(_scope_tree(records, title or "checkpoint"))
     else:
         use_path = any("path" in r for r in records)
-        table = Table(show_edge=False, header_style="bold", title=title, title_justify="left")
+        if title:  # printed above the table, not as its title: a long path must not wrap
+            console.print(Text(title, style="bold"), soft_wrap=True)
+        table = Table(show_edge=False, header_style="bold")
         # The name column takes whatever width is left; the other columns never wrap.
         longest = max((len(r.get("path", r["name"])) for r in records), default=4)
         table.add_column(
