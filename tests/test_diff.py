@@ -264,3 +264,18 @@ def test_nan_is_equal_to_the_same_nan_across_formats(tmp_path: Path, tf: Any) ->
                 prefixes[version] = saver.save(sess, str(tmp_path / version / "model.ckpt"))
     code, report = diff_json(prefixes["V1"], prefixes["V2"], "--all")
     assert code == 0 and report["variables"][0]["n_diff"] == 0
+
+
+@pytest.mark.tf
+def test_engine_tf_agrees_with_native(adam: str, variant: Any) -> None:
+    kernel = variant.base["model/dense0/kernel"].copy()
+    kernel[1, 2] += 1e-3
+    other = variant(model__dense0__kernel=kernel, drop=("global_step",))
+    native = diff_json(adam, other, "--all")
+    via_tf = diff_json(adam, other, "--all", "--engine", "tf")
+    assert native[0] == via_tf[0] == 1
+    keys = ("name", "status", "n_diff", "n_outside", "max_abs")
+    assert [{k: v[k] for k in keys} for v in native[1]["variables"]] == [
+        {k: v[k] for k in keys} for v in via_tf[1]["variables"]
+    ]
+    assert native[1]["summary"] == via_tf[1]["summary"]

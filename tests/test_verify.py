@@ -203,3 +203,32 @@ def test_variant_tensors_are_checked_by_their_own_checksum_layout(
     [problem] = report["problems"]
     assert problem["name"] == "iterator/.ATTRIBUTES/ITERATOR_STATE"
     assert "checksum mismatch" in problem["message"]
+
+
+@pytest.mark.tf
+def test_engine_tf_agrees_with_native(fx: dict[str, Fixture], adam_copy: Path) -> None:
+    for fixture in fx.values():
+        if fixture.kind == "graphs":
+            continue
+        native = verify(fixture.path)
+        via_tf = verify(fixture.path, "--engine", "tf")
+        assert native[0] == via_tf[0] == 0, fixture.name
+        assert native[1]["tensors"] == via_tf[1]["tensors"], fixture.name
+    entry = _entry_of(adam_copy, "model/dense0/kernel")
+    data = Path(str(adam_copy) + ".data-00000-of-00001")
+    raw = bytearray(data.read_bytes())
+    raw[entry.offset + 7] ^= 0x01
+    data.write_bytes(bytes(raw))
+    code, report = verify(adam_copy, "--engine", "tf", "--no-nan")
+    assert code == 1
+    assert [p["name"] for p in report["problems"]] == ["model/dense0/kernel"]
+
+
+def test_max_abs_bounds_integer_tensors_too(tmp_path: Path, tf: Any) -> None:
+    prefix = save_with_tf(
+        str(tmp_path / "m"), {"i": np.array([2**40, 3], np.int64), "f": np.ones(2, np.float32)}
+    )
+    for engine in ("native", "tf"):
+        code, report = verify(prefix, "--max-abs", "1e6", "--engine", engine)
+        assert code == 1 and [p["name"] for p in report["problems"]] == ["i"], engine
+        assert verify(prefix, "--max-abs", "1e13", "--engine", engine)[0] == 0

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from tfckpt.cli.app import app
-from tfckpt.cli.options import JsonOpt, MappingOpt, MatchOpt, QuietOpt, RegexOpt, SubOpt, parse_subs
+from tfckpt.cli.options import (
+    Engine,
+    EngineOpt,
+    JsonOpt,
+    MappingOpt,
+    MatchOpt,
+    QuietOpt,
+    RegexOpt,
+    SubOpt,
+    parse_subs,
+)
 from tfckpt.errors import ExitCode
 
 
@@ -37,6 +47,7 @@ def diff_command(
             help="Also compare _CHECKPOINTABLE_OBJECT_GRAPH (TF2; differs after any rename).",
         ),
     ] = False,
+    engine: EngineOpt = Engine.native,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -46,6 +57,8 @@ def diff_command(
     (max abs / rel difference, how many elements differ). Tolerances follow numpy.allclose:
     |a - b| <= atol + rtol * |b|. Identical stored bytes are recognized without decoding; other
     tensors are compared in bounded chunks.
+
+    With --engine tf both checkpoints are read through tf.train.load_checkpoint instead.
 
     Examples:
 
@@ -57,8 +70,7 @@ def diff_command(
 
         tfckpt diff a b --names-only --match '*/kernel'
     """
-    from tfckpt.checkpoint import open_checkpoint
-    from tfckpt.cli.cmd_inspect import select_names
+    from tfckpt.cli.cmd_inspect import open_engine, select_names
     from tfckpt.ops.diff import DiffOptions, diff_checkpoints
     from tfckpt.ops.rules import build_rules
     from tfckpt.render import note, progress
@@ -73,7 +85,7 @@ def diff_command(
         def select(name: str) -> bool:
             return bool(select_names([name], match, regex))
 
-    with open_checkpoint(a) as ca, open_checkpoint(b) as cb:
+    with open_engine(a, engine) as ca, open_engine(b, engine) as cb:
         for message in ca.notes + cb.notes:
             note(message, quiet)
         total = 0 if names_only else sum(i.nbytes for i in ca.tensors())
@@ -97,6 +109,7 @@ def verify_command(
     max_abs: Annotated[
         float | None, typer.Option("--max-abs", help="Fail if any |value| exceeds X.", metavar="X")
     ] = None,
+    engine: EngineOpt = Engine.native,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -107,6 +120,9 @@ def verify_command(
     every entry's range, every tensor's CRC32C (strings: also their length checksum) and that
     partitioned slices cover their tensors exactly once. Value checks: --no-nan, --no-inf,
     --max-abs.
+
+    With --engine tf every tensor is read by TensorFlow's own reader instead (which checks the
+    index blocks and each tensor's CRC32C).
 
     Examples:
 
@@ -131,7 +147,13 @@ def verify_command(
             for n in os.listdir(directory)
             if n.startswith(base)
         )
+    options = VerifyOptions(no_nan, no_inf, max_abs)
     with progress("verify", total, quiet or as_json) as bar:
-        report = verify_checkpoint(path, VerifyOptions(no_nan, no_inf, max_abs), bar.advance)
+        if engine == Engine.tf:
+            from tfckpt.tf_engine.verify import verify_with_tf
+
+            report = verify_with_tf(path, options, bar.advance)
+        else:
+            report = verify_checkpoint(path, options, bar.advance)
     render_verify(report, as_json)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))

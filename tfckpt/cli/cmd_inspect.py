@@ -99,7 +99,8 @@ def select_names(names: list[str], match: list[str] | None, regex: list[str] | N
     ]
 
 
-def _open(path: str, engine: Engine) -> Any:
+def open_engine(path: str, engine: Engine) -> Any:
+    """A checkpoint read natively, or (``--engine tf``) through tf.train.load_checkpoint."""
     if engine == Engine.tf:
         from tfckpt.tf_engine.adapter import open_tf_checkpoint
 
@@ -154,7 +155,7 @@ def vars_command(
     from tfckpt.render import note, progress
     from tfckpt.render.inspect import render_value, render_vars, var_record
 
-    with _open(path, engine) as ckpt:
+    with open_engine(path, engine) as ckpt:
         for message in ckpt.notes:
             note(message, quiet)
         if show is not None:

@@ -168,8 +168,8 @@ def _compare(
 
 
 def _raw_entry(ckpt: Checkpoint, info: TensorInfo) -> Any | None:
-    """The V2 entry of a plain (unpartitioned) tensor, or None."""
-    if ckpt.format != "V2" or info.num_slices:
+    """The V2 entry of a plain (unpartitioned) tensor read natively, or None."""
+    if not isinstance(ckpt, Checkpoint) or ckpt.format != "V2" or info.num_slices:
         return None
     return ckpt.entry(info.name)
 

@@ -156,9 +156,7 @@ def _check_values(
     bundle: BundleReader, entry: Entry, options: VerifyOptions, report: VerifyReport
 ) -> None:
     path = bundle.data_path(entry.shard_id)
-    value_checks = (options.no_nan or options.no_inf or options.max_abs is not None) and (
-        entry.dtype.is_floating or entry.dtype.is_complex
-    )
+    value_checks = wants_values(entry.dtype, options)
     try:
         if entry.dtype.is_string or entry.dtype.numpy is None:
             if entry.dtype.is_string:
@@ -176,16 +174,25 @@ def _check_values(
     report.problems.extend(findings)
 
 
+def wants_values(dtype: Any, options: VerifyOptions) -> bool:
+    """Whether a tensor's values must be read: NaN/Inf checks look at floating types, the
+    --max-abs bound at every numeric type."""
+    if dtype.numpy is None:
+        return False
+    inexact = dtype.is_floating or dtype.is_complex
+    return (inexact and (options.no_nan or options.no_inf)) or options.max_abs is not None
+
+
 def value_problems(
     name: str, path: str, chunks: Iterable[Any], options: VerifyOptions
 ) -> list[Problem]:
-    """NaN / Inf / max-abs findings over a stream of value chunks of one float tensor."""
+    """NaN / Inf / max-abs findings over a stream of value chunks of one numeric tensor."""
     import numpy as np
 
     nan = inf = n = 0
     worst = 0.0
     for chunk in chunks:
-        values = chunk if chunk.dtype.kind in "fc" else chunk.astype(np.float32)
+        values = chunk if chunk.dtype.kind in "fc" else chunk.astype(np.float64)
         n += values.size
         if options.no_nan:
             nan += int(np.count_nonzero(np.isnan(values)))
@@ -301,7 +308,6 @@ def _verify_v1(prefix: str, options: VerifyOptions, report: VerifyReport) -> Non
         report.problems.append(Problem("index", str(exc), file=prefix))
         return
     ckpt = Checkpoint(prefix=prefix, format="V1", _v1=reader)
-    value_checks = options.no_nan or options.no_inf or options.max_abs is not None
     for info in ckpt.tensors():
         report.tensors += 1
         try:
@@ -310,5 +316,5 @@ def _verify_v1(prefix: str, options: VerifyOptions, report: VerifyReport) -> Non
             report.problems.append(Problem("decode", str(exc), info.name, prefix))
             continue
         report.bytes_checked += info.nbytes
-        if value_checks and (info.dtype.is_floating or info.dtype.is_complex):
+        if wants_values(info.dtype, options):
             report.problems.extend(value_problems(info.name, prefix, [value], options))
