@@ -152,3 +152,39 @@ def test_exit_codes_through_the_console_script(fx: dict[str, Fixture]) -> None:
     assert code("diff", str(multi / "model.ckpt-10"), str(multi / "model.ckpt-10"), "-q") == 0
     assert code("diff", str(multi / "model.ckpt-10"), str(multi / "model.ckpt-20"), "-q") == 1
     assert code("verify", str(multi), "-q") == 0
+
+
+NATIVE_COMMANDS = [
+    ["diff", "{a}", "{b}"],
+    ["verify", "{a}", "--no-nan"],
+    ["rename", "{a}", "{out}/r", "--add-prefix", "x/", "--meta"],
+    ["prune", "{a}", "{out}/p", "--optimizer"],
+    ["merge", "{out}/m", "{a}:a/", "{b}:b/"],
+    ["graph", "{a}", "--check", "{b}"],
+    ["convert-pbtxt", "{a}.meta", "{out}/g.pbtxt"],
+    ["export", "{a}", "{out}/e.safetensors"],
+    ["import", "{out}/e.safetensors", "{out}/i", "--like", "{a}"],
+    ["cast", "{a}", "{out}/c", "--dtype", "bfloat16"],
+]
+
+
+def test_writing_and_checking_commands_never_import_tensorflow(
+    fx: dict[str, Fixture], tmp_path: Path
+) -> None:
+    multi = fx["tf1_multi"].path
+    names = {"a": str(multi / "model.ckpt-10"), "b": str(multi / "model.ckpt-20")}
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['tfckpt', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('tfckpt', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] == 'tensorflow']\n"
+        "print('EXIT', code, 'TF', len(loaded))"
+    )
+    for template in NATIVE_COMMANDS:
+        args = [a.format(out=tmp_path, **names) for a in template]
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+        )
+        last = proc.stdout.strip().splitlines()[-1]
+        assert last in ("EXIT 0 TF 0", "EXIT 1 TF 0"), (template, last, proc.stderr[-500:])
