@@ -260,15 +260,24 @@ def prefixes_in_dir(directory: str) -> list[str]:
     for name in names:
         full = os.path.join(directory, name)
         if (
-            os.path.isfile(full)
-            and full not in v2
-            and "." not in name
-            and name != "checkpoint"
-            and not any(full.startswith(p) for p in v2)
+            may_be_v1(name)
+            and not any(full.startswith(p + ".") for p in v2)
             and looks_like_v1(full)
         ):
             found.append(full)
     return found
+
+
+_NOT_V1_RE = re.compile(
+    r"(\.(index|meta|pb|pbtxt|json|txt|csv|py|md|npz|npy|safetensors|h5|keras)$)"
+    r"|\.data-\d+-of-\d+$|\.tfevents\.|\.tfckpt-tmp-|\.tempstate\d+$"
+)
+
+
+def may_be_v1(name: str) -> bool:
+    """Whether a file name could be a V1 checkpoint table (they have no fixed suffix: ``export``,
+    ``model.ckpt``, ``model.ckpt-00000-of-00002``); the content decides (``looks_like_v1``)."""
+    return name != "checkpoint" and not _NOT_V1_RE.search(name)
 
 
 def _newest(prefixes: list[str]) -> str:
@@ -305,6 +314,8 @@ def resolve_prefix(path: str, notes: list[str] | None = None) -> tuple[str, str]
         return _resolve_dir(os.path.dirname(path) or ".", notes)
     if stripped != path and os.path.isfile(stripped) and looks_like_v1(stripped):
         return stripped, "V1"  # e.g. the .meta of a V1 checkpoint
+    if stripped != path and v1_files(stripped):
+        return stripped, "V1"  # the .meta of a sharded V1 checkpoint (export-00000-of-00001)
     if os.path.isfile(path):
         # A file named explicitly that ends like a table is taken as V1 even if damaged, so
         # the reader can say what is wrong with it (a directory scan stays strict).
@@ -354,5 +365,16 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     notes: list[str] = []
     prefix, fmt = resolve_prefix(os.fspath(path), notes)
     if fmt == "V2":
-        return Checkpoint(prefix=prefix, format="V2", notes=notes, _bundle=BundleReader(prefix))
+        bundle = BundleReader(prefix)
+        # A listing needs only the index, but a checkpoint without all its data is unusable:
+        # say so at once rather than when the first value is read (verify lists every gap).
+        used = sorted({e.shard_id for e in bundle.entries.values() if not e.slices})
+        missing = [i for i in used if not os.path.exists(bundle.data_path(i))]
+        if missing:
+            bundle.close()
+            raise CorruptCheckpoint(
+                f"{bundle.data_path(missing[0])}: data shard is missing ({len(missing)} of "
+                f"{bundle.num_shards} shards missing; incomplete copy?)"
+            )
+        return Checkpoint(prefix=prefix, format="V2", notes=notes, _bundle=bundle)
     return Checkpoint(prefix=prefix, format="V1", notes=notes, _v1=V1Reader(prefix))

@@ -14,7 +14,7 @@ from typing import Any
 
 from tfckpt.bundle.v1 import looks_like_v1
 from tfckpt.bundle.writer import TEMP_MARK
-from tfckpt.checkpoint import is_savedmodel_dir
+from tfckpt.checkpoint import is_savedmodel_dir, may_be_v1
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint
 from tfckpt.state import STATE_FILENAME, CheckpointStateInfo, read_state
 
@@ -140,7 +140,7 @@ def _scan_dir(
     for name in sorted(names):
         full = os.path.join(directory, name)
         if (
-            "." in name
+            not may_be_v1(name)
             or name == STATE_FILENAME
             or not os.path.isfile(full)
             or any(full.startswith(p + ".") for p in prefixes)
