@@ -237,3 +237,14 @@ def test_big_endian_header_is_unsupported(tmp_path: Path) -> None:
         writer.finish()
     with pytest.raises(UnsupportedCheckpoint, match="big-endian"):
         open_checkpoint(str(tmp_path / "be"))
+
+
+def test_newest_checkpoint_breaks_mtime_ties_by_step(fx: dict, tmp_path: Path) -> None:
+    src = fx["tf1_adam"].path
+    for step in (999, 1000):
+        for f in src.parent.glob(src.name + ".*"):
+            target = tmp_path / f.name.replace(src.name, f"model.ckpt-{step}")
+            shutil.copy(f, target)
+            os.utime(target, (1_700_000_000, 1_700_000_000))
+    with open_checkpoint(str(tmp_path)) as ckpt:
+        assert ckpt.prefix == str(tmp_path / "model.ckpt-1000")

@@ -23,6 +23,7 @@ from tfckpt.state import read_state
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_STEP_RE = re.compile(r"-(\d+)$")
 _DATA_RE = re.compile(r"\.data-\d{5,}-of-\d{5,}$")
 
 if TYPE_CHECKING:
@@ -287,7 +288,14 @@ def _newest(prefixes: list[str]) -> str:
                 return os.path.getmtime(candidate)
         return 0.0
 
-    return max(prefixes, key=lambda p: (mtime(p), p))
+    # Checkpoints copied together share a modification time: then the higher step wins.
+    return max(prefixes, key=lambda p: (mtime(p), -1 if step_of(p) is None else step_of(p), p))
+
+
+def step_of(prefix: str) -> int | None:
+    """The global step in a checkpoint's name (``model.ckpt-1000`` -> 1000), if any."""
+    m = _STEP_RE.search(os.path.basename(prefix))
+    return int(m.group(1)) if m else None
 
 
 def _checkpoint_exists(prefix: str) -> bool:

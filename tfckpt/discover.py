@@ -14,13 +14,12 @@ from typing import Any
 
 from tfckpt.bundle.v1 import looks_like_v1
 from tfckpt.bundle.writer import TEMP_MARK
-from tfckpt.checkpoint import is_savedmodel_dir, may_be_v1
+from tfckpt.checkpoint import is_savedmodel_dir, may_be_v1, step_of
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint
 from tfckpt.state import STATE_FILENAME, CheckpointStateInfo, read_state
 
 StateReader = Callable[[str], CheckpointStateInfo]
 
-_STEP_RE = re.compile(r"-(\d+)$")
 _DATA_RE = re.compile(r"^(?P<base>.+)\.data-(?P<shard>\d{5,})-of-(?P<total>\d{5,})$")
 _V1_SHARD_RE = re.compile(r"^(?P<base>.+)-(?P<shard>\d{5})-of-(?P<total>\d{5})$")
 
@@ -46,11 +45,6 @@ class Found:
         d = asdict(self)
         d.update(d.pop("extra"))
         return d
-
-
-def step_of(prefix: str) -> int | None:
-    m = _STEP_RE.search(os.path.basename(prefix))
-    return int(m.group(1)) if m else None
 
 
 def _mtime(path: str) -> float | None:
