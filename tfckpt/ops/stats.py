@@ -48,8 +48,12 @@ class _Accumulator:
         self.zeros = 0
         self.min = math.inf
         self.max = -math.inf
-        self.total = 0.0
-        self.total_sq = 0.0
+        # Mean and variance merged chunk by chunk (Chan et al.), with the sum of squared
+        # deviations kept relative to a scale so that values near 1e308 neither overflow nor
+        # lose the variance of values around a large mean: M2 = m2 * scale**2.
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.scale = 0.0
 
     def add_float(self, c: np.ndarray) -> None:
         n = c.size
@@ -74,10 +78,7 @@ class _Accumulator:
         self.finite += finite.size
         self.min = min(self.min, float(mn))
         self.max = max(self.max, float(mx))
-        # float64 accumulation keeps mean/std accurate over billions of elements.
-        f64 = finite.astype(np.float64, copy=False)
-        self.total += float(f64.sum())
-        self.total_sq += float(np.dot(f64, f64))
+        self._merge(finite, float(mn), float(mx))
 
     def add_int(self, c: np.ndarray) -> None:
         n = c.size
@@ -86,21 +87,56 @@ class _Accumulator:
         self.count += n
         self.finite += n
         self.zeros += n - int(np.count_nonzero(c))
-        self.min = min(self.min, float(c.min()))
-        self.max = max(self.max, float(c.max()))
-        f64 = c.astype(np.float64)
-        self.total += float(f64.sum())
-        self.total_sq += float(np.dot(f64, f64))
+        lo, hi = float(c.min()), float(c.max())
+        self.min = min(self.min, lo)
+        self.max = max(self.max, hi)
+        self._merge(c, lo, hi)
+
+    def _merge(self, values: np.ndarray, lo: float, hi: float) -> None:
+        """Fold finite ``values`` (already counted in ``finite``; ``lo``..``hi`` their range)
+        into mean/M2."""
+        n_new = values.size
+        n_old = self.finite - n_new
+        magnitude = max(abs(lo), abs(hi))
+        x = values.astype(np.float64)  # a copy: the source may be a read-only mapped view
+        if magnitude < 1e100:
+            # Deviations from one of the chunk's own values: no cancellation around a large
+            # mean, and one subtraction, one sum and one dot product per chunk.
+            shift = float(x[0])
+            deviations = x
+            deviations -= shift
+            s1 = float(deviations.sum())
+            mean_new = shift + s1 / n_new
+            m2_new = max(float(np.dot(deviations, deviations)) - s1 * s1 / n_new, 0.0)
+            scale = 1.0
+        else:  # near the float64 limit: work on scaled values so squares cannot overflow
+            scale = magnitude
+            scaled = x / scale
+            mean_scaled = float(scaled.mean())
+            m2_new = float(np.square(scaled - mean_scaled).sum())
+            mean_new = mean_scaled * scale
+        if n_old == 0:
+            self.mean, self.m2, self.scale = mean_new, m2_new, scale
+            return
+        big = max(self.scale, scale)
+        total = n_old + n_new
+        delta = mean_new / big - self.mean / big
+        self.m2 = (
+            self.m2 * (self.scale / big) ** 2
+            + m2_new * (scale / big) ** 2
+            + delta * delta * (n_old * n_new / total)
+        )
+        self.scale = big
+        self.mean = self.mean * (n_old / total) + mean_new * (n_new / total)
 
     def result(self) -> TensorStats:
         stats = TensorStats(
             count=self.count, finite=self.finite, nan=self.nan, inf=self.inf, zeros=self.zeros
         )
         if self.finite:
-            mean = self.total / self.finite
-            var = max(self.total_sq / self.finite - mean * mean, 0.0)
             stats.min, stats.max = self.min, self.max
-            stats.mean, stats.std = mean, math.sqrt(var)
+            stats.mean = self.mean
+            stats.std = math.sqrt(max(self.m2, 0.0) / self.finite) * self.scale
         return stats
 
 
@@ -110,8 +146,7 @@ def tensor_stats(chunks: Iterable[np.ndarray], dtype: DType) -> TensorStats | No
         return None
     acc = _Accumulator()
     kind = dtype.numpy.kind
-    # Values near the float64 limit overflow the sums (std becomes inf/nan, as it should read);
-    # numpy's overflow warnings would only add noise on stderr.
+    # Widening casts of extreme values (float64 -> float32 never happens here) stay quiet.
     with np.errstate(over="ignore", invalid="ignore"):
         for chunk in chunks:
             if dtype.is_complex:
