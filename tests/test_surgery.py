@@ -645,3 +645,15 @@ def test_destination_given_as_a_file_name_and_quiet_notes(
     assert "note" not in result.stderr  # -q: no "was not carried over"
     result = ok("rename", src, tmp_path / "y.data-00000-of-00001", "--add-prefix", "a/")
     assert "a/global_step" in tf_map(str(tmp_path / "y")) and "not carried over" in result.stderr
+
+
+def test_force_replaces_the_old_meta_too(fx: dict[str, Fixture], tmp_path: Path) -> None:
+    src = fx["tf1_adam"].path
+    dst = tmp_path / "model.ckpt"
+    ok("rename", src, dst, "--add-prefix", "a/", "--meta")
+    assert (tmp_path / "model.ckpt.meta").exists()
+    ok("prune", src, dst, "--optimizer", "--force")  # the old .meta described a/ names
+    assert not (tmp_path / "model.ckpt.meta").exists()
+    ok("rename", src, dst, "--add-prefix", "b/", "--meta", "--force")
+    meta = (tmp_path / "model.ckpt.meta").read_bytes()
+    assert b"b/model/dense0/kernel" in meta and b"a/model/dense0/kernel" not in meta

@@ -79,9 +79,10 @@ def apply_rename(
     force: bool = False,
     on_bytes: Progress | None = None,
     sync: bool = False,
+    keep_meta: bool = False,
 ) -> WriteResult:
     if ckpt.format == "V1":
-        with BundleWriter(dst, 1, force, sync=sync) as writer:
+        with BundleWriter(dst, 1, force, sync=sync, keep_meta=keep_meta) as writer:
             for info in ckpt.tensors():
                 _write_decoded(writer, ckpt, info.name, plan.new_name(info.name))
             writer.commit()
@@ -91,7 +92,12 @@ def apply_rename(
     new_graph = plan.object_graph  # TF2: edited by plan_renames, stored in an extra shard
     shards = n + 1 if new_graph is not None else n
     with BundleWriter(
-        dst, shards, force, own_shard=n if new_graph is not None else None, sync=sync
+        dst,
+        shards,
+        force,
+        own_shard=n if new_graph is not None else None,
+        sync=sync,
+        keep_meta=keep_meta,
     ) as w:
         for shard in range(n):
             w.adopt_shard(bundle.data_path(shard), shard, link, on_bytes)

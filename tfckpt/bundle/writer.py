@@ -282,6 +282,7 @@ class BundleWriter:
         force: bool = False,
         own_shard: int | None = 0,
         sync: bool = False,
+        keep_meta: bool = False,
     ) -> None:
         if num_shards < 1:
             raise UsageError("a checkpoint needs at least one shard")
@@ -295,6 +296,7 @@ class BundleWriter:
         # rename protocol already protects against interruption (kill, Ctrl-C, disk full).
         # ``sync`` also makes the result durable across power loss (fsync before publishing).
         self.sync = sync
+        self.keep_meta = keep_meta  # the caller writes a new .meta after commit()
         check_destination(prefix, force)
         self._made_dirs = make_dirs(os.path.dirname(os.path.abspath(prefix)))
         self.cleaned = clean_stale_temps(prefix)
@@ -454,8 +456,10 @@ class BundleWriter:
             os.remove(index_final)
         replaced = {os.path.abspath(final) for final in self._temps}
         for old in sorted(existing - replaced):
-            if not old.endswith((".index", ".meta")):
-                os.remove(old)  # old shards (or orphans of a killed write) not replaced
+            if not old.endswith(".index") and not (self.keep_meta and old.endswith(".meta")):
+                # Old shards (or orphans of a killed write) not replaced, and the old .meta:
+                # it describes the overwritten checkpoint (unless a new one follows).
+                os.remove(old)
         for final, tmp in self._temps.items():
             if final != index_final:
                 os.replace(tmp, final)

@@ -125,7 +125,7 @@ def rename_command(
             with open(meta_src, "rb") as f:
                 new_meta = rename_metagraph(f.read(), plan.renames)
         with progress("copy" if not link else "link", _data_total(ckpt), quiet) as bar:
-            result = apply_rename(ckpt, dst, plan, link, force, bar.advance, sync)
+            result = apply_rename(ckpt, dst, plan, link, force, bar.advance, sync, keep_meta=meta)
     if new_meta is not None:
         from tfckpt.bundle.writer import write_file_atomic
 
