@@ -764,6 +764,7 @@ def m_entry_field(rng: random.Random, seed: Seed) -> Case | None:
             "crc",
             "slices",
             "many",
+            "empty",
         ]
     )
     if what == "dtype":
@@ -793,6 +794,11 @@ def m_entry_field(rng: random.Random, seed: Seed) -> Case | None:
             if rng.random() < 0.7:
                 e.start = _hostile_int(rng)
                 e.length = rng.choice([-1, -2, 0, 1, 2**62, _hostile_int(rng)])
+    elif what == "empty":  # no elements, but a dimension no array can have
+        del entry.shape.dim[:]
+        entry.shape.dim.add(size=0)
+        entry.shape.dim.add(size=rng.choice([2**62, 2**63 - 1, 10**15]))
+        entry.size = 0
     else:  # shape of 10^15 elements with a size that matches it
         del entry.shape.dim[:]
         entry.shape.dim.add(size=10**5)

@@ -74,6 +74,13 @@ def shape_of(proto: Any, where: str) -> tuple[int, ...]:
         n *= d
     if n > MAX_ELEMENTS:
         raise CorruptCheckpoint(f"{where}: shape {list(dims)} claims {n} elements")
+    # An empty tensor still needs a representable shape: numpy refuses dimensions whose
+    # product, zeros left out, overflows (e.g. [0, 2^63-1]); no real tensor has such a shape.
+    spread = 1
+    for d in dims:
+        spread *= max(d, 1)
+    if spread > MAX_ELEMENTS:
+        raise CorruptCheckpoint(f"{where}: shape {list(dims)} is absurd (even if empty)")
     return dims
 
 
