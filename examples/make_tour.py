@@ -86,6 +86,12 @@ STEPS: list[tuple[str, str, str]] = [
         "--like {out}/small",
     ),
     ("cast", "Half the size:", "tfckpt cast {out}/small {out}/half/model.ckpt --dtype float16"),
+    (
+        "ls --repair",
+        "A run directory moved after training: its `checkpoint` file still names the old place.",
+        "tfckpt ls {out}/moved",
+    ),
+    ("", "", "tfckpt ls --repair {out}/moved --write"),
 ]
 
 
@@ -98,10 +104,23 @@ def run(command: str, env: dict[str, str]) -> tuple[str, int]:
     return (proc.stdout + proc.stderr).rstrip(), proc.returncode
 
 
+def moved_run(demo: str, out: str) -> None:
+    """A copy of the demo run whose state file holds absolute paths of a place that is gone."""
+    moved = os.path.join(out, "moved")
+    shutil.copytree(demo, moved)
+    gone = "/home/alice/runs/exp1"
+    steps = sorted(p[: -len(".index")] for p in os.listdir(moved) if p.endswith(".index"))
+    lines = [f'model_checkpoint_path: "{gone}/{steps[-1]}"']
+    lines += [f'all_model_checkpoint_paths: "{gone}/{s}"' for s in steps]
+    with open(os.path.join(moved, "checkpoint"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main(demo: str, readme: str) -> None:
     out = "build/tour"
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
+    moved_run(demo, out)
     env = dict(os.environ, COLUMNS="120", NO_COLOR="1", TF_CPP_MIN_LOG_LEVEL="3")
     parts = [BEGIN, ""]
     for heading, text, template in STEPS:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def _when(ts: float | None) -> str:
     if ts is None:
         return ""
-    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
 def render_ls(items: Sequence[Any], as_json: bool, base: str | None = None) -> None:
@@ -40,50 +40,48 @@ def render_ls(items: Sequence[Any], as_json: bool, base: str | None = None) -> N
             records.append(d)
         print_json(records)
         return
+    # Few columns, so a listing fits 80 columns: the kind shows in "format" unless it is a
+    # plain checkpoint ("V2", "V2 x3" for three shards).
     table = Table(show_edge=False, header_style="bold")
-    longest = max((len(_relative(i.path, base)) for i in items), default=4)
-    columns = [
-        ("kind", "left"),
-        ("path", "left"),
+    table.add_column("path", overflow="fold", ratio=1, min_width=12)
+    for col, justify in (
         ("step", "right"),
         ("format", "left"),
-        ("shards", "right"),
         ("data", "right"),
         ("meta", "center"),
         ("modified", "left"),
         ("latest", "center"),
-    ]
-    with_notes = any(i.note for i in items)
-    if with_notes:
-        columns.append(("note", "left"))
-    for col, justify in columns:
-        table.add_column(
-            col,
-            justify=justify,  # type: ignore[arg-type]
-            overflow="fold",
-            no_wrap=col not in ("path", "note", "modified"),
-            ratio=1 if col == "path" else None,
-            min_width=min(longest, 48) if col == "path" else None,
-        )
+    ):
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    notes = []
     for item in items:
         style = {"missing": "red", "temp": "yellow"}.get(item.kind, "")
+        path = _relative(item.path, base)
         table.add_row(
-            item.kind,
-            Text(_relative(item.path, base), style=style),
+            Text(path, style=style),
             "" if item.step is None else str(item.step),
-            item.format or "",
-            "" if item.shards is None else str(item.shards),
+            _format_cell(item),
             "" if item.data_bytes is None else human_bytes(item.data_bytes),
             "yes" if item.has_meta else "",
             _when(item.mtime),
             "*" if item.latest else "",
-            *([item.note or ""] if with_notes else []),
         )
+        if item.note:
+            notes.append(Text.assemble((path, style or "bold"), f": {item.note}"))
     console = out_console()
     if not items:
         console.print("no checkpoints, SavedModels or events files found")
         return
     console.print(table)
+    for line in notes:  # below the table, so a long note never squeezes the columns
+        console.print(line, soft_wrap=True)
+
+
+def _format_cell(item: Any) -> str:
+    if item.kind == "checkpoint":
+        shards = f" x{item.shards}" if item.shards and item.shards > 1 else ""
+        return f"{item.format or '?'}{shards}"
+    return "SavedModel" if item.kind == "savedmodel" else item.kind
 
 
 def _relative(path: str, base: str | None) -> str:
