@@ -275,6 +275,8 @@ KNOWN_ELSEWHERE: set[tuple[str, str, str]] = {
     # graph: a binary file that content detection takes for a SavedModel/MetaGraphDef but whose
     # graph_def is another message (nested field-1 chains) reaches select_nodes without `node`.
     ("tfckpt/graph/summary.py", "select_nodes", "AttributeError"),
+    # the same SavedModel without meta graphs through `graph --check` (graph/check.py).
+    ("tfckpt/graph/check.py", "saver_needs", "AttributeError"),
     # verify's progress total (cli/cmd_check.py, verify_command) stats every `<prefix>.data-*`
     # name with os.path.getsize: a dangling or looping symlink raises FileNotFoundError/OSError.
     ("tfckpt/cli/cmd_check.py", "<genexpr>", "OSError"),
@@ -328,7 +330,9 @@ def check_result(name: str, argv: list[str], result: Any) -> str | None:
     stderr = result.stderr
     if "Traceback" in stderr:
         return f"{name}: traceback on stderr: {stderr[-2000:]}"
-    lines = stderr.splitlines()
+    # Lines end at "\n" only: str.splitlines() also splits at form feeds and other control
+    # characters, which hostile names can carry into a (still one-line) message.
+    lines = stderr.rstrip("\n").split("\n") if stderr else []
     errors = [line for line in lines if line.startswith("tfckpt: error:")]
     if len(errors) > 1:
         return f"{name}: {len(errors)} error lines: {errors[:3]!r}"

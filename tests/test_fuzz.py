@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import resource
 import struct
 import subprocess
@@ -97,7 +98,7 @@ def test_fuzz_long(capsys: pytest.CaptureFixture[str]) -> None:
             print(f"{f['desc']}\n  {f['failure'][:1500]}")
         known: dict[str, int] = {}
         for f in report.known:
-            line = f["failure"].splitlines()[0][:150]
+            line = re.sub(r"'/[^']*'", "<path>", f["failure"].splitlines()[0])[:150]
             known[line] = known.get(line, 0) + 1
         for line, n in sorted(known.items(), key=lambda kv: -kv[1]):
             print(f"{n:6d}  {line}")
