@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from fixtures import Fixture, build_fixtures
 
 HAVE_TF = importlib.util.find_spec("tensorflow") is not None
+# Bugs keep their traceback in tests (the CLI otherwise turns them into one line, exit 2).
+os.environ.setdefault("TFCKPT_DEBUG", "1")
 
 
 @pytest.fixture(scope="session")

@@ -188,3 +188,20 @@ def test_writing_and_checking_commands_never_import_tensorflow(
         )
         last = proc.stdout.strip().splitlines()[-1]
         assert last in ("EXIT 0 TF 0", "EXIT 1 TF 0"), (template, last, proc.stderr[-500:])
+
+
+def test_a_bug_is_one_line_and_exit_2_unless_debugging(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise ZeroDivisionError("boom\fsecond line")
+
+    monkeypatch.setattr("tfckpt.discover.discover", broken)
+    monkeypatch.delenv("TFCKPT_DEBUG", raising=False)
+    result = runner.invoke(app, ["ls", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("tfckpt: internal error: ZeroDivisionError: boom\\x0csecond")
+    assert result.stderr.count("\n") == 1 and "TFCKPT_DEBUG=1" in result.stderr
+    monkeypatch.setenv("TFCKPT_DEBUG", "1")
+    result = runner.invoke(app, ["ls", str(tmp_path)])
+    assert isinstance(result.exception, ZeroDivisionError)

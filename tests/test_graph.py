@@ -1235,3 +1235,23 @@ def test_native_graph_never_imports_tensorflow(args: list[str]) -> None:
     if args[0] != "--help":
         assert "tfckpt.graph.load" in modules
     assert not any(m == "tensorflow" or m.startswith("tensorflow.") for m in modules)
+
+
+def test_savedmodel_without_meta_graphs_and_special_files(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"\x08\x01")  # schema 1, no meta graphs
+    assert run("graph", tmp_path / "sm").exit_code == 0
+    for extra in (["--nodes"], ["--format", "dot"], ["--deny-ops", "default"]):
+        result = run("graph", tmp_path / "sm", *extra)
+        assert result.exit_code == 2 and "holds no meta graph" in result.stderr, extra
+    os.mkfifo(tmp_path / "fifo.pb")
+    (tmp_path / "zero.pb").symlink_to("/dev/zero")
+    for name, message in (("fifo.pb", "is a FIFO"), ("zero.pb", "is a device")):
+        for command in (["graph"], ["convert-pbtxt"]):
+            args = [*command, tmp_path / name]
+            if command == ["convert-pbtxt"]:
+                args.append(tmp_path / "out.pbtxt")
+            result = run(*args)
+            assert result.exit_code == 2 and message in result.stderr, (name, command)

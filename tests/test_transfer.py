@@ -888,3 +888,24 @@ def test_native_paths_never_import_tensorflow(fx: dict[str, Fixture], tmp_path: 
         modules = _modules_after(args)
         assert "tfckpt.cli" in modules
         assert not any(m == "tensorflow" or m.startswith("tensorflow.") for m in modules), args
+
+
+def test_export_refuses_special_shards_and_overlong_npz_names(tmp_path: Path) -> None:
+    import os
+
+    from tfckpt.bundle.writer import BundleWriter
+    from tfckpt.dtypes import dtype_from_name
+
+    prefix = tmp_path / "long" / "ckpt"
+    with BundleWriter(str(prefix)) as writer:
+        writer.add_array("x" * 70_000, np.zeros(2, np.float32), dtype_from_name("float32"))
+        writer.commit()
+    result = run("export", prefix, tmp_path / "o.npz")
+    assert result.exit_code == 2 and "too long for a .npz member" in result.stderr
+    assert not list(tmp_path.glob("o.npz*"))
+    data = next((tmp_path / "long").glob("*.data-*"))
+    data.unlink()
+    os.mkfifo(data)
+    result = run("export", prefix, tmp_path / "o.safetensors")
+    assert result.exit_code == 2 and "FIFO" in result.stderr
+    assert not list(tmp_path.glob("o.safetensors*"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -290,6 +291,28 @@ def _newest(prefixes: list[str]) -> str:
 
     # Checkpoints copied together share a modification time: then the higher step wins.
     return max(prefixes, key=lambda p: (mtime(p), -1 if step_of(p) is None else step_of(p), p))
+
+
+def data_bytes_on_disk(prefix: str) -> int:
+    """Bytes in the regular files named like ``<prefix>.data-*`` (or a V1 prefix's tables), from
+    one directory listing; for progress totals, so missing or odd files just count 0."""
+    directory = os.path.dirname(prefix) or "."
+    base = os.path.basename(prefix)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    total = 0
+    for name in names:
+        if not (name.startswith(base + ".data-") or name == base or name.startswith(base + "-")):
+            continue
+        try:
+            st = os.stat(os.path.join(directory, name))
+        except OSError:  # dangling or looping symlinks
+            continue
+        if stat.S_ISREG(st.st_mode):
+            total += st.st_size
+    return total
 
 
 def step_of(prefix: str) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tfckpt import protos
 from tfckpt.checkpoint import OBJECT_GRAPH_KEY
-from tfckpt.errors import RenameConflict
+from tfckpt.errors import CorruptCheckpoint, RenameConflict
 
 ATTRIBUTES = ".ATTRIBUTES"
 OPTIMIZER_SLOT = ".OPTIMIZER_SLOT"
@@ -39,14 +39,13 @@ def unescape_local_name(name: str) -> str:
 
 
 def parse(raw: bytes) -> Any:
-    return protos.TrackableObjectGraph.FromString(raw)
+    """A TrackableObjectGraph; CorruptCheckpoint when the bytes are not one."""
+    from google.protobuf.message import DecodeError
 
-
-def raw_graph(ckpt: Any) -> bytes | None:
-    """The serialized object graph of an opened checkpoint, or None for name-based ones."""
-    if not ckpt.is_object_based:
-        return None
-    return bytes(ckpt.read(OBJECT_GRAPH_KEY).reshape(-1)[0])
+    try:
+        return protos.TrackableObjectGraph.FromString(raw)
+    except (DecodeError, RecursionError):
+        raise CorruptCheckpoint(f"unreadable {OBJECT_GRAPH_KEY} (corrupt object graph)") from None
 
 
 def node_paths(graph: Any) -> dict[int, list[tuple[int, int]]]:

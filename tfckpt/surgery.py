@@ -154,7 +154,7 @@ def apply_prune(
         return WriteResult(dst, 1, len(kept), notes=["V1 input: written as V2"])
     bundle = ckpt.bundle
     new_graph: bytes | None = None
-    raw_graph = objgraph.raw_graph(ckpt) if plan.drop else None
+    raw_graph = ckpt.object_graph_bytes() if plan.drop else None
     if raw_graph is not None:
         new_graph = objgraph.drop_keys(raw_graph, set(plan.drop))
     tensors = [e for e in bundle.entries.values() if not e.is_slice_key and e.name in kept]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -34,6 +35,12 @@ def join_pair_options(args: list[str]) -> list[str]:
     return out
 
 
+def one_line(message: str) -> str:
+    """A message safe to print as one line: control characters (a newline or form feed from a
+    hostile file name or token) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 class TfckptGroup(typer.core.TyperGroup):
     """Reports ``TfckptError`` as one line on stderr with its exit code; no traceback."""
 
@@ -44,7 +51,7 @@ class TfckptGroup(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except TfckptError as exc:
-            sys.stderr.write(f"tfckpt: error: {exc}\n")
+            sys.stderr.write(f"tfckpt: error: {one_line(str(exc))}\n")
             sys.stderr.flush()
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
@@ -52,6 +59,20 @@ class TfckptGroup(typer.core.TyperGroup):
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:
             raise typer.Exit(int(ExitCode.OK)) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # exit codes and usage errors, handled by Typer
+        except Exception as exc:
+            # A bug in tfckpt, not in the input. Scripts must not read it as exit 1 ("differences
+            # found"): one line and exit 2, the traceback with TFCKPT_DEBUG=1 (tests set it).
+            if os.environ.get("TFCKPT_DEBUG"):
+                raise
+            kind = "out of memory" if isinstance(exc, MemoryError) else type(exc).__name__
+            sys.stderr.write(
+                f"tfckpt: internal error: {kind}: {one_line(str(exc))[:300]} (a bug in tfckpt; "
+                "TFCKPT_DEBUG=1 shows the traceback)\n"
+            )
+            sys.stderr.flush()
+            raise typer.Exit(int(ExitCode.ERROR)) from None
 
 
 app = typer.Typer(

@@ -130,23 +130,12 @@ def verify_command(
 
         tfckpt verify saved_model_dir --no-nan --no-inf --json
     """
-    import os
-
-    from tfckpt.checkpoint import resolve_prefix
+    from tfckpt.checkpoint import data_bytes_on_disk, resolve_prefix
     from tfckpt.ops.verify import VerifyOptions, verify_checkpoint
     from tfckpt.render import progress
     from tfckpt.render.check import render_verify
 
-    prefix, fmt = resolve_prefix(path)
-    total = 0
-    if fmt == "V2":
-        directory = os.path.dirname(prefix) or "."
-        base = os.path.basename(prefix) + ".data-"
-        total = sum(
-            os.path.getsize(os.path.join(directory, n))
-            for n in os.listdir(directory)
-            if n.startswith(base)
-        )
+    total = data_bytes_on_disk(resolve_prefix(path)[0])
     options = VerifyOptions(no_nan, no_inf, max_abs)
     with progress("verify", total, quiet or as_json) as bar:
         if engine == Engine.tf:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,8 +32,10 @@ LinkOpt = Annotated[
 ]
 
 
-def _data_total(ckpt: object) -> int:
-    return sum(os.path.getsize(p) for p in getattr(ckpt, "files", [])[1:] if os.path.exists(p))
+def _data_total(ckpt: Any) -> int:
+    from tfckpt.checkpoint import data_bytes_on_disk
+
+    return data_bytes_on_disk(ckpt.prefix)
 
 
 @app.command("rename")
@@ -94,9 +96,7 @@ def rename_command(
     with open_checkpoint(src) as ckpt:
         for message in ckpt.notes:
             note(message, quiet)
-        from tfckpt.objgraph import raw_graph
-
-        plan = plan_renames([i.name for i in ckpt.tensors()], rules, raw_graph(ckpt))
+        plan = plan_renames([i.name for i in ckpt.tensors()], rules, ckpt.object_graph_bytes())
         if plan.conflicts:
             raise RenameConflict(
                 f"{len(plan.conflicts)} conflict(s), nothing written: " + "; ".join(plan.conflicts)
@@ -199,7 +199,7 @@ def prune_command(
         if optimizer:
             from tfckpt import objgraph
 
-            graph = objgraph.raw_graph(ckpt)
+            graph = ckpt.object_graph_bytes()
             tf2_keys = objgraph.optimizer_keys(graph) if graph is not None else set()
         plan = plan_prune(sizes, drop, keep, optimizer, drop_global_step, tf2_keys)
         if dry_run:
@@ -272,9 +272,7 @@ def merge_command(
             for message in ckpt.notes:
                 note(message, quiet)
         names = [[i.name for i in c.tensors(include_object_graph=False)] for c in ckpts]
-        from tfckpt.objgraph import raw_graph
-
-        graphs = [raw_graph(c) for c in ckpts]
+        graphs = [c.object_graph_bytes() for c in ckpts]
         plan = plan_merge(names, [s.scope for s in specs], prefer.value if prefer else None, graphs)
         if dry_run:
             render_merge_plan(plan, [s.path for s in specs], as_json, dry_run=True)

@@ -134,8 +134,10 @@ def resolve_graph_path(path: str, notes: list[str] | None = None) -> tuple[str, 
         return path, None
     if os.path.isfile(path + ".meta"):  # a checkpoint prefix
         return path + ".meta", None
-    if os.path.isfile(path + ".index") or os.path.lexists(path):
+    if os.path.isfile(path + ".index"):
         return _meta_of(path, path), None
+    if os.path.lexists(path):  # a FIFO, a device, a dangling symlink: read_limited says which
+        return path, None
     raise GraphError(f"{path}: no such file or directory")
 
 
@@ -311,14 +313,24 @@ def parse_bytes(
 
 
 def read_limited(path: str) -> bytes:
+    """The whole file, refusing what is not a regular file (a FIFO would block, a device never
+    ends) and anything over protobuf's 2 GiB message limit, whatever its size claims."""
+    from tfckpt.bundle.table import open_regular
+    from tfckpt.errors import CorruptCheckpoint
+
+    too_big = f"{path}: over protobuf's 2 GiB message limit; not a graph"
     try:
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            raise GraphError(
-                f"{path}: {size:,} bytes is over protobuf's 2 GiB message limit; not a graph"
-            )
-        with open(path, "rb") as f:
-            return f.read()
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_BYTES:
+                raise GraphError(too_big)
+            # Read what the file holds (plus one byte to notice growth), never a 2 GiB buffer.
+            data = f.read(size + 1)
+        if len(data) > MAX_BYTES:
+            raise GraphError(too_big)
+        return data
+    except CorruptCheckpoint as exc:  # not a regular file
+        raise GraphError(str(exc)) from None
     except FileNotFoundError:
         raise GraphError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from tfckpt.errors import GraphError
 from tfckpt.graph.load import SAVEDMODEL, LoadedMessage
 
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
@@ -378,6 +379,8 @@ def pick_meta_graph(loaded: LoadedMessage, tags: str | None) -> tuple[Any, Any |
 
     metas = loaded.meta_graphs
     if not metas:
+        if loaded.type == SAVEDMODEL:
+            raise GraphError(f"{loaded.path}: the SavedModel holds no meta graph (no graph)")
         if tags is not None:
             raise UsageError("--tags only applies to SavedModels")
         return loaded.message, None, None

@@ -40,6 +40,10 @@ def _more(console: Console, shown: int, total: int, what: str) -> None:
 
 
 # ---- summary ----------------------------------------------------------------------------------
+# A SavedModel rarely holds more than a few meta graphs; a hostile one may hold 50,000.
+MAX_META_GRAPHS = 8
+
+
 def render_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(summary)
@@ -60,11 +64,16 @@ def render_summary(summary: dict[str, Any], as_json: bool) -> None:
                 f"{len(graphs)} meta graph(s)" + (", " + ", ".join(extras) if extras else ""),
             )
         )
-        for i, graph in enumerate(graphs):
+        for i, graph in enumerate(graphs[:MAX_META_GRAPHS]):
             tags = ",".join(graph["tags"]) or "(no tags)"
             console.print()
             console.print(Text(f"meta graph {i}: tags {tags}", style="bold underline"))
             _graph(console, graph)
+        if len(graphs) > MAX_META_GRAPHS:
+            more = len(graphs) - MAX_META_GRAPHS
+            console.print(
+                Text(f"... {more:,} more meta graphs (--tags picks one; --json lists all)", "dim")
+            )
         return
     console.print(Text.assemble((summary["path"], "bold"), f": {summary['type']} ({encoding})"))
     _graph(console, summary)

@@ -169,9 +169,9 @@ def _optimizer_filter(ckpt: Checkpoint) -> Callable[[str], bool]:
 
     if not ckpt.is_object_based:
         return is_tf1_slot
-    from tfckpt.objgraph import optimizer_keys, raw_graph
+    from tfckpt.objgraph import optimizer_keys
 
-    graph = raw_graph(ckpt)
+    graph = ckpt.object_graph_bytes()
     keys = optimizer_keys(graph) if graph is not None else set()
     return lambda name: TF2_SLOT_MARK in name or name in keys
 
@@ -387,8 +387,11 @@ class _Source:
     def fd(self, shard: int) -> int:
         if shard not in self._fds:
             path = self.ckpt.bundle.data_path(shard)
+            from tfckpt.bundle.table import open_regular
+
             try:
-                self._fds[shard] = os.open(path, os.O_RDONLY)
+                with open_regular(path) as f:  # a FIFO shard would block, a device never end
+                    self._fds[shard] = os.dup(f.fileno())
             except OSError as exc:
                 raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
         return self._fds[shard]
@@ -650,6 +653,12 @@ def _write_safetensors(
 
 def _write_npz(src: _Source, plan: ExportPlan, tmp: str, on_bytes: OnBytes | None) -> list[str]:
     notes = []
+    too_long = [i.name for i in plan.items if len((i.name + ".npy").encode()) > 0xFFFF]
+    if too_long:  # a zip entry name has a 16-bit length
+        raise UsageError(
+            f"{len(too_long)} name(s) too long for a .npz member (64 KiB), e.g. "
+            f"{too_long[0][:60]!r}...; export to .safetensors or rename them"
+        )
     with zipfile.ZipFile(tmp, "x", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for item in plan.items:
             info = zipfile.ZipInfo(item.name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))

@@ -169,9 +169,9 @@ def plan_import(
     if like is not None:
         plan.like = _compare_like(like, like_keys, plan.items, options.allow_missing)
         if like.is_object_based and not any(i.name == OBJECT_GRAPH_KEY for i in plan.items):
-            from tfckpt.objgraph import drop_keys, raw_graph
+            from tfckpt.objgraph import drop_keys
 
-            graph = raw_graph(like)
+            graph = like.object_graph_bytes()
             if graph is not None:
                 missing = set(plan.like.missing)
                 plan.object_graph = drop_keys(graph, missing) if missing else graph
