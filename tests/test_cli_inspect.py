@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from tfckpt.cli import app
+from clitools import imports_tensorflow, modules_after, run
 
 from fixtures import CORPUS
 
-runner = CliRunner()
 TFX = CORPUS / "tensorflow__tfx/tfx/components/testdata/trainer/current/Format-Serving"
 KERAS_SM = CORPUS / "tensorflow__tfx/tfx/components/testdata/trainer/keras/Format-Serving"
 needs_corpus = pytest.mark.skipif(not TFX.exists(), reason="corpus not present")
-
-
-def run(*args: str) -> object:
-    return runner.invoke(app, list(args))
 
 
 @needs_corpus
@@ -200,22 +190,6 @@ def test_bad_input_is_one_line_exit_2(args: list[str]) -> None:
     assert result.stderr.startswith("tfckpt: error: ") and result.stderr.count("\n") == 1
 
 
-def _modules_after(args: list[str]) -> set[str]:
-    code = (
-        "import runpy, sys\n"
-        f"sys.argv = ['tfckpt', *{args!r}]\n"
-        "try:\n"
-        "    runpy.run_module('tfckpt', run_name='__main__')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
-    )
-    return set(proc.stderr.split())
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -226,9 +200,9 @@ def _modules_after(args: list[str]) -> set[str]:
     ],
 )
 def test_native_paths_never_import_tensorflow(args: list[str]) -> None:
-    modules = _modules_after(args)
+    modules = modules_after(args)
     assert "tfckpt.cli" in modules
-    assert not any(m == "tensorflow" or m.startswith("tensorflow.") for m in modules)
+    assert not imports_tensorflow(modules)
 
 
 @needs_corpus

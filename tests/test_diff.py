@@ -9,18 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clitools import run
 from tfsave import save_with_tf, tf_values
-from typer.testing import CliRunner
-
-from tfckpt.cli import app
 
 from fixtures import Fixture
-
-runner = CliRunner()
-
-
-def run(*args: str) -> Any:
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def diff_json(*args: Any) -> tuple[int, dict[str, Any]]:

@@ -16,29 +16,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clitools import ok, run
 from test_reader import same_value
-from typer.testing import CliRunner
 
 from tfckpt import objgraph
 from tfckpt.checkpoint import OBJECT_GRAPH_KEY, resolve_prefix
-from tfckpt.cli import app
 
 from fixtures import CORPUS, EXAMPLES, Fixture, corpus_checkpoints
 
 sys.path.insert(0, str(EXAMPLES))
 import fixture_models
-
-runner = CliRunner()
-
-
-def run(*args: Any) -> Any:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args: Any) -> Any:
-    result = run(*args)
-    assert result.exit_code == 0, result.stderr
-    return result
 
 
 def tf_map(path: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -24,17 +23,14 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from clitools import imports_tensorflow, modules_after, ok, ok_json, run
 
 from tfckpt.checkpoint import open_checkpoint, resolve_prefix
-from tfckpt.cli import app
 
 from fixtures import CORPUS, EXAMPLES, Fixture, corpus_checkpoints
 
 sys.path.insert(0, str(EXAMPLES))
 import fixture_models
-
-runner = CliRunner()
 
 FIXTURE_KINDS = [
     "tf1_adam",
@@ -55,20 +51,6 @@ BAD_STATE_DIR = (
     / "tensorflow__serving/tensorflow_serving/servables/tensorflow/testdata/bad_half_plus_two"
     / "00000123"
 )
-
-
-def run(*args: Any) -> Any:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args: Any) -> Any:
-    result = run(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
-
-
-def ok_json(*args: Any) -> Any:
-    return json.loads(ok(*args, "--json").stdout)
 
 
 def native_values(path: Any) -> dict[str, np.ndarray]:
@@ -854,23 +836,6 @@ def test_repair_without_state_file_is_exit_2(tmp_path: Path) -> None:
 
 
 # ---- no TensorFlow on native paths ---------------------------------------------------------------
-def _modules_after(args: list[str]) -> set[str]:
-    code = (
-        "import runpy, sys\n"
-        f"sys.argv = ['tfckpt', *{args!r}]\n"
-        "try:\n"
-        "    runpy.run_module('tfckpt', run_name='__main__')\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return set(proc.stderr.split())
-
-
 def test_native_paths_never_import_tensorflow(fx: dict[str, Fixture], tmp_path: Path) -> None:
     src = str(fx["tf2_keras"].path)
     (tmp_path / "i").mkdir()
@@ -885,9 +850,9 @@ def test_native_paths_never_import_tensorflow(fx: dict[str, Fixture], tmp_path: 
         ["cast", src, str(tmp_path / "i" / "e"), "--dtype", "bfloat16"],
         ["ls", str(state_dir), "--repair", "--write"],
     ):
-        modules = _modules_after(args)
+        modules = modules_after(args)
         assert "tfckpt.cli" in modules
-        assert not any(m == "tensorflow" or m.startswith("tensorflow.") for m in modules), args
+        assert not imports_tensorflow(modules), args
 
 
 def test_export_refuses_special_shards_and_overlong_npz_names(tmp_path: Path) -> None:
