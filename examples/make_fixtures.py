@@ -10,6 +10,7 @@ checkpoint. ``OUTDIR/manifest.json`` describes them; ``OUTDIR/.complete`` is wri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -108,23 +109,30 @@ def make_sharded(tf: Any, out: Path, manifest: Manifest) -> None:
     manifest["sharded"] = {"kind": "tf1", "path": prefix, "meta": prefix + ".meta"}
 
 
-def make_partitioned(tf: Any, out: Path, manifest: Manifest) -> None:
+def save_partitioned(tf: Any, path: Path, scope: str | None = None) -> str:
+    """Two variables cut in 3 along different axes and a plain one (under ``scope`` if given),
+    saved by a TF1 Saver to ``path``; returns the prefix."""
     tf1 = tf.compat.v1
     g = tf.Graph()
     with g.as_default():
         tf1.set_random_seed(3)
-        rows = tf1.get_variable(
-            "emb/rows", [10, 4], partitioner=tf1.fixed_size_partitioner(3, axis=0)
-        )
-        cols = tf1.get_variable(
-            "emb/cols", [4, 9], partitioner=tf1.fixed_size_partitioner(3, axis=1)
-        )
-        plain = tf1.get_variable("plain", [3])
+        with tf1.variable_scope(scope) if scope else contextlib.nullcontext():
+            rows = tf1.get_variable(
+                "emb/rows", [10, 4], partitioner=tf1.fixed_size_partitioner(3, axis=0)
+            )
+            cols = tf1.get_variable(
+                "emb/cols", [4, 9], partitioner=tf1.fixed_size_partitioner(3, axis=1)
+            )
+            plain = tf1.get_variable("plain", [3])
         tf.identity(tf.reduce_sum(rows) + tf.reduce_sum(cols) + tf.reduce_sum(plain), name="out")
         saver = tf1.train.Saver()
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
-            prefix = saver.save(sess, str(out / "partitioned" / "model.ckpt"))
+            return str(saver.save(sess, str(path)))
+
+
+def make_partitioned(tf: Any, out: Path, manifest: Manifest) -> None:
+    prefix = save_partitioned(tf, out / "partitioned" / "model.ckpt")
     manifest["partitioned"] = {
         "kind": "tf1",
         "path": prefix,
@@ -300,22 +308,7 @@ def make_graphs(tf: Any, out: Path, manifest: Manifest) -> None:
     (d / "metagraph.pbtxt").write_text(text_format.MessageToString(meta_def))
 
     # The partitioned fixture's variables, one scope deeper, with their own checkpoint.
-    g = tf.Graph()
-    with g.as_default():
-        tf1.set_random_seed(3)
-        with tf1.variable_scope("pretrained"):
-            rows = tf1.get_variable(
-                "emb/rows", [10, 4], partitioner=tf1.fixed_size_partitioner(3, axis=0)
-            )
-            cols = tf1.get_variable(
-                "emb/cols", [4, 9], partitioner=tf1.fixed_size_partitioner(3, axis=1)
-            )
-            plain = tf1.get_variable("plain", [3])
-        tf.identity(tf.reduce_sum(rows) + tf.reduce_sum(cols) + tf.reduce_sum(plain), name="out")
-        saver = tf1.train.Saver()
-        with tf1.Session() as sess:
-            sess.run(tf1.global_variables_initializer())
-            scoped = saver.save(sess, str(d / "scoped" / "model.ckpt"))
+    scoped = save_partitioned(tf, d / "scoped" / "model.ckpt", scope="pretrained")
 
     # A TF1 GraphDef reading and writing files, printing inside a library function.
     g = tf.Graph()
