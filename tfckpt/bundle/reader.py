@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 import struct
 import weakref
 from collections.abc import Iterator
@@ -69,9 +70,7 @@ def shape_of(proto: Any, where: str) -> tuple[int, ...]:
         raise CorruptCheckpoint(f"{where}: negative dimension in shape {list(dims)}")
     if len(dims) > 64:
         raise CorruptCheckpoint(f"{where}: rank {len(dims)} is absurd")
-    n = 1
-    for d in dims:
-        n *= d
+    n = num_elements(dims)
     if n > MAX_ELEMENTS:
         raise CorruptCheckpoint(f"{where}: shape {list(dims)} claims {n} elements")
     # An empty tensor still needs a representable shape: numpy refuses dimensions whose
@@ -141,11 +140,12 @@ class BundleReader:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.index_path = prefix + ".index"
-        if not os.path.exists(self.index_path):
-            raise CheckpointNotFound(f"{self.index_path}: no such file")
+        try:
+            st = os.stat(self.index_path)
+        except OSError:
+            raise CheckpointNotFound(f"{self.index_path}: no such file") from None
         with TableReader.open(self.index_path) as table:
             pairs = list(table)
-        st = os.stat(self.index_path)
         self._index_id = (st.st_dev, st.st_ino)
         self.entries: dict[bytes, Entry] = {}
         header_value: bytes | None = None
@@ -233,7 +233,7 @@ class BundleReader:
     def present_shards(self) -> dict[int, int]:
         """``{shard id: size}`` of the data files that exist, from one directory listing.
 
-        A header may claim up to a million shards; stat-ing each name would take seconds.
+        A header may claim up to MAX_SHARDS shards; stat-ing each name would take seconds.
         """
         directory = os.path.dirname(self.prefix) or "."
         base = os.path.basename(self.prefix) + ".data-"
@@ -251,8 +251,14 @@ class BundleReader:
                 continue
             shard = int(digits)
             path = os.path.join(directory, name)
-            if shard < self.num_shards and path == self.data_path(shard) and os.path.isfile(path):
-                found[shard] = os.path.getsize(path)
+            if shard >= self.num_shards or path != self.data_path(shard):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found[shard] = st.st_size
         return found
 
     def _shard(self, shard_id: int) -> mmap.mmap | bytes:
@@ -275,9 +281,6 @@ class BundleReader:
             self._files[shard_id] = f
         self._maps[shard_id] = mapped
         return mapped
-
-    def shard_size(self, shard_id: int) -> int:
-        return len(self._shard(shard_id))
 
     def raw(self, entry: Entry) -> memoryview:
         """The entry's stored bytes, as a zero-copy view of the mapped shard."""

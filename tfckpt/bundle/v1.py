@@ -93,7 +93,8 @@ class V1Reader:
         if not self.files:
             raise CheckpointNotFound(f"{prefix}: no such checkpoint")
         self.tensors: dict[str, V1Tensor] = {}
-        self._values: dict[tuple[str, bytes], bytes] = {}
+        # (file, slice key) -> (parsed record, its size in the file)
+        self._values: dict[tuple[str, bytes], tuple[Any, int]] = {}
         for path in self.files:
             self._load(path)
 
@@ -111,7 +112,7 @@ class V1Reader:
                 for t in msg.meta.tensor:
                     self._add_meta(path, t)
             else:
-                self._values[(path, key)] = value
+                self._values[(path, key)] = (msg, len(value))
         if not meta_seen:
             raise CorruptCheckpoint(f"{path}: not a V1 checkpoint (no slice metadata)")
 
@@ -138,7 +139,7 @@ class V1Reader:
 
     def nbytes(self, tensor: V1Tensor) -> int:
         if tensor.dtype.numpy is None:
-            return sum(len(self._values.get(loc, b"")) for loc in tensor.locations)
+            return sum(self._values[loc][1] for loc in tensor.locations if loc in self._values)
         return num_elements(tensor.shape) * tensor.dtype.itemsize
 
     def read(self, name: str) -> np.ndarray:
@@ -153,12 +154,12 @@ class V1Reader:
         parts = []
         covered = 0
         for spec, loc in zip(tensor.slices, tensor.locations):
-            value = self._values.get(loc)
-            if value is None:
+            record = self._values.get(loc)
+            if record is None:
                 raise CorruptCheckpoint(
                     f"{loc[0]}: no data for {name!r} slice {format_slice(spec)}"
                 )
-            data = protos.SavedTensorSlices.FromString(value).data.data
+            data = record[0].data.data
             try:
                 part_shape = slice_shape(spec, tensor.shape)
                 index = slice_index(spec, tensor.shape)

@@ -38,9 +38,12 @@ def temp_name(final: str) -> str:
     return f"{final}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
 
 
+def _os_reason(exc: OSError) -> str:
+    return "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+
+
 def _write_error(path: str, exc: OSError) -> WriteError:
-    reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-    return WriteError(f"{path}: cannot write ({reason})")
+    return WriteError(f"{path}: cannot write ({_os_reason(exc)})")
 
 
 def prefix_files(prefix: str) -> list[str]:
@@ -103,14 +106,6 @@ def clean_stale_temps(prefix: str) -> list[str]:
     return removed
 
 
-def orphan_data_files(prefix: str) -> list[str]:
-    """Data files of ``prefix`` when it has no index: what a write killed between its data and
-    index renames leaves. Not a checkpoint (TF needs the index), so a new write may replace them."""
-    if os.path.lexists(prefix + ".index"):
-        return []
-    return [p for p in prefix_files(prefix) if not p.endswith((".index", ".meta"))]
-
-
 def _refuse_source(prefix: str) -> None:
     from tfckpt.bundle.reader import open_index_ids
 
@@ -142,8 +137,11 @@ def check_destination(prefix: str, force: bool) -> None:
     if not os.access(existing_dir, os.W_OK):
         raise WriteError(f"{existing_dir}: destination directory is not writable")
     _refuse_source(prefix)
-    orphans = set(orphan_data_files(prefix))
-    existing = [p for p in prefix_files(prefix) if p not in orphans]
+    existing = prefix_files(prefix)
+    if not os.path.lexists(prefix + ".index"):
+        # Data files without an index are what a write killed between its data and index
+        # renames leaves: not a checkpoint (TF needs the index), so a new write may replace them.
+        existing = [p for p in existing if p.endswith((".index", ".meta"))]
     if existing and not force:
         raise OutputExists(f"{prefix}: destination exists ({len(existing)} files); use --force")
 
@@ -522,11 +520,10 @@ class BundleWriter:
             try:
                 update_state_for_new_prefix(self.prefix)
             except OSError as exc:
-                reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
                 state = os.path.join(os.path.dirname(self.prefix) or ".", "checkpoint")
                 raise WriteError(
-                    f"{state}: cannot update the state file ({reason}); {self.prefix} itself was "
-                    "written completely"
+                    f"{state}: cannot update the state file ({_os_reason(exc)}); {self.prefix} "
+                    "itself was written completely"
                 ) from None
 
     def abort(self) -> None:
