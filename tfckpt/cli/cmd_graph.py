@@ -185,15 +185,15 @@ def graph_command(
     from tfckpt.graph.summary import summarize
     from tfckpt.render.graph import render_summary
 
+    meta_graphs = None
     if tags is not None and loaded.type == "SavedModel":
         from tfckpt.graph.summary import pick_meta_graph
 
         _, meta, _ = pick_meta_graph(loaded, tags)
-        del loaded.message.meta_graphs[:]
-        loaded.message.meta_graphs.add().CopyFrom(meta)
+        meta_graphs = [meta]
     elif tags is not None:
         raise UsageError("--tags only applies to SavedModels")
-    render_summary(summarize(loaded, scope), as_json)
+    render_summary(summarize(loaded, scope, meta_graphs), as_json)
 
 
 def _dot(
@@ -252,6 +252,7 @@ def _check(
     as_json: bool,
     quiet: bool,
 ) -> None:
+    from tfckpt.cli.cmd_inspect import open_engine
     from tfckpt.graph.check import check_against_checkpoint, graph_needs
     from tfckpt.graph.summary import pick_meta_graph
     from tfckpt.render import note
@@ -261,15 +262,7 @@ def _check(
     if pick_note:
         note(pick_note, quiet)
     needs = graph_needs(graph_def, meta)
-    if engine == Engine.tf:
-        from tfckpt.tf_engine.adapter import open_tf_checkpoint
-
-        ckpt: Any = open_tf_checkpoint(ckpt_path)
-    else:
-        from tfckpt.checkpoint import open_checkpoint
-
-        ckpt = open_checkpoint(ckpt_path)
-    with ckpt:
+    with open_engine(ckpt_path, engine) as ckpt:
         for message in ckpt.notes:
             note(message, quiet)
         report = check_against_checkpoint(needs, ckpt, ckpt_path, loaded.path, scope)

@@ -26,13 +26,16 @@ import difflib
 import os
 import re
 import shlex
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt.checkpoint import OBJECT_GRAPH_KEY
 from tfckpt.graph.summary import (
+    DEFAULT_SAVER_SCOPE_RE,
     SAVER_OPS,
     VARIABLE_OPS,
+    attr_dtype,
     dtype_name,
     in_scope,
     node_of,
@@ -40,10 +43,9 @@ from tfckpt.graph.summary import (
     saver_scope,
     shape_list,
 )
+from tfckpt.objgraph import escape_local_name, node_paths
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
-_DEFAULT_SAVER_SCOPE = re.compile(r"^save(_\d+)?$")
 # Suggest per-name rules with --sub up to this many names; beyond, a --mapping file.
 _MAX_SUB_NAMES = 25
 
@@ -73,33 +75,34 @@ class GraphNeeds:
 
 
 # ---- what the graph needs ---------------------------------------------------------------------
-def _escape(local_name: str) -> str:
-    return local_name.replace(".", "..").replace("/", ".S")
-
-
 def object_graph_needs(object_graph: Any) -> list[NeededVariable]:
     """Checkpoint keys of the variables (and optimizer slots) of a SavedObjectGraph."""
     nodes = object_graph.nodes
     if not len(nodes):
         return []
-    paths: dict[int, str] = {0: ""}
-    queue = deque([0])
-    while queue:
-        i = queue.popleft()
-        for child in nodes[i].children:
-            if child.node_id not in paths and child.node_id < len(nodes):
-                base = paths[i]
-                paths[child.node_id] = (base + "/" if base else "") + _escape(child.local_name)
-                queue.append(child.node_id)
+    # node_paths lists parents before their children (breadth-first).
+    paths: dict[int, str] = {}
+    for node_id, path in node_paths(object_graph).items():
+        if not path:
+            paths[node_id] = ""
+            continue
+        parent, index = path[-1]
+        base = paths[parent]
+        local_name = escape_local_name(nodes[parent].children[index].local_name)
+        paths[node_id] = (base + "/" if base else "") + local_name
     out: list[NeededVariable] = []
     for i, node in enumerate(nodes):
         if node.WhichOneof("kind") == "variable" and i in paths and i != 0:
             out.append(_object_variable(paths[i], node.variable, paths[i]))
         for slot in node.slot_variables:
             var_path = paths.get(slot.original_variable_node_id)
-            if var_path is None or i not in paths or slot.slot_variable_node_id >= len(nodes):
+            if (
+                var_path is None
+                or i not in paths
+                or not 0 <= slot.slot_variable_node_id < len(nodes)
+            ):
                 continue
-            slot_path = f"{var_path}/.OPTIMIZER_SLOT/{paths[i]}/{_escape(slot.slot_name)}"
+            slot_path = f"{var_path}/.OPTIMIZER_SLOT/{paths[i]}/{escape_local_name(slot.slot_name)}"
             slot_node = nodes[slot.slot_variable_node_id]
             out.append(_object_variable(slot_path, slot_node.variable, slot_path))
     return out
@@ -131,13 +134,18 @@ def _full_shape(shape_and_slice: str) -> list[int | None] | None:
         return None
 
 
-def saver_needs(graph_def: Any, meta: Any | None) -> list[NeededVariable] | None:
-    """The keys the graph's saver reads and writes, or None when it has no saver."""
+def saver_needs(
+    graph_def: Any, meta: Any | None, parts: dict[str, dict[str, Any]] | None = None
+) -> list[NeededVariable] | None:
+    """The keys the graph's saver reads and writes, or None when it has no saver.
+
+    ``parts`` is ``partition_info(meta)`` when the caller already has it."""
     scope = saver_scope(meta)
     by_name = {n.name: n for n in graph_def.node}
     names: dict[str, NeededVariable] = {}
     found = False
-    parts = partition_info(meta)
+    if parts is None:
+        parts = partition_info(meta)
     full_shapes = {p["full_name"]: p["full_shape"] for p in parts.values()}
     # Restore ops first: what loading reads wins over what saving writes.
     saver_ops = sorted(
@@ -149,7 +157,7 @@ def saver_needs(graph_def: Any, meta: Any | None) -> list[NeededVariable] | None
         if scope is not None:
             if not in_scope(node.name, scope):
                 continue
-        elif not _DEFAULT_SAVER_SCOPE.match(top):
+        elif not DEFAULT_SAVER_SCOPE_RE.match(top):
             continue
         names_node = by_name.get(node_of(node.input[1]))
         keys = _const_strings(names_node) if names_node is not None else None
@@ -183,9 +191,14 @@ def _op_dtypes(node: Any) -> list[str]:
     return []
 
 
-def variable_needs(graph_def: Any, meta: Any | None) -> list[NeededVariable]:
-    """Variable nodes, partitions folded into their full name."""
-    parts = partition_info(meta)
+def variable_needs(
+    graph_def: Any, meta: Any | None, parts: dict[str, dict[str, Any]] | None = None
+) -> list[NeededVariable]:
+    """Variable nodes, partitions folded into their full name.
+
+    ``parts`` is ``partition_info(meta)`` when the caller already has it."""
+    if parts is None:
+        parts = partition_info(meta)
     by_key: dict[str, NeededVariable] = {}
     part_re = re.compile(r"^(.*)/part_\d+$")
     grouped: Counter[str] = Counter(
@@ -196,7 +209,7 @@ def variable_needs(graph_def: Any, meta: Any | None) -> list[NeededVariable]:
     for node in graph_def.node:
         if node.op not in VARIABLE_OPS:
             continue
-        dtype = dtype_name(node.attr["dtype"].type) if "dtype" in node.attr else None
+        dtype = attr_dtype(node)
         part = parts.get(node.name)
         m = part_re.match(node.name)
         if part is not None:
@@ -217,13 +230,14 @@ def graph_needs(graph_def: Any, meta: Any | None) -> GraphNeeds:
     if meta is not None and len(meta.object_graph_def.nodes):
         needs = GraphNeeds(object_graph_needs(meta.object_graph_def), "object graph")
     else:
-        saved = saver_needs(graph_def, meta)
+        parts = partition_info(meta)
+        saved = saver_needs(graph_def, meta, parts)
         if saved is not None:
             keys = {v.key for v in saved}
-            unsaved = [v.key for v in variable_needs(graph_def, meta) if v.key not in keys]
+            unsaved = [v.key for v in variable_needs(graph_def, meta, parts) if v.key not in keys]
             needs = GraphNeeds(saved, "saver", sorted(unsaved))
         else:
-            needs = GraphNeeds(variable_needs(graph_def, meta), "variables")
+            needs = GraphNeeds(variable_needs(graph_def, meta, parts), "variables")
     needs.variables.sort(key=lambda v: v.key)
     return needs
 
@@ -359,13 +373,14 @@ def check_against_checkpoint(
     With ``scope`` only the graph's variables in that name scope are checked; checkpoint
     entries count as unused only when no variable of the whole graph reads them.
     """
-    infos = {i.name: i for i in ckpt.tensors() if i.name != OBJECT_GRAPH_KEY}
+    tensors = ckpt.tensors()
+    infos = {i.name: i for i in tensors if i.name != OBJECT_GRAPH_KEY}
     via_full_name = False
     everything = {v.key: v for v in needs.variables}
     needed = {k: v for k, v in everything.items() if in_scope(v.source, scope)}
     unsaved = [u for u in needs.unsaved if in_scope(u, scope)]
     lookup = {k: k for k in infos}
-    object_based = any(n == OBJECT_GRAPH_KEY for n in (i.name for i in ckpt.tensors()))
+    object_based = any(i.name == OBJECT_GRAPH_KEY for i in tensors)
     if object_based and needs.method != "object graph":
         full_names = checkpoint_full_names(ckpt)
         if sum(k in full_names for k in needed) > sum(k in infos for k in needed):

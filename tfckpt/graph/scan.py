@@ -16,7 +16,13 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tfckpt.graph.summary import SAVER_OPS, in_scope, saver_nodes, saver_scope
+from tfckpt.graph.summary import (
+    DEFAULT_SAVER_SCOPE_RE,
+    SAVER_OPS,
+    in_scope,
+    saver_nodes,
+    saver_scope,
+)
 
 # Ops that read or write files, talk to the network, or run arbitrary Python.
 DEFAULT_DENY_OPS = (
@@ -70,7 +76,6 @@ DEFAULT_DENY_OPS = (
     "Rpc",
     "TryRpc",
 )
-_DEFAULT_SAVER_SCOPE = re.compile(r"^save(_\d+)?(/|$)")
 _SAVING = SAVER_OPS | {"MergeV2Checkpoints"}
 # The functions TensorFlow traces for a SavedModel's saver (also left behind, uncalled, in
 # Estimator exports).
@@ -136,7 +141,7 @@ def scan_graph(
             return in_scope(node.name, sscope)
         if meta is not None and meta.HasField("saver_def"):
             return False
-        return bool(_DEFAULT_SAVER_SCOPE.match(node.name))
+        return bool(DEFAULT_SAVER_SCOPE_RE.match(node.name))
 
     top = [n for n in graph_def.node if in_scope(n.name, scope)]
     saver_roots = [n for n in top if is_saver(n)]

@@ -134,10 +134,16 @@ def _attr_shape(node: Any) -> list[int | None] | None:
     return None
 
 
-def _attr_dtype(node: Any, key: str = "dtype") -> str | None:
+def attr_dtype(node: Any, key: str = "dtype") -> str | None:
+    """The display name of a node's DataType attribute ``key``, None without it."""
     if key in node.attr:
         return dtype_name(node.attr[key].type)
     return None
+
+
+# A bare GraphDef's saver lives in scope ``save`` or ``save_N`` (matched from a node name's start;
+# a first path segment matches it alone exactly when it is that scope).
+DEFAULT_SAVER_SCOPE_RE = re.compile(r"^save(_\d+)?(/|$)")
 
 
 def saver_scope(meta: Any | None) -> str | None:
@@ -247,7 +253,7 @@ def variable_records(graph_def: Any, meta: Any | None, scope: str | None = None)
         record: dict[str, Any] = {
             "name": node.name,
             "op": node.op,
-            "dtype": _attr_dtype(node),
+            "dtype": attr_dtype(node),
             "shape": _attr_shape(node),
         }
         part = parts.get(node.name)
@@ -299,7 +305,7 @@ def graph_summary(
         {
             "name": n.name,
             "op": n.op,
-            "dtype": _attr_dtype(n),
+            "dtype": attr_dtype(n),
             "shape": _attr_shape(n),
         }
         for n in nodes
@@ -348,8 +354,11 @@ def graph_summary(
     return summary
 
 
-def summarize(loaded: LoadedMessage, scope: str | None = None) -> dict[str, Any]:
-    """The JSON-ready summary of a loaded graph file (SavedModels: one entry per meta graph)."""
+def summarize(
+    loaded: LoadedMessage, scope: str | None = None, meta_graphs: Iterable[Any] | None = None
+) -> dict[str, Any]:
+    """The JSON-ready summary of a loaded graph file (SavedModels: one entry per meta graph,
+    or per one of ``meta_graphs`` when given)."""
     head: dict[str, Any] = {"type": loaded.type, "path": loaded.path, "encoding": loaded.encoding}
     if loaded.type == SAVEDMODEL:
         import os
@@ -360,7 +369,8 @@ def summarize(loaded: LoadedMessage, scope: str | None = None) -> dict[str, Any]
             d = loaded.savedmodel_dir
             head["has_variables"] = os.path.isfile(os.path.join(d, "variables", "variables.index"))
             head["has_fingerprint"] = os.path.isfile(os.path.join(d, "fingerprint.pb"))
-        head["meta_graphs"] = [graph_summary(m.graph_def, m, scope) for m in sm.meta_graphs]
+        metas = sm.meta_graphs if meta_graphs is None else meta_graphs
+        head["meta_graphs"] = [graph_summary(m.graph_def, m, scope) for m in metas]
         return head
     if loaded.type == "MetaGraphDef":
         return {**head, **graph_summary(loaded.message.graph_def, loaded.message, scope)}

@@ -9,7 +9,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -81,8 +81,9 @@ def human_bytes(n: int | float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
-def human_count(n: int) -> str:
-    return f"{n:,}"
+def shape_text(shape: Iterable[int | None]) -> str:
+    """``[2, 3]``; an unknown dimension (None) shows as ``?``."""
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 class ProgressReporter:

@@ -8,11 +8,11 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from tfckpt.render import err_console, out_console, print_json
+from tfckpt.render import err_console, out_console, print_json, shape_text
 
 
 def _shape(shape: list[int] | None) -> str:
-    return "" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
+    return "" if shape is None else shape_text(shape)
 
 
 def _num(v: float | None) -> str:

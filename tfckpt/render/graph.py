@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tfckpt.render import out_console, print_json
+from tfckpt.render import out_console, print_json, shape_text
 
 # Longest lists shown in the text summary; --json always has everything.
 MAX_OPS = 15
@@ -22,7 +22,7 @@ MAX_UNUSED = 20
 def _shape(shape: list[int | None] | None) -> str:
     if shape is None:
         return "<unknown>"
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+    return shape_text(shape)
 
 
 def _table(*columns: str, title: str | None = None) -> Table:
@@ -34,9 +34,12 @@ def _table(*columns: str, title: str | None = None) -> Table:
     return table
 
 
-def _more(console: Console, shown: int, total: int, what: str) -> None:
-    if total > shown:
-        console.print(Text(f"  ... {total - shown:,} more {what} (--json lists all)", style="dim"))
+def _more(console: Console, items: Sequence[Any], limit: int, what: str) -> None:
+    """The "... N more" line for ``items`` shown up to ``limit``."""
+    if len(items) > limit:
+        console.print(
+            Text(f"  ... {len(items) - limit:,} more {what} (--json lists all)", style="dim")
+        )
 
 
 # ---- summary ----------------------------------------------------------------------------------
@@ -99,20 +102,20 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
     for name, count in ops[:MAX_OPS]:
         table.add_row(name, f"{count:,}")
     console.print(table)
-    _more(console, min(len(ops), MAX_OPS), len(ops), "op types")
+    _more(console, ops, MAX_OPS, "op types")
 
     if g["inputs"]:
         table = _table("input", "op", "dtype", "shape", title=f"Inputs ({len(g['inputs'])})")
         for r in g["inputs"][:MAX_ROWS]:
             table.add_row(r["name"], r["op"], r["dtype"] or "", _shape(r["shape"]))
         console.print(table)
-        _more(console, min(len(g["inputs"]), MAX_ROWS), len(g["inputs"]), "inputs")
+        _more(console, g["inputs"], MAX_ROWS, "inputs")
     if g["outputs"]:
         table = _table("output", "op", title=f"Outputs ({len(g['outputs'])})")
         for r in g["outputs"][:MAX_OUTPUTS]:
             table.add_row(r["name"], r["op"])
         console.print(table)
-        _more(console, min(len(g["outputs"]), MAX_OUTPUTS), len(g["outputs"]), "outputs")
+        _more(console, g["outputs"], MAX_OUTPUTS, "outputs")
     if g["variables"]:
         variables = g["variables"]
         table = _table("variable", "op", "dtype", "shape", title=f"Variables ({len(variables)})")
@@ -122,7 +125,7 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
                 name += f"  (part of {r['partition_of']} {_shape(r['full_shape'])})"
             table.add_row(name, r["op"], r["dtype"] or "", _shape(r["shape"]))
         console.print(table)
-        _more(console, min(len(variables), MAX_ROWS), len(variables), "variables")
+        _more(console, variables, MAX_ROWS, "variables")
     if g.get("collections"):
         table = _table("collection", "size", title="Collections")
         table.columns[1].justify = "right"
@@ -166,7 +169,7 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
         for f in functions[:MAX_FUNCTIONS]:
             table.add_row(f["name"], str(f["nodes"]))
         console.print(table)
-        _more(console, min(len(functions), MAX_FUNCTIONS), len(functions), "functions")
+        _more(console, functions, MAX_FUNCTIONS, "functions")
     if g.get("object_graph_nodes"):
         console.print(f"Object graph: {g['object_graph_nodes']} objects (TF2)")
 
@@ -236,7 +239,7 @@ def render_check(report: dict[str, Any], as_json: bool) -> None:
         for r in report["unused"][:MAX_UNUSED]:
             table.add_row(_name(r), r["dtype"], _shape(r["shape"]))
         console.print(table)
-        _more(console, min(len(report["unused"]), MAX_UNUSED), len(report["unused"]), "unused")
+        _more(console, report["unused"], MAX_UNUSED, "unused")
     if report["unsaved"]:
         console.print(
             Text(

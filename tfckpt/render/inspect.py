@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from tfckpt.render import human_bytes, out_console, print_json
+from tfckpt.render import human_bytes, out_console, print_json, shape_text
 
 STAT_KEYS = ("min", "max", "mean", "std", "nan", "inf", "zeros")
 
@@ -158,7 +158,7 @@ def render_vars(
             row = [
                 r.get("path", r["name"]),
                 r["dtype"],
-                "[" + ", ".join(str(d) for d in r["shape"]) + "]",
+                shape_text(r["shape"]),
                 f"{r['size']:,}",
                 human_bytes(r["nbytes"]),
             ]
@@ -183,7 +183,7 @@ class _Leaf:
 
 
 def _leaf_label(name: str, r: dict[str, Any]) -> Text:
-    shape = "[" + ", ".join(str(d) for d in r["shape"]) + "]"
+    shape = shape_text(r["shape"])
     label = Text.assemble(name, "  ", (r["dtype"], "cyan"), f" {shape}  {human_bytes(r['nbytes'])}")
     if "mean" in r:
         stats = "  ".join(f"{k} {_fmt_num(r.get(k))}" for k in ("min", "max", "mean", "std"))
@@ -260,7 +260,7 @@ def render_value(record: dict[str, Any], value: np.ndarray, full: bool, as_json:
         else:
             text = np.array2string(value, separator=", ")
     console = out_console()
-    shape = "[" + ", ".join(str(d) for d in record["shape"]) + "]"
+    shape = shape_text(record["shape"])
     console.print(
         Text.assemble((record.get("path", record["name"]), "bold"), f"  {record['dtype']} {shape}")
     )

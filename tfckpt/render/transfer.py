@@ -6,11 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from tfckpt.render import err_console, human_bytes, out_console, print_json, warn
-
-
-def _shape(shape: Any) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
+from tfckpt.render import err_console, human_bytes, out_console, print_json, shape_text, warn
 
 
 def _table(*columns: tuple[str, str]) -> Table:
@@ -22,6 +18,19 @@ def _table(*columns: tuple[str, str]) -> Table:
             overflow="fold" if justify == "left" else "ellipsis",
             no_wrap=justify != "left",
         )
+    return table
+
+
+def _items_table(rows: list[tuple[str, str, str, str, str, str]]) -> Table:
+    """The dry-run table of (name, source, dtype, stored, shape, bytes) rows; the source
+    column only when some name differs from its source."""
+    renamed = any(name != source for name, source, *_ in rows)
+    columns = [("name", "left")] + ([("source", "left")] if renamed else [])
+    table = _table(
+        *columns, ("dtype", "left"), ("stored", "left"), ("shape", "left"), ("bytes", "right")
+    )
+    for name, source, *rest in rows:
+        table.add_row(name, *([source] if renamed else []), *rest)
     return table
 
 
@@ -56,15 +65,19 @@ def render_export(plan: Any, result: Any | None, as_json: bool, dry_run: bool) -
         print_json(_record(plan, dry_run, result, notes))
         return
     if dry_run:
-        renamed = any(i.name != i.source for i in plan.items)
-        columns = [("name", "left")] + ([("source", "left")] if renamed else [])
-        table = _table(
-            *columns, ("dtype", "left"), ("stored", "left"), ("shape", "left"), ("bytes", "right")
+        table = _items_table(
+            [
+                (
+                    item.name,
+                    item.source,
+                    item.dtype.name,
+                    item.stored,
+                    shape_text(item.out_shape),
+                    human_bytes(item.nbytes),
+                )
+                for item in plan.items
+            ]
         )
-        for item in plan.items:
-            row = [item.name] + ([item.source] if renamed else [])
-            row += [item.dtype.name, item.stored, _shape(item.out_shape), human_bytes(item.nbytes)]
-            table.add_row(*row)
         console = out_console()
         console.print(table)
         console.print(_export_summary(plan, "would export"), highlight=False)
@@ -106,20 +119,19 @@ def render_import(plan: Any, result: Any | None, as_json: bool, dry_run: bool) -
         render_like_mismatches(plan.like)
         return
     if dry_run:
-        renamed = any(i.name != i.source for i in plan.items)
-        columns = [("name", "left")] + ([("source", "left")] if renamed else [])
-        table = _table(
-            *columns, ("dtype", "left"), ("stored", "left"), ("shape", "left"), ("bytes", "right")
-        )
-        for item in plan.items:
-            row = [item.name] + ([item.source] if renamed else [])
-            row += [
-                item.dtype.name,
-                item.tensor.stored,
-                _shape(item.shape),
-                human_bytes(item.tensor.nbytes),
+        table = _items_table(
+            [
+                (
+                    item.name,
+                    item.source,
+                    item.dtype.name,
+                    item.tensor.stored,
+                    shape_text(item.shape),
+                    human_bytes(item.tensor.nbytes),
+                )
+                for item in plan.items
             ]
-            table.add_row(*row)
+        )
         console = out_console()
         console.print(table)
         console.print(_import_summary(plan, "would import"), highlight=False)
@@ -156,7 +168,7 @@ def render_like_mismatches(report: Any) -> None:
     for d in report.dtype:
         table.add_row("dtype", d["name"], d["dtype"], d["like"])
     for d in report.shape:
-        table.add_row("shape", d["name"], _shape(d["shape"]), _shape(d["like"]))
+        table.add_row("shape", d["name"], shape_text(d["shape"]), shape_text(d["like"]))
     console = out_console()
     console.print(table)
     console.print(
@@ -193,7 +205,7 @@ def render_cast(plan: Any, written: bool, as_json: bool, dry_run: bool) -> None:
                 item.name,
                 item.dtype.name,
                 plan.target.name,
-                _shape(item.shape),
+                shape_text(item.shape),
                 human_bytes(item.bytes_before),
                 human_bytes(item.bytes_after),
             )
