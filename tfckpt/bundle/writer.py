@@ -42,7 +42,8 @@ def _os_reason(exc: OSError) -> str:
     return "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
 
 
-def _write_error(path: str, exc: OSError) -> WriteError:
+def write_error(path: str, exc: OSError) -> WriteError:
+    """The error for a failed write of ``path`` (``disk full`` for ENOSPC, else the OS reason)."""
     return WriteError(f"{path}: cannot write ({_os_reason(exc)})")
 
 
@@ -121,6 +122,20 @@ def _refuse_source(prefix: str) -> None:
         )
 
 
+def check_parent(path: str, destination: str | None = None) -> None:
+    """Refuse a destination whose directory is unusable: the nearest existing ancestor of
+    ``path``'s directory (a missing directory is created by the writers) must be a writable
+    directory. Messages name ``destination`` (default ``path``)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        shown = path if destination is None else destination
+        raise WriteError(f"{parent}: not a directory (destination {shown})")
+    if not os.access(parent, os.W_OK):
+        raise WriteError(f"{parent}: destination directory is not writable")
+
+
 def check_destination(prefix: str, force: bool) -> None:
     """Refuse an existing destination without ``force``; refuse an unwritable directory, and a
     destination that is a checkpoint this process is reading.
@@ -128,14 +143,7 @@ def check_destination(prefix: str, force: bool) -> None:
     A missing directory is fine (writers create it) if its nearest existing ancestor is a
     writable directory. Data files without an index do not make a destination exist.
     """
-    directory = os.path.dirname(os.path.abspath(prefix))
-    existing_dir = directory
-    while not os.path.lexists(existing_dir):
-        existing_dir = os.path.dirname(existing_dir)
-    if not os.path.isdir(existing_dir):
-        raise WriteError(f"{existing_dir}: not a directory (destination {prefix})")
-    if not os.access(existing_dir, os.W_OK):
-        raise WriteError(f"{existing_dir}: destination directory is not writable")
+    check_parent(prefix)
     _refuse_source(prefix)
     existing = prefix_files(prefix)
     if not os.path.lexists(prefix + ".index"):
@@ -162,7 +170,7 @@ def make_dirs(directory: str) -> list[str]:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise _write_error(path, exc) from None
+            raise write_error(path, exc) from None
         created.append(path)
     return created
 
@@ -318,7 +326,7 @@ class BundleWriter:
             try:
                 self._data = open(tmp, "wb")  # noqa: SIM115 - closed in commit/abort
             except OSError as exc:
-                raise _write_error(final, exc) from None
+                raise write_error(final, exc) from None
             self._temps[final] = tmp
         return self._data
 
@@ -326,7 +334,7 @@ class BundleWriter:
         try:
             self._data_file().write(chunk)
         except OSError as exc:
-            raise _write_error(self._own_path(), exc) from None
+            raise write_error(self._own_path(), exc) from None
         self._data_offset += len(chunk)
 
     def add_stream(
@@ -363,7 +371,7 @@ class BundleWriter:
                 copy_range(fin.fileno(), offset, data.fileno(), at, size, on_bytes)
             data.seek(at + size)  # later buffered writes continue after the copied range
         except OSError as exc:
-            raise _write_error(self._own_path(), exc) from None
+            raise write_error(self._own_path(), exc) from None
         self._data_offset = at + size
         return at
 
@@ -411,7 +419,7 @@ class BundleWriter:
         try:
             copy_file(src, tmp, link, on_bytes)
         except OSError as exc:
-            raise _write_error(final, exc) from None
+            raise write_error(final, exc) from None
 
     # ---- index ---------------------------------------------------------------------------
     def add_entry(self, key: str | bytes, entry: Any) -> None:
@@ -507,7 +515,7 @@ class BundleWriter:
         except OSError as exc:
             self._unplace()
             self.abort()
-            raise _write_error(self.prefix, exc) from None
+            raise write_error(self.prefix, exc) from None
         except BaseException:
             self._unplace()
             self.abort()
@@ -562,4 +570,4 @@ def write_file_atomic(path: str, data: bytes, force: bool = False) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        raise _write_error(path, exc) from None
+        raise write_error(path, exc) from None

@@ -70,7 +70,8 @@ def diff_command(
 
         tfckpt diff a b --names-only --match '*/kernel'
     """
-    from tfckpt.cli.cmd_inspect import open_engine, select_names
+    from tfckpt.cli.cmd_inspect import open_engine
+    from tfckpt.cli.cmd_transfer import name_selector
     from tfckpt.ops.diff import DiffOptions, diff_checkpoints
     from tfckpt.ops.rules import build_rules
     from tfckpt.render import note, progress
@@ -78,12 +79,8 @@ def diff_command(
 
     rules = build_rules(subs=parse_subs(sub), mapping_file=mapping)
     options = DiffOptions(atol, rtol, equal_nan, names_only, object_graph)
-    select = None
-    if match or regex:
-        select_names([], match, regex)  # validates the regexes up front
-
-        def select(name: str) -> bool:
-            return bool(select_names([name], match, regex))
+    names_filter = name_selector(match, regex)  # validates the regexes up front
+    select = (lambda name: names_filter([name])) if names_filter else None
 
     with open_engine(a, engine) as ca, open_engine(b, engine) as cb:
         for message in ca.notes + cb.notes:

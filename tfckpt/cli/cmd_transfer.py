@@ -68,10 +68,11 @@ def _parse_format(value: str | None, option: str) -> Format | None:
         raise UsageError(f"{option} {value!r}: choose safetensors, npz or npy") from None
 
 
-def _selector(
+def name_selector(
     match: list[str] | None, regex: list[str] | None
 ) -> Callable[[list[str]], bool] | None:
-    """A filter that keeps a tensor when any of its names (key, TF2 object paths) matches."""
+    """A filter that keeps a tensor when any of its names (key, TF2 object paths) matches
+    --match / --regex; None when neither is given. Bad regexes are refused here, up front."""
     if not match and not regex:
         return None
     from tfckpt.cli.cmd_inspect import select_names
@@ -188,7 +189,7 @@ def export_command(
     options = ExportOptions(
         rules=build_rules(parse_subs(sub), mapping),
         sep=sep or None,
-        select=_selector(match, regex),
+        select=name_selector(match, regex),
         no_optimizer=no_optimizer,
         keep_keys=keep_keys,
         strict=strict,
@@ -293,7 +294,7 @@ def import_command(
     fmt = detect_format(src, _parse_format(from_, "--from"), reading=True)
     if allow_missing and like is None:
         raise UsageError("--allow-missing goes with --like")
-    names_filter = _selector(match, regex)
+    names_filter = name_selector(match, regex)
     options = ImportOptions(
         rules=build_rules(parse_subs(sub), mapping),
         sep=sep or None,
@@ -366,7 +367,7 @@ def cast_command(
     with open_checkpoint(src) as ckpt:
         for message in ckpt.notes:
             note(message, quiet)
-        plan = plan_cast(ckpt, dst, target, _selector(match, regex))
+        plan = plan_cast(ckpt, dst, target, name_selector(match, regex))
         if dry_run:
             render_cast(plan, False, as_json, dry_run=True)
             return

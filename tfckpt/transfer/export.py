@@ -11,7 +11,6 @@ copied tensors by their stored CRC32C, the others value by value.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -21,16 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tfckpt.bundle.table import crc32c, mask_crc
-from tfckpt.bundle.writer import temp_name
+from tfckpt.bundle.writer import check_parent, copy_range, temp_name, write_error
 from tfckpt.checkpoint import Checkpoint, TensorInfo
 from tfckpt.dtypes import DType
-from tfckpt.errors import (
-    CorruptCheckpoint,
-    OutputExists,
-    RenameConflict,
-    UsageError,
-    WriteError,
-)
+from tfckpt.errors import CorruptCheckpoint, OutputExists, UsageError
 from tfckpt.ops.rules import NameRules
 from tfckpt.transfer.errors import CheckFailed, UnrepresentableTensor
 from tfckpt.transfer.fileformats import (
@@ -54,13 +47,12 @@ from tfckpt.transfer.formats import (
     safe_file_name,
     safetensors_dtype,
 )
-from tfckpt.transfer.names import checkpoint_paths
+from tfckpt.transfer.names import check_names, checkpoint_paths
 
 if TYPE_CHECKING:
     import numpy as np
 
 CHUNK = 8 * 1024 * 1024
-COPY_STEP = 64 * 1024 * 1024
 RELEASE_BYTES = 32 * 1024 * 1024
 OnBytes = Callable[[int], None]
 
@@ -159,9 +151,6 @@ class ExportResult:
     checked: bool
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"written": True, "checked": self.checked, "output_bytes": self.bytes}
-
 
 # ---- planning ---------------------------------------------------------------------------------
 def _optimizer_filter(ckpt: Checkpoint) -> Callable[[str], bool]:
@@ -211,7 +200,7 @@ def plan_export(
             continue
         by_name.setdefault(item.name, []).append(info.name)
         plan.items.append(item)
-    _check_names(by_name, fmt)
+    check_names(by_name, {METADATA_KEY: "safetensors"} if fmt == Format.safetensors else None)
     if plan.skipped and options.strict:
         listed = ", ".join(f"{s.source} ({s.dtype})" for s in plan.skipped[:10])
         more = f" and {len(plan.skipped) - 10} more" if len(plan.skipped) > 10 else ""
@@ -255,35 +244,20 @@ def _plan_item(ckpt: Checkpoint, info: TensorInfo, name: str, fmt: Format) -> Ex
         assert dtype.numpy is not None
         stored = npy_descr(dtype.numpy)
         nbytes = info.size * dtype.itemsize
-    if raw_ok and ckpt.entry(info.name).size != nbytes:
+    entry = ckpt.entry(info.name) if raw_ok else None
+    if entry is not None and entry.size != nbytes:
         raise CorruptCheckpoint(
-            f"{ckpt.prefix}: {info.name!r} stores {ckpt.entry(info.name).size} bytes, shape "
+            f"{ckpt.prefix}: {info.name!r} stores {entry.size} bytes, shape "
             f"{list(info.shape)} of {dtype.name} needs {nbytes}"
         )
     item = ExportItem(
         info.name, name, dtype, info.shape, stored, nbytes, "raw" if raw_ok else "decode"
     )
-    if raw_ok:
-        entry = ckpt.entry(info.name)
+    if entry is not None:
         item.src_pos = (entry.shard_id, entry.offset)
     if fmt == Format.safetensors and how == "pairs":
         item.stored_shape = (*info.shape, 2)
     return item
-
-
-def _check_names(by_name: dict[str, list[str]], fmt: Format) -> None:
-    problems = []
-    for name, sources in sorted(by_name.items()):
-        if len(sources) > 1:
-            problems.append(f"{', '.join(repr(s) for s in sources)} -> {name!r}")
-        if not name:
-            problems.append(f"{sources[0]!r} -> an empty name")
-        if fmt == Format.safetensors and name == METADATA_KEY:
-            problems.append(f"{sources[0]!r} -> {METADATA_KEY!r} (reserved by safetensors)")
-    if problems:
-        raise RenameConflict(
-            f"{len(problems)} name conflict(s), nothing written: " + "; ".join(problems[:10])
-        )
 
 
 # Below this many copied bytes, aligning the data area is not worth up to 1 MiB of padding.
@@ -343,13 +317,7 @@ def _npy_needs_note(item: ExportItem) -> bool:
 def check_output(path: str, fmt: Format, force: bool) -> None:
     """Refuse an existing output without ``force``; never replace a directory that is not a
     previous .npy export, even with ``force``."""
-    parent = os.path.dirname(os.path.abspath(path.rstrip("/") or "/"))
-    while not os.path.lexists(parent):  # a missing directory is created by the writer
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise WriteError(f"{parent}: not a directory (destination {path})")
-    if not os.access(parent, os.W_OK):
-        raise WriteError(f"{parent}: destination directory is not writable")
+    check_parent(path.rstrip("/") or "/", path)
     if fmt == Format.npy:
         if os.path.exists(path) and not os.path.isdir(path):
             raise OutputExists(f"{path}: exists and is not a directory")
@@ -457,31 +425,30 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def _copy_range(src: int, offset: int, size: int, dst: int, on_bytes: OnBytes | None) -> None:
-    """Append ``size`` bytes of ``src`` at ``offset`` to ``dst`` without passing them through
-    user space where the kernel allows it."""
-    pos, remaining = offset, size
-    use_kernel = hasattr(os, "copy_file_range")
-    while remaining > 0:
-        step = min(remaining, COPY_STEP if use_kernel else CHUNK)
-        n = 0
-        if use_kernel:
-            try:
-                n = os.copy_file_range(src, dst, step, pos)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                    raise
-                use_kernel = False
-                continue
-        else:
-            data = os.pread(src, step, pos)
-            _write_all(dst, data)
-            n = len(data)
-        if n == 0:
-            raise CorruptCheckpoint("a data shard ended early (truncated?)")
-        pos += n
-        remaining -= n
+    """Append ``size`` bytes of ``src`` at ``offset`` to ``dst`` (at its file position, which
+    ends up after them) without passing them through user space where the kernel allows it."""
+    at = os.lseek(dst, 0, os.SEEK_CUR)
+    _refuse_short(src, offset + size)
+    try:
+        copy_range(src, offset, dst, at, size, on_bytes)
+    except OSError:
+        _refuse_short(src, offset + size)  # the shard shrank while being copied
+        raise
+    os.lseek(dst, at + size, os.SEEK_SET)
+
+
+def _refuse_short(src: int, end: int) -> None:
+    if os.fstat(src).st_size < end:
+        raise CorruptCheckpoint("a data shard ended early (truncated?)")
+
+
+def counted(chunks: Iterator[bytes | memoryview], on_bytes: OnBytes | None) -> Iterator[Any]:
+    """``chunks``, reporting each one's length to ``on_bytes`` once the consumer is done with
+    it."""
+    for chunk in chunks:
+        yield chunk
         if on_bytes is not None:
-            on_bytes(n)
+            on_bytes(len(chunk))
 
 
 def _emit_to_fd(src: _Source, item: ExportItem, fd: int, on_bytes: OnBytes | None) -> None:
@@ -489,10 +456,8 @@ def _emit_to_fd(src: _Source, item: ExportItem, fd: int, on_bytes: OnBytes | Non
         entry = src.ckpt.entry(item.source)
         _copy_range(src.fd(entry.shard_id), entry.offset, entry.size, fd, on_bytes)
         return
-    for chunk in src.chunks(item):
+    for chunk in counted(src.chunks(item), on_bytes):
         _write_all(fd, chunk)
-        if on_bytes is not None:
-            on_bytes(len(chunk))
 
 
 def _string_array(src: _Source, item: ExportItem) -> tuple[np.ndarray, bool]:
@@ -532,10 +497,8 @@ def _write_npy_item(
         _emit_to_fd(src, item, fd, on_bytes)
     else:
         out.write(header)
-        for chunk in src.chunks(item):
+        for chunk in counted(src.chunks(item), on_bytes):
             out.write(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
     return None
 
 
@@ -580,8 +543,7 @@ def write_export(
             _sync_tree(os.path.dirname(os.path.abspath(final)))
     except OSError as exc:
         _remove(tmp, made)
-        reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise WriteError(f"{final}: cannot write ({reason})") from None
+        raise write_error(final, exc) from None
     except BaseException:
         _remove(tmp, made)
         raise

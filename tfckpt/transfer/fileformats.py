@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from tfckpt.bundle.reader import num_elements
 from tfckpt.errors import CorruptCheckpoint
 from tfckpt.transfer.formats import ST_ITEMSIZE
 
@@ -106,15 +107,13 @@ def _st_tensor(name: str, spec: Any, data_size: int, where: str) -> StTensor:
         or not 0 <= offsets[0] <= offsets[1] <= data_size
     ):
         raise CorruptCheckpoint(f"{where}: data_offsets {offsets!r} outside the data area")
-    n = 1
-    for d in shape:
-        n *= d
+    dims = tuple(shape)
     itemsize = ST_ITEMSIZE.get(dtype)
-    if itemsize is not None and n * itemsize != offsets[1] - offsets[0]:
+    if itemsize is not None and num_elements(dims) * itemsize != offsets[1] - offsets[0]:
         raise CorruptCheckpoint(
             f"{where}: {offsets[1] - offsets[0]} bytes for shape {shape} of {dtype}"
         )
-    return StTensor(name, dtype, tuple(shape), offsets[0], offsets[1])
+    return StTensor(name, dtype, dims, offsets[0], offsets[1])
 
 
 # ---- .npy -------------------------------------------------------------------------------------
@@ -155,7 +154,6 @@ class NpyHeader:
     shape: tuple[int, ...]
     fortran_order: bool
     dtype: np.dtype
-    data_offset: int  # bytes before the array data
 
 
 def read_npy_header(fp: BinaryIO, where: str) -> NpyHeader:
@@ -176,4 +174,4 @@ def read_npy_header(fp: BinaryIO, where: str) -> NpyHeader:
         raise CorruptCheckpoint(f"{where}: not a readable .npy array ({exc})") from None
     if any(d < 0 for d in shape):
         raise CorruptCheckpoint(f"{where}: negative dimension in {shape}")
-    return NpyHeader(tuple(int(d) for d in shape), bool(fortran), dtype, fp.tell())
+    return NpyHeader(tuple(int(d) for d in shape), bool(fortran), dtype)

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt.bundle.reader import data_filename
 from tfckpt.bundle.table import crc32c, mask_crc
 from tfckpt.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from tfckpt.dtypes import DType
-from tfckpt.errors import CorruptCheckpoint, RenameConflict
+from tfckpt.errors import CorruptCheckpoint
 from tfckpt.ops.rules import NameRules
 from tfckpt.transfer.errors import CheckFailed, UnrepresentableTensor
-from tfckpt.transfer.export import Skipped
+from tfckpt.transfer.export import Skipped, counted
 from tfckpt.transfer.formats import Format
+from tfckpt.transfer.names import check_names
 from tfckpt.transfer.readers import InputFile, InputTensor
 
 OnBytes = Callable[[int], None]
@@ -122,9 +124,6 @@ class ImportResult:
     tensors: int
     checked: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"written": True, "checked": self.checked}
-
 
 def plan_import(
     inp: InputFile,
@@ -159,7 +158,7 @@ def plan_import(
             name = by_path[name]
         sources.setdefault(name, []).append(t.name)
         plan.items.append(ImportItem(t.name, name, t.dtype, t.shape, t))
-    _check_names(sources)
+    check_names(sources)
     if plan.skipped and options.strict:
         listed = ", ".join(f"{s.source} ({s.reason})" for s in plan.skipped[:10])
         raise UnrepresentableTensor(
@@ -176,19 +175,6 @@ def plan_import(
                 missing = set(plan.like.missing)
                 plan.object_graph = drop_keys(graph, missing) if missing else graph
     return plan
-
-
-def _check_names(sources: dict[str, list[str]]) -> None:
-    problems = []
-    for name, names in sorted(sources.items()):
-        if len(names) > 1:
-            problems.append(f"{', '.join(repr(n) for n in names)} -> {name!r}")
-        if not name:
-            problems.append(f"{names[0]!r} -> an empty name")
-    if problems:
-        raise RenameConflict(
-            f"{len(problems)} name conflict(s), nothing written: " + "; ".join(problems[:10])
-        )
 
 
 def _compare_like(
@@ -215,13 +201,6 @@ def _compare_like(
     return report
 
 
-def _counted(chunks: Iterator[bytes | memoryview], on_bytes: OnBytes | None) -> Iterator[Any]:
-    for chunk in chunks:
-        yield chunk
-        if on_bytes is not None:
-            on_bytes(len(chunk))
-
-
 def write_import(
     inp: InputFile,
     plan: ImportPlan,
@@ -246,7 +225,7 @@ def write_import(
             if t.how == "string":
                 writer.add_array(item.name, inp.strings(t), item.dtype)
                 continue
-            offset, size, crc = writer.add_stream(_counted(inp.chunks(t), on_bytes))
+            offset, size, crc = writer.add_stream(counted(inp.chunks(t), on_bytes))
             if size != t.nbytes:
                 raise CorruptCheckpoint(
                     f"{plan.source}: {item.source!r} gave {size} bytes, expected {t.nbytes}"
@@ -266,7 +245,7 @@ def write_import(
 
 
 def _remove_prefix(prefix: str) -> None:
-    for path in (prefix + ".index", prefix + ".data-00000-of-00001"):
+    for path in (prefix + ".index", data_filename(prefix, 0, 1)):
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
 
@@ -294,7 +273,7 @@ def _check_import(inp: InputFile, plan: ImportPlan, on_bytes: OnBytes | None) ->
             except CorruptCheckpoint as exc:
                 raise CheckFailed(str(exc)) from None
             crc = 0
-            for chunk in _counted(inp.chunks(item.tensor), on_bytes):
+            for chunk in counted(inp.chunks(item.tensor), on_bytes):
                 crc = crc32c(chunk, crc)
             if mask_crc(crc) != entry.crc32c:  # ... and equal to the input's
                 raise CheckFailed(f"{plan.output}: {item.name!r} differs from {item.source!r}")

@@ -13,9 +13,11 @@ their key spells.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from tfckpt.checkpoint import Checkpoint, object_path_of
+from tfckpt.errors import RenameConflict
 
 VALUE_ATTRIBUTE = "VARIABLE_VALUE"
 
@@ -64,3 +66,20 @@ def checkpoint_paths(ckpt: Checkpoint) -> dict[str, str]:
         if info.name not in paths and info.object_path:
             paths[info.name] = info.object_path
     return paths
+
+
+def check_names(sources: dict[str, list[str]], reserved: Mapping[str, str] | None = None) -> None:
+    """Refuse output names given by more than one source name, empty names, and names in
+    ``reserved`` (name -> who reserves it); ``sources`` maps output name -> source names."""
+    problems = []
+    for name, names in sorted(sources.items()):
+        if len(names) > 1:
+            problems.append(f"{', '.join(repr(n) for n in names)} -> {name!r}")
+        if not name:
+            problems.append(f"{names[0]!r} -> an empty name")
+        if reserved and name in reserved:
+            problems.append(f"{names[0]!r} -> {name!r} (reserved by {reserved[name]})")
+    if problems:
+        raise RenameConflict(
+            f"{len(problems)} name conflict(s), nothing written: " + "; ".join(problems[:10])
+        )

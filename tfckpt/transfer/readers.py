@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from tfckpt.bundle.reader import num_elements
 from tfckpt.dtypes import DType, dtype_from_name, dtype_from_numpy
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
 from tfckpt.transfer.fileformats import NpyHeader, read_npy_header, read_st_header
@@ -84,13 +85,6 @@ def open_input(path: str, fmt: Format, allow_pickle: bool = False) -> InputFile:
     if fmt == Format.npz:
         return NpzInput(path, allow_pickle)
     return NpyDirInput(path, allow_pickle)
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 # ---- dtype decisions ----------------------------------------------------------------------------
@@ -172,7 +166,7 @@ class SafetensorsInput(InputFile):
                         f"{path}: {st.name!r}: complex pairs need a last dim of 2"
                     )
                 shape, how = shape[:-1], "raw"
-            nbytes = _count(shape) * dtype.itemsize if dtype is not None else 0
+            nbytes = num_elements(shape) * dtype.itemsize if dtype is not None else 0
             start = header.data_start + st.begin
             self.tensors.append(
                 InputTensor(
@@ -244,7 +238,7 @@ def _npy_tensor(
     dtype, how, reason = resolve_npy_dtype(header.dtype, declared, allow_pickle)
     nbytes = 0
     if dtype is not None and not dtype.is_string:
-        nbytes = _count(header.shape) * dtype.itemsize
+        nbytes = num_elements(header.shape) * dtype.itemsize
     return InputTensor(name, header.shape, header.dtype.str, dtype, reason, how, nbytes, loc)
 
 
@@ -258,7 +252,7 @@ def _npy_chunks(
         header = read_npy_header(fp, where)
         stored = header.dtype
         if t.how == "raw" and not header.fortran_order:
-            remaining = _count(header.shape) * stored.itemsize
+            remaining = num_elements(header.shape) * stored.itemsize
             while remaining > 0:
                 data = fp.read(min(CHUNK, remaining))
                 if not data:
@@ -272,7 +266,7 @@ def _npy_chunks(
             flat = np.ascontiguousarray(values).reshape(-1)
             steps: Iterable[np.ndarray] = [flat]
         else:
-            steps = _stream_values(fp, stored, _count(header.shape), where)
+            steps = _stream_values(fp, stored, num_elements(header.shape), where)
         for flat in steps:
             if t.how == "raw":
                 out = flat.view(np.uint8)
@@ -332,12 +326,8 @@ class NpzInput(InputFile):
             raise CorruptCheckpoint(f"{path}: not a readable .npz archive ({exc})") from None
         self.metadata = self._archive_metadata()
         self.tensors = []
-        self.ignored: list[str] = []
         for info in self._zip.infolist():
-            if info.is_dir():
-                continue
-            if not info.filename.endswith(".npy"):
-                self.ignored.append(info.filename)
+            if info.is_dir() or not info.filename.endswith(".npy"):
                 continue
             name = info.filename[: -len(".npy")]
             declared = None
