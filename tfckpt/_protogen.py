@@ -23,7 +23,6 @@ from tensorboard.compat.proto import (
 
 _PKG = "tfckpt"
 _F = descriptor_pb2.FieldDescriptorProto
-_PKG = "tfckpt"
 
 # Field spec: (name, number, type, label, type_name or None, oneof_index or None)
 _FieldSpec = tuple[str, int, int, int, str | None, int | None]

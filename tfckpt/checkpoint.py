@@ -59,11 +59,12 @@ def object_path_of(key: str) -> str:
     """The readable object path of a TF2 key: suffix folded, local names unescaped."""
     if key.endswith(_ATTR_SUFFIX):
         key = key[: -len(_ATTR_SUFFIX)]
-    return "/".join(_unescape(part) for part in key.split("/"))
+    return "/".join(unescape_local_name(part) for part in key.split("/"))
 
 
-def _unescape(local_name: str) -> str:
-    # FORMAT.md §9: '.' was escaped as '..', '/' as '.S'.
+def unescape_local_name(local_name: str) -> str:
+    """An object-graph edge name from its key component (FORMAT.md §9: '.' was escaped as
+    '..', '/' as '.S')."""
     out = []
     i = 0
     while i < len(local_name):

@@ -259,11 +259,11 @@ def discover(
             results.append(_savedmodel(directory))
         parent = os.path.dirname(os.path.abspath(directory))
         inside = os.path.basename(directory) == "variables" and parent in savedmodels
-        names = filenames if recursive else os.listdir(directory)
-        results.extend(_scan_dir(directory, names, inside, state_reader))
+        results.extend(_scan_dir(directory, filenames, inside, state_reader))
         if not recursive:
-            # Also show SavedModels one level down (e.g. an export dir of versions).
-            for sub in sorted(os.listdir(directory)):
+            # Also show SavedModels one level down (e.g. an export dir of versions); without
+            # --recursive, ``filenames`` is the whole listing, subdirectories included.
+            for sub in sorted(filenames):
                 full = os.path.join(directory, sub)
                 if os.path.isdir(full) and is_savedmodel_dir(full):
                     results.append(_savedmodel(full))

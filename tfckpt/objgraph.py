@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt import protos
-from tfckpt.checkpoint import OBJECT_GRAPH_KEY
+from tfckpt.checkpoint import OBJECT_GRAPH_KEY, unescape_local_name
 from tfckpt.errors import CorruptCheckpoint, RenameConflict
 
 ATTRIBUTES = ".ATTRIBUTES"
@@ -23,19 +23,6 @@ OPTIMIZER_SLOT = ".OPTIMIZER_SLOT"
 
 def escape_local_name(name: str) -> str:
     return name.replace(".", "..").replace("/", ".S")
-
-
-def unescape_local_name(name: str) -> str:
-    out = []
-    i = 0
-    while i < len(name):
-        if name[i] == "." and i + 1 < len(name) and name[i + 1] in ".S":
-            out.append("." if name[i + 1] == "." else "/")
-            i += 2
-        else:
-            out.append(name[i])
-            i += 1
-    return "".join(out)
 
 
 def parse(raw: bytes) -> Any:
@@ -67,9 +54,13 @@ def _path_string(graph: Any, path: list[tuple[int, int]]) -> str:
     )
 
 
-def expected_keys(graph: Any) -> dict[tuple[int, int], str]:
-    """The checkpoint key TF would derive for each (node id, attribute index)."""
-    paths = node_paths(graph)
+def expected_keys(
+    graph: Any, paths: dict[int, list[tuple[int, int]]] | None = None
+) -> dict[tuple[int, int], str]:
+    """The checkpoint key TF would derive for each (node id, attribute index); ``paths`` is
+    ``node_paths(graph)`` when the caller has it already."""
+    if paths is None:
+        paths = node_paths(graph)
     prefixes = {node_id: _path_string(graph, path) for node_id, path in paths.items()}
     for node_id, node in enumerate(graph.nodes):
         for slot in node.slot_variables:
@@ -116,8 +107,10 @@ def rename_keys(raw: bytes, renames: dict[str, str]) -> GraphRename:
             a.checkpoint_key: renames[a.checkpoint_key] for n in graph.nodes for a in n.attributes
         }
         return GraphRename(merge_graphs([(raw, scope, keys)]), dict(renames))
+    # Renaming edges below changes only local names, never the (parent, child index) steps of
+    # the breadth-first paths: they serve the graph before and after the edit alike.
     paths = node_paths(graph)
-    before = expected_keys(graph)
+    before = expected_keys(graph, paths)
     attr_of: dict[str, tuple[int, int]] = {}
     for node_id, node in enumerate(graph.nodes):
         for index, attr in enumerate(node.attributes):
@@ -163,7 +156,7 @@ def rename_keys(raw: bytes, renames: dict[str, str]) -> GraphRename:
         )
     for (parent, index), name in edge_renames.items():
         graph.nodes[parent].children[index].local_name = name
-    after = expected_keys(graph)
+    after = expected_keys(graph, paths)
     final: dict[str, str] = {}
     derived: dict[str, tuple[str, str]] = {}
     mismatches = []
@@ -216,13 +209,7 @@ def drop_keys(raw: bytes, dropped: set[str]) -> bytes:
     recompute ``has_checkpoint_values``."""
     graph = parse(raw)
     for node in graph.nodes:
-        keep = [a for a in node.attributes if a.checkpoint_key not in dropped]
-        if len(keep) != len(node.attributes):
-            copies = [type(a)() for a in keep]
-            for copy, attr in zip(copies, keep):
-                copy.CopyFrom(attr)
-            del node.attributes[:]
-            node.attributes.extend(copies)
+        _retain(node.attributes, [a for a in node.attributes if a.checkpoint_key not in dropped])
     for node in graph.nodes:
         slots = [
             s
@@ -230,14 +217,20 @@ def drop_keys(raw: bytes, dropped: set[str]) -> bytes:
             if 0 <= s.slot_variable_node_id < len(graph.nodes)
             and graph.nodes[s.slot_variable_node_id].attributes
         ]
-        if len(slots) != len(node.slot_variables):
-            copies = [type(s)() for s in slots]
-            for copy, slot in zip(copies, slots):
-                copy.CopyFrom(slot)
-            del node.slot_variables[:]
-            node.slot_variables.extend(copies)
+        _retain(node.slot_variables, slots)
     _update_has_values(graph)
     return bytes(graph.SerializeToString())
+
+
+def _retain(repeated: Any, kept: list[Any]) -> None:
+    """Make a repeated message field hold only ``kept`` (its elements, in order)."""
+    if len(kept) == len(repeated):
+        return
+    copies = [type(m)() for m in kept]
+    for copy, message in zip(copies, kept):
+        copy.CopyFrom(message)
+    del repeated[:]
+    repeated.extend(copies)
 
 
 def _update_has_values(graph: Any) -> None:
@@ -335,12 +328,7 @@ def merge_graphs(parts: list[tuple[bytes, str, dict[str, str]]]) -> bytes:
             kept = [a for a in copy.attributes if a.checkpoint_key in keys]
             for attr in kept:
                 attr.checkpoint_key = keys[attr.checkpoint_key]
-            if len(kept) != len(copy.attributes):
-                attrs = [type(a)() for a in kept]
-                for new, attr in zip(attrs, kept):
-                    new.CopyFrom(attr)
-                del copy.attributes[:]
-                copy.attributes.extend(attrs)
+            _retain(copy.attributes, kept)
         # Walk (creating plain nodes) down the scope's path; the last component names the
         # input's root, unless an earlier input already owns that name: then merge into it.
         target = 0

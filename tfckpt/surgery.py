@@ -17,13 +17,12 @@ from tfckpt.bundle.reader import BundleReader, Entry
 from tfckpt.bundle.slices import encode_slice_key
 from tfckpt.bundle.writer import BundleWriter
 from tfckpt.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
-from tfckpt.dtypes import dtype_from_enum
+from tfckpt.dtypes import STRING, dtype_from_enum
 from tfckpt.ops.merge import MergePlan
 from tfckpt.ops.prune import PrunePlan
 from tfckpt.ops.rename import RenamePlan
 
 Progress = Callable[[int], None]
-STRING = dtype_from_enum(7)
 
 
 @dataclass
@@ -39,12 +38,13 @@ def _key(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
-def _object_graph_value(raw: bytes):  # type: ignore[no-untyped-def]
+def _add_object_graph(writer: BundleWriter, raw: bytes) -> None:
+    """Store a serialized TF2 object graph as the scalar string tensor TF reads it from."""
     import numpy as np
 
     value = np.empty((), dtype=object)
     value[()] = raw
-    return value
+    writer.add_array(_key(OBJECT_GRAPH_KEY), value, dtype_from_enum(STRING))
 
 
 def _copy_entry(entry: Entry, shard_offset: int = 0):  # type: ignore[no-untyped-def]
@@ -107,7 +107,7 @@ def apply_rename(
                 continue
             count += 1
             if entry.name == OBJECT_GRAPH_KEY and new_graph is not None:
-                w.add_array(_key(OBJECT_GRAPH_KEY), _object_graph_value(new_graph), STRING)
+                _add_object_graph(w, new_graph)
                 continue
             _add_with_slices(w, bundle, entry, plan.new_name(entry.name))
         w.commit()
@@ -154,7 +154,9 @@ def apply_prune(
         return WriteResult(dst, 1, len(kept), notes=["V1 input: written as V2"])
     bundle = ckpt.bundle
     new_graph: bytes | None = None
-    raw_graph = ckpt.object_graph_bytes() if plan.drop else None
+    raw_graph: bytes | None = None
+    if plan.drop:  # the graph planning read (--optimizer), else read now
+        raw_graph = ckpt.object_graph_bytes() if plan.source_graph is None else plan.source_graph
     if raw_graph is not None:
         new_graph = objgraph.drop_keys(raw_graph, set(plan.drop))
     tensors = [e for e in bundle.entries.values() if not e.is_slice_key and e.name in kept]
@@ -183,7 +185,7 @@ def apply_prune(
                 proto.shard_id, proto.offset = 0, new_start + entry.offset - start
                 writer.add_entry(key, proto)
         if new_graph is not None:
-            writer.add_array(_key(OBJECT_GRAPH_KEY), _object_graph_value(new_graph), STRING)
+            _add_object_graph(writer, new_graph)
         writer.commit()
     return WriteResult(dst, 1, len(tensors), bytes_written=written)
 
@@ -207,12 +209,14 @@ def apply_merge(
         if inputs[index].format == "V2":
             offsets[index] = total
             total += inputs[index].bundle.num_shards
-    # V1 inputs' tensors and the merged object graph are written into one extra shard.
-    needs_own = plan.object_graph is not None or any(inputs[i].format == "V1" for i in used)
-    own = total if needs_own else None
-    shards = total + (1 if needs_own else 0)
+    # V1 inputs' tensors and the merged object graph are written into one extra shard, which is
+    # also the only shard when no V2 input contributes one.
+    needs_own = (
+        plan.object_graph is not None or total == 0 or any(inputs[i].format == "V1" for i in used)
+    )
+    shards = total + 1 if needs_own else total
     with BundleWriter(
-        dst, max(shards, 1), force, own_shard=own if shards else 0, sync=sync
+        dst, shards, force, own_shard=total if needs_own else None, sync=sync
     ) as writer:
         for index, offset in offsets.items():
             bundle = inputs[index].bundle
@@ -229,6 +233,6 @@ def apply_merge(
             entry = bundle.entries[_key(name)]
             _add_with_slices(writer, bundle, entry, new_name, offsets[index])
         if plan.object_graph is not None:
-            writer.add_array(_key(OBJECT_GRAPH_KEY), _object_graph_value(plan.object_graph), STRING)
+            _add_object_graph(writer, plan.object_graph)
         writer.commit()
-    return WriteResult(dst, max(shards, 1), count, notes=list(plan.notes))
+    return WriteResult(dst, shards, count, notes=list(plan.notes))

@@ -195,13 +195,9 @@ def prune_command(
         for message in ckpt.notes:
             note(message, quiet)
         sizes = {i.name: i.nbytes for i in ckpt.tensors()}
-        tf2_keys: set[str] = set()
-        if optimizer:
-            from tfckpt import objgraph
-
-            graph = ckpt.object_graph_bytes()
-            tf2_keys = objgraph.optimizer_keys(graph) if graph is not None else set()
-        plan = plan_prune(sizes, drop, keep, optimizer, drop_global_step, tf2_keys)
+        # The object graph is read here only for --optimizer; otherwise apply_prune reads it.
+        graph = ckpt.object_graph_bytes() if optimizer else None
+        plan = plan_prune(sizes, drop, keep, optimizer, drop_global_step, graph)
         if dry_run:
             render_prune_plan(plan, sizes, as_json, dry_run=True)
             return

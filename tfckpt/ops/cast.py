@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tfckpt.bundle.reader import num_elements
+from tfckpt.bundle.writer import COPY_CHUNK
 from tfckpt.checkpoint import Checkpoint
 from tfckpt.dtypes import DType, dtype_from_name
 from tfckpt.errors import CorruptCheckpoint, UsageError
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 CAST_TARGETS = ("float16", "bfloat16", "float32", "float64")
-COPY_CHUNK = 8 * 1024 * 1024
 OnBytes = Callable[[int], None]
 
 
@@ -55,10 +56,7 @@ class CastItem:
     def bytes_after(self) -> int:
         if self.target is None:
             return self.bytes_before
-        elements = 1
-        for d in self.shape:
-            elements *= d
-        return elements * self.target.itemsize
+        return num_elements(self.shape) * self.target.itemsize
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -97,6 +97,7 @@ def diff_checkpoints(
         return options.include_object_graph or info.name != OBJECT_GRAPH_KEY
 
     a_list = [info for info in a.tensors() if keep(info)]
+    renames: dict[str, str] = {}  # A's names the rules change (never the object graph key)
     if not rules.empty:
         from tfckpt.ops.rename import plan_renames
 
@@ -106,10 +107,8 @@ def diff_checkpoints(
                 f"the rules map several names of A to one ({len(plan.conflicts)} conflict(s)): "
                 + "; ".join(plan.conflicts[:5])
             )
-    a_infos: dict[str, TensorInfo] = {}
-    for info in a_list:
-        mapped = info.name if info.name == OBJECT_GRAPH_KEY else rules.apply(info.name)
-        a_infos[mapped] = info
+        renames = plan.renames
+    a_infos = {renames.get(info.name, info.name): info for info in a_list}
     b_infos = {i.name: i for i in b.tensors() if keep(i)}
     report = DiffReport(a=a.prefix, b=b.prefix)
     for name in sorted(set(a_infos) | set(b_infos)):

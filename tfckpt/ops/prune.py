@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt import objgraph
 from tfckpt.checkpoint import OBJECT_GRAPH_KEY
 from tfckpt.errors import UsageError
 
@@ -23,7 +24,7 @@ TF1_SLOT_RE = re.compile(
     r"|(^|/)(beta1_power|beta2_power)(_\d+)?$"
     rf"|^(training/)?({_KERAS_OPTIMIZERS})(_\d+)?/"
 )
-TF2_SLOT_MARK = "/.OPTIMIZER_SLOT/"
+TF2_SLOT_MARK = f"/{objgraph.OPTIMIZER_SLOT}/"
 GLOBAL_STEP_NAMES = ("global_step",)
 
 
@@ -37,6 +38,9 @@ class PrunePlan:
     drop: list[str] = field(default_factory=list)
     bytes_before: int = 0
     bytes_after: int = 0
+    # TF2: the serialized object graph as planning read it (for --optimizer), so apply_prune
+    # edits it without reading it again; None when planning did not need it.
+    source_graph: bytes | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,18 +65,25 @@ def plan_prune(
     keep: list[str] | None = None,
     optimizer: bool = False,
     drop_global_step: bool = False,
-    tf2_optimizer_keys: set[str] | None = None,
+    object_graph: bytes | None = None,
 ) -> PrunePlan:
-    """Decide per name; ``--keep`` wins over everything; the object graph is always kept."""
+    """Decide per name; ``--keep`` wins over everything; the object graph is always kept.
+
+    ``object_graph`` is a TF2 checkpoint's serialized object graph: with ``optimizer``, the keys
+    only an optimizer reaches go too (``objgraph.optimizer_keys``).
+    """
+    tf2_optimizer_keys: set[str] = set()
+    if optimizer and object_graph is not None:
+        tf2_optimizer_keys = objgraph.optimizer_keys(object_graph)
     drops = _compile(drop or [], "--drop")
     keeps = _compile(keep or [], "--keep")
-    plan = PrunePlan()
+    plan = PrunePlan(source_graph=object_graph)
     for name in sorted(sizes):
         plan.bytes_before += sizes[name]
         gone = any(p.search(name) for p in drops)
         if optimizer:
             gone = gone or is_tf1_slot(name) or TF2_SLOT_MARK in name
-            gone = gone or name in (tf2_optimizer_keys or set())
+            gone = gone or name in tf2_optimizer_keys
         if drop_global_step and name.split("/")[-1] in GLOBAL_STEP_NAMES:
             gone = True
         if name == OBJECT_GRAPH_KEY or any(p.search(name) for p in keeps):

@@ -158,13 +158,10 @@ def _check_values(
     path = bundle.data_path(entry.shard_id)
     value_checks = wants_values(entry.dtype, options)
     try:
-        if entry.dtype.is_string or entry.dtype.numpy is None:
-            if entry.dtype.is_string:
-                bundle.read_entry(entry, verify=True)
-            else:
-                bundle.check_crc(entry)
+        if entry.dtype.is_string:
+            bundle.read_entry(entry, verify=True)
             return
-        if not value_checks:
+        if not value_checks:  # also every dtype numpy cannot hold (wants_values is False)
             bundle.check_crc(entry)
             return
         findings = value_problems(entry.label, path, bundle.iter_chunks(entry), options)
