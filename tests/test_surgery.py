@@ -20,7 +20,7 @@ from clitools import ok, run
 from test_reader import same_value
 
 from tfckpt import objgraph
-from tfckpt.checkpoint import OBJECT_GRAPH_KEY, resolve_prefix
+from tfckpt.checkpoint import OBJECT_GRAPH_KEY, open_checkpoint, resolve_prefix
 
 from fixtures import CORPUS, EXAMPLES, Fixture, corpus_checkpoints
 
@@ -388,6 +388,57 @@ def test_prune_optimizer_tf2_keras_restores_model(
         k.startswith(("optimizer/_variables/", "optimizer/_iterations")) for k in remaining
     )
     assert sum(k.startswith("optimizer/_trainable_variables/") for k in remaining) == 4
+
+
+def _flags(raw: bytes) -> list[bool | None]:
+    graph = objgraph.parse(raw)
+    return [
+        n.has_checkpoint_values.value if n.HasField("has_checkpoint_values") else None
+        for n in graph.nodes
+    ]
+
+
+def _recomputed_flags(raw: bytes) -> list[bool | None]:
+    graph = objgraph.parse(raw)
+    for node in graph.nodes:
+        if node.HasField("has_checkpoint_values"):
+            node.has_checkpoint_values.value = not node.has_checkpoint_values.value
+    objgraph._update_has_values(graph)
+    return _flags(graph.SerializeToString())
+
+
+def test_has_checkpoint_values_recomputed_as_tensorflow_writes_them(
+    fx: dict[str, Fixture], tmp_path: Path, tf: Any
+) -> None:
+    # A TF2 checkpoint of a TF1-style optimizer: its node holds slot variables, and after its
+    # own variables are pruned it holds nothing else.
+    v = tf.Variable([1.0, 2.0])
+    opt = tf.compat.v1.train.AdamOptimizer(0.1)
+    opt.minimize(lambda: tf.reduce_sum(v * v), var_list=[v])
+    src = tf.train.Checkpoint(v=v, opt=opt).write(str(tmp_path / "src" / "ckpt"))
+    graphs = {"slots": src}
+    graphs.update({k: str(f.path) for k, f in fx.items() if k.startswith("tf2_")})
+    for name, path in graphs.items():
+        with open_checkpoint(path) as ckpt:
+            raw = ckpt.object_graph_bytes()
+        assert raw is not None, name
+        assert None not in _flags(raw), name
+        assert _recomputed_flags(raw) == _flags(raw), name  # the same flags TF wrote
+    dst = tmp_path / "dst" / "ckpt"
+    ok("prune", src, dst, "--drop", "^opt/beta")
+    with open_checkpoint(str(dst)) as ckpt:
+        graph = objgraph.parse(ckpt.object_graph_bytes())
+    (opt_id,) = [c.node_id for c in graph.nodes[0].children if c.local_name == "opt"]
+    assert graph.nodes[opt_id].slot_variables and not graph.nodes[opt_id].attributes
+    assert graph.nodes[opt_id].has_checkpoint_values.value
+    # and TF restores the slots into an optimizer created after the restore started
+    w = tf.Variable([0.0, 0.0])
+    fresh = tf.compat.v1.train.AdamOptimizer(0.1)
+    tf.train.Checkpoint(v=w, opt=fresh).read(str(dst))
+    np.testing.assert_array_equal(w.numpy(), v.numpy())
+    fresh.minimize(lambda: tf.reduce_sum(w * 0.0), var_list=[w])  # zero gradients: m *= 0.9
+    expected = 0.9 * opt.get_slot(v, "m").numpy()
+    np.testing.assert_allclose(fresh.get_slot(w, "m").numpy(), expected, rtol=1e-6)
 
 
 def test_prune_dry_run_reports_sizes(fx: dict[str, Fixture], tmp_path: Path) -> None:

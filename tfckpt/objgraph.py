@@ -234,28 +234,28 @@ def _retain(repeated: Any, kept: list[Any]) -> None:
 
 
 def _update_has_values(graph: Any) -> None:
-    """Recompute ``has_checkpoint_values`` where present: a node has values if it or anything
-    reachable from it (children, slots) has attributes."""
-    memo: dict[int, bool] = {}
-
-    def has_values(node_id: int, visiting: set[int]) -> bool:
-        if node_id in memo:
-            return memo[node_id]
-        if node_id in visiting:
-            return False
-        visiting.add(node_id)
-        node = graph.nodes[node_id]
-        result = bool(node.attributes) or any(
-            has_values(c.node_id, visiting)
-            for c in node.children
-            if 0 <= c.node_id < len(graph.nodes)
-        )
-        memo[node_id] = result
-        return result
-
+    """Recompute ``has_checkpoint_values`` where present, as TensorFlow defines it when saving:
+    a node has values if it holds attributes, slot variables or a registered saver, or if any
+    node below it (through its children) does. Marked upwards from the holders, so cycles and
+    deep chains need no recursion."""
+    count = len(graph.nodes)
+    parents: dict[int, list[int]] = {}
+    marked: set[int] = set()
+    for node_id, node in enumerate(graph.nodes):
+        if node.attributes or node.slot_variables or node.HasField("registered_saver"):
+            marked.add(node_id)
+        for child in node.children:
+            if 0 <= child.node_id < count:
+                parents.setdefault(child.node_id, []).append(node_id)
+    todo = list(marked)
+    while todo:
+        for parent in parents.pop(todo.pop(), ()):
+            if parent not in marked:
+                marked.add(parent)
+                todo.append(parent)
     for node_id, node in enumerate(graph.nodes):
         if node.HasField("has_checkpoint_values"):
-            node.has_checkpoint_values.value = has_values(node_id, set())
+            node.has_checkpoint_values.value = node_id in marked
 
 
 def optimizer_keys(raw: bytes) -> set[str]:
