@@ -38,7 +38,7 @@ def _key(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
-def _add_object_graph(writer: BundleWriter, raw: bytes) -> None:
+def add_object_graph(writer: BundleWriter, raw: bytes) -> None:
     """Store a serialized TF2 object graph as the scalar string tensor TF reads it from."""
     import numpy as np
 
@@ -107,7 +107,7 @@ def apply_rename(
                 continue
             count += 1
             if entry.name == OBJECT_GRAPH_KEY and new_graph is not None:
-                _add_object_graph(w, new_graph)
+                add_object_graph(w, new_graph)
                 continue
             _add_with_slices(w, bundle, entry, plan.new_name(entry.name))
         w.commit()
@@ -185,7 +185,7 @@ def apply_prune(
                 proto.shard_id, proto.offset = 0, new_start + entry.offset - start
                 writer.add_entry(key, proto)
         if new_graph is not None:
-            _add_object_graph(writer, new_graph)
+            add_object_graph(writer, new_graph)
         writer.commit()
     return WriteResult(dst, 1, len(tensors), bytes_written=written)
 
@@ -233,6 +233,6 @@ def apply_merge(
             entry = bundle.entries[_key(name)]
             _add_with_slices(writer, bundle, entry, new_name, offsets[index])
         if plan.object_graph is not None:
-            _add_object_graph(writer, plan.object_graph)
+            add_object_graph(writer, plan.object_graph)
         writer.commit()
     return WriteResult(dst, shards, count, notes=list(plan.notes))

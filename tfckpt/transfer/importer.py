@@ -212,10 +212,9 @@ def write_import(
 ) -> ImportResult:
     """Write the bundle (atomically, by BundleWriter; fsync'ed with ``sync``), then re-read it
     against the input."""
-    import numpy as np
 
     from tfckpt.bundle.writer import BundleWriter, make_entry
-    from tfckpt.dtypes import dtype_from_name
+    from tfckpt.surgery import add_object_graph
 
     if plan.like is not None and not plan.like.ok:
         raise CheckFailed(f"{plan.source} does not match {plan.like.like}; nothing written")
@@ -232,8 +231,7 @@ def write_import(
                 )
             writer.add_entry(item.name, make_entry(item.dtype, item.shape, 0, offset, size, crc))
         if plan.object_graph is not None:
-            graph = np.array(plan.object_graph, dtype=object)
-            writer.add_array(OBJECT_GRAPH_KEY, graph, dtype_from_name("string"))
+            add_object_graph(writer, plan.object_graph)
         writer.commit()
     if check:
         try:
