@@ -27,7 +27,7 @@ from bench.common import (
 _MAKE_CHANGED = r"""
 import sys
 from tfckpt.bundle.writer import BundleWriter
-from tfckpt.checkpoint import open_checkpoint
+from tfckpt.bundle.checkpoint import open_checkpoint
 
 with open_checkpoint(sys.argv[1]) as src, BundleWriter(sys.argv[2]) as out:
     for info in src.tensors():

@@ -446,7 +446,7 @@ class Fuzzer:
 
 
 def _tensor_names(path: Path) -> list[str]:
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
     from tfckpt.errors import TfckptError
 
     try:

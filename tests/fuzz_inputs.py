@@ -279,6 +279,7 @@ def native_seeds(workdir: Path) -> list[Seed]:
     import numpy as np
 
     from tfckpt.bundle.slices import encode_slice_key, slice_to_proto
+    from tfckpt.bundle.state import record_latest
     from tfckpt.bundle.writer import BundleWriter, make_entry
     from tfckpt.dtypes import dtype_from_name
 
@@ -318,7 +319,8 @@ def native_seeds(workdir: Path) -> list[Seed]:
                     encode_slice_key(b"p/part", spec),
                     make_entry(dtype_from_name("float32"), part.shape, 0, off, size, crc),
                 )
-            w.commit(update_state=True)
+            w.commit()
+        record_latest(str(prefix))
     seeds.append(_seed_from_dir("native_multiblock", prefix))
     # The same entries with a Snappy-compressed index (as some real checkpoints have).
     pairs = read_pairs((workdir / "native" / "model.ckpt-7.index").read_bytes())
@@ -339,7 +341,7 @@ def native_seeds(workdir: Path) -> list[Seed]:
                 proto.shard_id = 1
                 w.add_entry(b"y/" + key, proto)
         reader.close()
-        w.commit(update_state=False)
+        w.commit()
     seeds.append(_seed_from_dir("native_sharded", two))
     seeds.append(native_v1_seed())
     return seeds

@@ -118,7 +118,7 @@ def test_vars_tree_has_scope_subtotals() -> None:
 def test_vars_stats_match_numpy() -> None:
     import numpy as np
 
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
 
     records = json.loads(run("vars", str(TFX), "--stats", "--json").stdout)
     with open_checkpoint(str(TFX)) as ckpt:

@@ -196,7 +196,7 @@ def test_a_bug_is_one_line_and_exit_2_unless_debugging(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise ZeroDivisionError("boom\fsecond line")
 
-    monkeypatch.setattr("tfckpt.discover.discover", broken)
+    monkeypatch.setattr("tfckpt.bundle.discover.discover", broken)
     monkeypatch.delenv("TFCKPT_DEBUG", raising=False)
     result = runner.invoke(app, ["ls", str(tmp_path)])
     assert result.exit_code == 2

@@ -35,12 +35,13 @@ from typer.testing import CliRunner
 
 from tfckpt.bundle import writer as writer_mod
 from tfckpt.bundle.reader import BundleReader
+from tfckpt.bundle.state import read_state
 from tfckpt.bundle.table import crc32c
-from tfckpt.bundle.writer import TEMP_MARK, BundleWriter
+from tfckpt.bundle.writer import BundleWriter
 from tfckpt.cli import app
 from tfckpt.dtypes import dtype_from_name
 from tfckpt.ops.verify import verify_checkpoint
-from tfckpt.state import read_state
+from tfckpt.storage import TEMP_MARK
 
 runner = CliRunner()
 RANDOM_KILLS = 3
@@ -362,7 +363,7 @@ def inject(monkeypatch: pytest.MonkeyPatch, err: int, budget: int, kinds: set[st
         raise OSError(err, os.strerror(err))
 
     monkeypatch.setattr(writer_mod, "open", fake_open, raising=False)
-    import tfckpt.state as state_mod
+    import tfckpt.bundle.state as state_mod
 
     monkeypatch.setattr(state_mod, "open", fake_open, raising=False)
     if "copy" in kinds:
@@ -458,7 +459,7 @@ def test_state_file_failure_after_a_complete_write(
     small_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The checkpoint is complete when only the state-file update fails: say so, leave no temp."""
-    import tfckpt.state as state_mod
+    import tfckpt.bundle.state as state_mod
 
     dst = tmp_path / "m"
     real_open = open

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tfckpt import protos
+from tfckpt.bundle.checkpoint import open_checkpoint
 from tfckpt.bundle.reader import BundleReader, data_filename
 from tfckpt.bundle.slices import decode_slice_key, encode_slice_key
 from tfckpt.bundle.table import (
@@ -46,7 +47,6 @@ from tfckpt.bundle.table import (
     encode_varint,
     mask_crc,
 )
-from tfckpt.checkpoint import open_checkpoint
 from tfckpt.cli import app
 from tfckpt.errors import CorruptCheckpoint, TfckptError
 from tfckpt.ops.diff import diff_checkpoints
@@ -414,14 +414,14 @@ def test_unreadable_object_graph_is_corrupt_not_a_crash(fx: dict, tmp_path: Path
             dtype_from_name("string"),
         )
         w.add_array("v", np.zeros(3, np.float32), dtype_from_name("float32"))
-        w.commit(update_state=False)
+        w.commit()
     with open_checkpoint(prefix) as ckpt, pytest.raises(CorruptCheckpoint, match="unreadable"):
         ckpt.object_graph()
     with BundleWriter(str(prefix), force=True) as w:
         w.add_array(
             "_CHECKPOINTABLE_OBJECT_GRAPH", np.zeros(0, dtype=object), dtype_from_name("string")
         )
-        w.commit(update_state=False)
+        w.commit()
     with open_checkpoint(prefix) as ckpt, pytest.raises(CorruptCheckpoint, match="not one string"):
         ckpt.object_graph_bytes()
 
@@ -467,7 +467,7 @@ def hostile_entries(draw: Any) -> tuple[Any, bytes]:
 def exercise_library(path: str) -> None:
     """What ls/vars/vars --stats/diff/verify do, through the library: only TfckptError may
     escape any step."""
-    from tfckpt.discover import discover
+    from tfckpt.bundle.discover import discover
 
     discover(os.path.dirname(path), recursive=True)
     with contextlib.suppress(TfckptError):

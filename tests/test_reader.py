@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfckpt.checkpoint import open_checkpoint, resolve_prefix
+from tfckpt.bundle.checkpoint import open_checkpoint, resolve_prefix
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
 
 from fixtures import CORPUS, corpus_checkpoints

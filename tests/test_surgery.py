@@ -19,8 +19,8 @@ import pytest
 from clitools import ok, run
 from test_reader import same_value
 
-from tfckpt import objgraph
-from tfckpt.checkpoint import OBJECT_GRAPH_KEY, open_checkpoint, resolve_prefix
+from tfckpt.bundle import objgraph
+from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, open_checkpoint, resolve_prefix
 
 from fixtures import CORPUS, EXAMPLES, Fixture, corpus_checkpoints
 

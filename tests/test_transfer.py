@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from clitools import imports_tensorflow, modules_after, ok, ok_json, run
 
-from tfckpt.checkpoint import open_checkpoint, resolve_prefix
+from tfckpt.bundle.checkpoint import open_checkpoint, resolve_prefix
 
 from fixtures import CORPUS, EXAMPLES, Fixture, corpus_checkpoints
 
@@ -809,7 +809,7 @@ def test_repair_copied_directory_keeps_order_and_timestamps(
     original = fx["tf1_multi"].path
     copy = tmp_path / "copy"
     shutil.copytree(original, copy)
-    from tfckpt.state import format_state, read_state
+    from tfckpt.bundle.state import format_state, read_state
 
     state = read_state(str(original))
     stamps = [1700000000.123456, 1700000100.5, 1700000200.25]

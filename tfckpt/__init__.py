@@ -21,14 +21,14 @@ from tfckpt.errors import TfckptError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from tfckpt.checkpoint import Checkpoint, TensorInfo, open_checkpoint
+    from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo, open_checkpoint
 
 __all__ = ["Checkpoint", "TensorInfo", "TfckptError", "__version__", "open_checkpoint"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("Checkpoint", "TensorInfo", "open_checkpoint"):
-        from tfckpt import checkpoint
+        from tfckpt.bundle import checkpoint
 
         return getattr(checkpoint, name)
     raise AttributeError(name)

@@ -29,16 +29,10 @@ from tfckpt.bundle.slices import (
     slice_index,
     slice_shape,
 )
-from tfckpt.bundle.table import (
-    TableReader,
-    crc32c,
-    decode_varint,
-    mask_crc,
-    open_regular,
-    unmask_crc,
-)
+from tfckpt.bundle.table import TableReader, crc32c, decode_varint, mask_crc, unmask_crc
 from tfckpt.dtypes import STRING, VARIANT, DType, dtype_from_enum
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
+from tfckpt.storage import open_regular
 
 HEADER_KEY = b""
 # Elements read per chunk when streaming: large enough to amortize numpy call overhead, small

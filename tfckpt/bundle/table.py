@@ -8,7 +8,6 @@ the same layout TensorFlow's writer does (256 KiB blocks, restart interval 16, n
 from __future__ import annotations
 
 import os
-import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import BinaryIO
 import google_crc32c
 
 from tfckpt.errors import CorruptCheckpoint
+from tfckpt.storage import open_regular
 
 MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -151,28 +151,6 @@ def _snappy_decompress(data: bytes, where: str) -> bytes:
     if len(out) != claimed:
         raise CorruptCheckpoint(f"{where}: Snappy block length mismatch")
     return out
-
-
-def open_regular(path: str) -> BinaryIO:
-    """Open an existing file for reading, refusing anything but a regular file (raises
-    CorruptCheckpoint): a FIFO would block the open until a writer came, a device (a symlink to
-    /dev/zero, /dev/urandom) reads without end. Other OSErrors propagate."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = (
-                "a directory"
-                if stat.S_ISDIR(mode)
-                else "a FIFO"
-                if stat.S_ISFIFO(mode)
-                else "a device or socket"
-            )
-            raise CorruptCheckpoint(f"{path}: is {kind}, not a regular file")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def has_table_magic(path: str) -> bool:

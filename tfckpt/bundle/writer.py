@@ -14,37 +14,31 @@ refused: replacing it would destroy the source if the process died half-way.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tfckpt import protos
 from tfckpt.bundle.reader import HEADER_KEY, data_filename
-from tfckpt.bundle.table import TableWriter, crc32c, encode_varint, mask_crc, open_regular
+from tfckpt.bundle.table import TableWriter, crc32c, encode_varint, mask_crc
 from tfckpt.dtypes import DType
-from tfckpt.errors import OutputExists, UsageError, WriteError
-
-TEMP_MARK = ".tfckpt-tmp-"
-COPY_CHUNK = 8 * 1024 * 1024
+from tfckpt.errors import OutputExists, UsageError
+from tfckpt.storage import (
+    COPY_CHUNK,
+    TEMP_MARK,
+    check_parent,
+    copy_file,
+    copy_range,
+    make_dirs,
+    open_regular,
+    pid_alive,
+    temp_name,
+    write_error,
+)
 
 if TYPE_CHECKING:
     import numpy as np
-
-
-def temp_name(final: str) -> str:
-    return f"{final}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _os_reason(exc: OSError) -> str:
-    return "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-
-
-def write_error(path: str, exc: OSError) -> WriteError:
-    """The error for a failed write of ``path`` (``disk full`` for ENOSPC, else the OS reason)."""
-    return WriteError(f"{path}: cannot write ({_os_reason(exc)})")
 
 
 def prefix_files(prefix: str) -> list[str]:
@@ -64,18 +58,6 @@ def prefix_files(prefix: str) -> list[str]:
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
 def stale_temps(prefix: str) -> list[str]:
     """Temp files of writers to ``prefix`` (and its directory's state file) whose process is
     gone: leftovers of a killed write."""
@@ -92,7 +74,7 @@ def stale_temps(prefix: str) -> list[str]:
         if not mark or not owned.fullmatch(final):
             continue
         pid = rest.split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             out.append(os.path.join(directory, name))
     return sorted(out)
 
@@ -122,20 +104,6 @@ def _refuse_source(prefix: str) -> None:
         )
 
 
-def check_parent(path: str, destination: str | None = None) -> None:
-    """Refuse a destination whose directory is unusable: the nearest existing ancestor of
-    ``path``'s directory (a missing directory is created by the writers) must be a writable
-    directory. Messages name ``destination`` (default ``path``)."""
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.lexists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        shown = path if destination is None else destination
-        raise WriteError(f"{parent}: not a directory (destination {shown})")
-    if not os.access(parent, os.W_OK):
-        raise WriteError(f"{parent}: destination directory is not writable")
-
-
 def check_destination(prefix: str, force: bool) -> None:
     """Refuse an existing destination without ``force``; refuse an unwritable directory, and a
     destination that is a checkpoint this process is reading.
@@ -152,86 +120,6 @@ def check_destination(prefix: str, force: bool) -> None:
         existing = [p for p in existing if p.endswith((".index", ".meta"))]
     if existing and not force:
         raise OutputExists(f"{prefix}: destination exists ({len(existing)} files); use --force")
-
-
-def make_dirs(directory: str) -> list[str]:
-    """``mkdir -p``; returns the directories it created, outermost first."""
-    missing = []
-    while not os.path.isdir(directory):
-        missing.append(directory)
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    created = []
-    for path in reversed(missing):
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise write_error(path, exc) from None
-        created.append(path)
-    return created
-
-
-def copy_file(
-    src: str, dst: str, link: bool = False, on_bytes: Callable[[int], None] | None = None
-) -> None:
-    """Copy (or hard-link, falling back to a copy across filesystems) ``src`` to ``dst``.
-
-    Copies go through ``copy_file_range`` in bounded steps (in-kernel, no user-space buffer),
-    reporting progress; nothing is read into memory.
-    """
-    if link:
-        try:
-            os.link(src, dst)
-            if on_bytes is not None:
-                on_bytes(os.path.getsize(src))
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        size = os.fstat(fin.fileno()).st_size
-        copy_range(fin.fileno(), 0, fout.fileno(), 0, size, on_bytes)
-
-
-def copy_range(
-    src_fd: int,
-    src_offset: int,
-    dst_fd: int,
-    dst_offset: int,
-    size: int,
-    on_bytes: Callable[[int], None] | None = None,
-) -> None:
-    """Copy ``size`` bytes between explicit offsets of two files, in bounded steps.
-
-    ``copy_file_range`` keeps the bytes in the kernel (no user-space buffer, no page faults on a
-    mapping); where a filesystem refuses it, ``pread``/``pwrite`` of 8 MiB steps do the same.
-    File positions are not used or moved.
-    """
-    use_range = hasattr(os, "copy_file_range")
-    done_total = 0
-    while done_total < size:
-        step = min(COPY_CHUNK * 8, size - done_total)
-        src_at, dst_at = src_offset + done_total, dst_offset + done_total
-        if use_range:
-            try:
-                done = os.copy_file_range(src_fd, dst_fd, step, src_at, dst_at)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                    raise
-                use_range = False
-                continue
-        else:
-            chunk = os.pread(src_fd, min(step, COPY_CHUNK), src_at)
-            done = os.pwrite(dst_fd, chunk, dst_at) if chunk else 0
-        if done == 0:
-            raise OSError(errno.EIO, f"source ended {size - done_total} bytes early")
-        done_total += done
-        if on_bytes is not None:
-            on_bytes(done)
 
 
 def make_entry(
@@ -482,7 +370,7 @@ class BundleWriter:
             self._temps.pop(final, None)
         self._placed = []
 
-    def commit(self, update_state: bool = True) -> None:
+    def commit(self) -> None:
         """Publish: data shards renamed into place first, the index last."""
         if self._committed:
             return
@@ -522,17 +410,6 @@ class BundleWriter:
             raise
         self._committed = True
         self._temps.clear()
-        if update_state:
-            from tfckpt.state import update_state_for_new_prefix
-
-            try:
-                update_state_for_new_prefix(self.prefix)
-            except OSError as exc:
-                state = os.path.join(os.path.dirname(self.prefix) or ".", "checkpoint")
-                raise WriteError(
-                    f"{state}: cannot update the state file ({_os_reason(exc)}); {self.prefix} "
-                    "itself was written completely"
-                ) from None
 
     def abort(self) -> None:
         """Remove every temp file written so far."""
@@ -553,21 +430,3 @@ class BundleWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if not self._committed:
             self.abort()
-
-
-def write_file_atomic(path: str, data: bytes, force: bool = False) -> None:
-    """Write one file under a temp name and rename it into place."""
-    if os.path.exists(path) and not force:
-        raise OutputExists(f"{path}: exists; use --force")
-    make_dirs(os.path.dirname(os.path.abspath(path)))
-    tmp = temp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise write_error(path, exc) from None

@@ -127,7 +127,7 @@ def verify_command(
 
         tfckpt verify saved_model_dir --no-nan --no-inf --json
     """
-    from tfckpt.checkpoint import data_bytes_on_disk, resolve_prefix
+    from tfckpt.bundle.checkpoint import data_bytes_on_disk, resolve_prefix
     from tfckpt.ops.verify import VerifyOptions, verify_checkpoint
     from tfckpt.render import progress
     from tfckpt.render.check import render_verify

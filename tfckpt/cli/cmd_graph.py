@@ -207,7 +207,7 @@ def _dot(
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from tfckpt.bundle.writer import write_file_atomic
+    from tfckpt.storage import write_file_atomic
 
     write_file_atomic(output, text.encode("utf-8"), force)
     note(f"wrote {output} ({len(selected)} nodes)", quiet)

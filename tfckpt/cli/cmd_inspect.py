@@ -51,7 +51,7 @@ def ls_command(
     if repair:
         _repair(path, write, as_json)
         return
-    from tfckpt.discover import discover
+    from tfckpt.bundle.discover import discover
     from tfckpt.render.inspect import render_ls
 
     if engine == Engine.tf:
@@ -105,7 +105,7 @@ def open_engine(path: str, engine: Engine) -> Any:
         from tfckpt.tf_engine.adapter import open_tf_checkpoint
 
         return open_tf_checkpoint(path)
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
 
     return open_checkpoint(path)
 

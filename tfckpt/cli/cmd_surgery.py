@@ -33,7 +33,7 @@ LinkOpt = Annotated[
 
 
 def _data_total(ckpt: Any) -> int:
-    from tfckpt.checkpoint import data_bytes_on_disk
+    from tfckpt.bundle.checkpoint import data_bytes_on_disk
 
     return data_bytes_on_disk(ckpt.prefix)
 
@@ -82,7 +82,7 @@ def rename_command(
 
         tfckpt rename ckpt out/ckpt --mapping names.csv --link
     """
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
 
     dst = output_prefix(dst)
     from tfckpt.ops.rename import plan_renames
@@ -116,18 +116,18 @@ def rename_command(
         if dry_run:
             render_rename_plan(plan, as_json, dry_run=True)
             return
-        from tfckpt.surgery import apply_rename
+        from tfckpt.ops.rename import apply_rename
 
         new_meta = None
         if meta:
-            from tfckpt.metagraph_rename import rename_metagraph
+            from tfckpt.graph.rename import rename_metagraph
 
             with open(meta_src, "rb") as f:
                 new_meta = rename_metagraph(f.read(), plan.renames)
         with progress("copy" if not link else "link", _data_total(ckpt), quiet) as bar:
             result = apply_rename(ckpt, dst, plan, link, force, bar.advance, sync, keep_meta=meta)
     if new_meta is not None:
-        from tfckpt.bundle.writer import write_file_atomic
+        from tfckpt.storage import write_file_atomic
 
         write_file_atomic(dst + ".meta", new_meta, force=True)
     elif os.path.exists(meta_src):
@@ -182,7 +182,7 @@ def prune_command(
 
         tfckpt prune ckpt out --drop '^head/' --keep '^head/bias$' --dry-run
     """
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
 
     dst = output_prefix(dst)
     from tfckpt.ops.prune import plan_prune
@@ -202,7 +202,7 @@ def prune_command(
             render_prune_plan(plan, sizes, as_json, dry_run=True)
             return
         from tfckpt.bundle.writer import check_destination
-        from tfckpt.surgery import apply_prune
+        from tfckpt.ops.prune import apply_prune
 
         check_destination(dst, force)
         with progress("prune", plan.bytes_after, quiet) as bar:
@@ -252,7 +252,7 @@ def merge_command(
     """
     from contextlib import ExitStack
 
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
 
     out = output_prefix(out)
     from tfckpt.ops.merge import parse_input, plan_merge
@@ -273,7 +273,7 @@ def merge_command(
         if dry_run:
             render_merge_plan(plan, [s.path for s in specs], as_json, dry_run=True)
             return
-        from tfckpt.surgery import apply_merge
+        from tfckpt.ops.merge import apply_merge
 
         total = sum(_data_total(c) for c in ckpts)
         with progress("merge", total, quiet) as bar:

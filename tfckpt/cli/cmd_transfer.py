@@ -173,7 +173,7 @@ def export_command(
 
         tfckpt export ckpt arrays/ --sub '^model/' ''
     """
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
     from tfckpt.ops.rules import build_rules
     from tfckpt.render import note, progress
     from tfckpt.render.transfer import render_export
@@ -283,7 +283,7 @@ def import_command(
     """
     from contextlib import ExitStack
 
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
     from tfckpt.ops.rules import build_rules
     from tfckpt.render import note, progress
     from tfckpt.render.transfer import render_import
@@ -356,7 +356,7 @@ def cast_command(
 
         tfckpt cast ckpt bf16/ckpt --dtype bfloat16 --regex 'kernel$' --dry-run
     """
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
     from tfckpt.ops.cast import apply_cast, cast_target, plan_cast
 
     dst = output_prefix(dst)

@@ -30,7 +30,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfckpt.checkpoint import OBJECT_GRAPH_KEY
+from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY
+from tfckpt.bundle.objgraph import escape_local_name, node_paths
 from tfckpt.graph.summary import (
     DEFAULT_SAVER_SCOPE_RE,
     SAVER_OPS,
@@ -43,7 +44,6 @@ from tfckpt.graph.summary import (
     saver_scope,
     shape_list,
 )
-from tfckpt.objgraph import escape_local_name, node_paths
 
 ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # Suggest per-name rules with --sub up to this many names; beyond, a --mapping file.

@@ -151,6 +151,6 @@ def _check_round_trip(plan: ConversionPlan) -> None:
 
 def apply_conversion(plan: ConversionPlan, force: bool = False) -> None:
     """Write the planned bytes to ``plan.dst`` atomically (not for ``-``)."""
-    from tfckpt.bundle.writer import write_file_atomic
+    from tfckpt.storage import write_file_atomic
 
     write_file_atomic(plan.dst, plan.data, force)

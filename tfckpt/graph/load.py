@@ -105,7 +105,7 @@ class LoadedMessage:
 # ---- paths ----------------------------------------------------------------------------------
 def resolve_graph_path(path: str, notes: list[str] | None = None) -> tuple[str, str | None]:
     """The graph file ``path`` means, and the SavedModel directory it belongs to (if any)."""
-    from tfckpt.checkpoint import is_savedmodel_dir, resolve_prefix, strip_checkpoint_suffix
+    from tfckpt.bundle.checkpoint import is_savedmodel_dir, resolve_prefix, strip_checkpoint_suffix
 
     notes = [] if notes is None else notes
     if os.path.isdir(path):
@@ -315,8 +315,8 @@ def parse_bytes(
 def read_limited(path: str) -> bytes:
     """The whole file, refusing what is not a regular file (a FIFO would block, a device never
     ends) and anything over protobuf's 2 GiB message limit, whatever its size claims."""
-    from tfckpt.bundle.table import open_regular
     from tfckpt.errors import CorruptCheckpoint
+    from tfckpt.storage import open_regular
 
     too_big = f"{path}: over protobuf's 2 GiB message limit; not a graph"
     try:
@@ -353,7 +353,7 @@ def load_graph(path: str, type_name: str | None = None) -> LoadedMessage:
 def load_message(path: str, type_name: str | None = None) -> LoadedMessage:
     """Read one file of any supported type (``convert-pbtxt``); a SavedModel directory means
     its saved_model.pb (or .pbtxt)."""
-    from tfckpt.checkpoint import is_savedmodel_dir
+    from tfckpt.bundle.checkpoint import is_savedmodel_dir
 
     notes: list[str] = []
     sm_dir = None

@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tfckpt.bundle.checkpoint import Checkpoint
 from tfckpt.bundle.reader import num_elements
-from tfckpt.bundle.writer import COPY_CHUNK
-from tfckpt.checkpoint import Checkpoint
+from tfckpt.bundle.state import record_latest
 from tfckpt.dtypes import DType, dtype_from_name
 from tfckpt.errors import CorruptCheckpoint, UsageError
+from tfckpt.storage import COPY_CHUNK
 
 if TYPE_CHECKING:
     import numpy as np
@@ -209,6 +210,7 @@ def apply_cast(
                 writer.add_entry(part.key, make_entry(dtype, part.shape, 0, offset, size, crc))
             writer.add_entry(item.name, make_entry(dtype, item.shape, slices=entry.proto.slices))
         writer.commit()
+        record_latest(writer.prefix)
     return CastResult(plan.output, len(plan.items))
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tfckpt.checkpoint import OBJECT_GRAPH_KEY, Checkpoint, TensorInfo
+from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint, TensorInfo
 from tfckpt.errors import RenameConflict
 from tfckpt.ops.rules import NameRules
 

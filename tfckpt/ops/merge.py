@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt.bundle.checkpoint import Checkpoint
+from tfckpt.bundle.state import record_latest
+from tfckpt.bundle.writer import BundleWriter
 from tfckpt.errors import RenameConflict, UsageError
+from tfckpt.ops.writing import (
+    Progress,
+    WriteResult,
+    add_object_graph,
+    add_with_slices,
+    key_bytes,
+    write_decoded,
+)
 
 
 @dataclass
@@ -75,7 +86,7 @@ def plan_merge(
 
 
 def _merge_object_graphs(plan: MergePlan, scopes: list[str], graphs: list[bytes | None]) -> None:
-    from tfckpt import objgraph
+    from tfckpt.bundle import objgraph
 
     kept: list[dict[str, str]] = [{} for _ in graphs]
     for new, (index, name) in plan.sources.items():
@@ -90,3 +101,51 @@ def _merge_object_graphs(plan: MergePlan, scopes: list[str], graphs: list[bytes 
             f"TF2 object graphs not merged ({exc}): the output restores by name "
             "(tf.compat.v1 Saver, tf.train.load_checkpoint), not with tf.train.Checkpoint"
         )
+
+
+def apply_merge(
+    inputs: list[Checkpoint],
+    dst: str,
+    plan: MergePlan,
+    link: bool = False,
+    force: bool = False,
+    on_bytes: Progress | None = None,
+    sync: bool = False,
+) -> WriteResult:
+    """Every V2 input's data files become shards of the output; V1 inputs are decoded into one
+    extra shard. Only inputs that contribute a tensor are included."""
+    used = sorted({index for index, _ in plan.sources.values()})
+    offsets: dict[int, int] = {}
+    total = 0
+    for index in used:
+        if inputs[index].format == "V2":
+            offsets[index] = total
+            total += inputs[index].bundle.num_shards
+    # V1 inputs' tensors and the merged object graph are written into one extra shard, which is
+    # also the only shard when no V2 input contributes one.
+    needs_own = (
+        plan.object_graph is not None or total == 0 or any(inputs[i].format == "V1" for i in used)
+    )
+    shards = total + 1 if needs_own else total
+    with BundleWriter(
+        dst, shards, force, own_shard=total if needs_own else None, sync=sync
+    ) as writer:
+        for index, offset in offsets.items():
+            bundle = inputs[index].bundle
+            for shard in range(bundle.num_shards):
+                writer.adopt_shard(bundle.data_path(shard), offset + shard, link, on_bytes)
+        count = 0
+        for new_name, (index, name) in sorted(plan.sources.items()):
+            ckpt = inputs[index]
+            count += 1
+            if ckpt.format == "V1":
+                write_decoded(writer, ckpt, name, new_name)
+                continue
+            bundle = ckpt.bundle
+            entry = bundle.entries[key_bytes(name)]
+            add_with_slices(writer, bundle, entry, new_name, offsets[index])
+        if plan.object_graph is not None:
+            add_object_graph(writer, plan.object_graph)
+        writer.commit()
+        record_latest(writer.prefix)
+    return WriteResult(dst, shards, count, notes=list(plan.notes))

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfckpt import objgraph
-from tfckpt.checkpoint import OBJECT_GRAPH_KEY
+from tfckpt.bundle import objgraph
+from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
+from tfckpt.bundle.reader import Entry
+from tfckpt.bundle.state import record_latest
+from tfckpt.bundle.writer import BundleWriter
 from tfckpt.errors import UsageError
+from tfckpt.ops.writing import (
+    Progress,
+    WriteResult,
+    add_object_graph,
+    copy_entry,
+    write_decoded,
+)
 
 # Name-based optimizer state: tf.compat.v1.train optimizers hang slots under their variable
 # (``v/Adam``, ``v/Adam_1``, ``v/Momentum``...) and keep ``beta1_power``/``beta2_power``; Keras
@@ -94,3 +105,80 @@ def plan_prune(
             plan.keep.append(name)
             plan.bytes_after += sizes[name]
     return plan
+
+
+def _runs(
+    pieces: list[tuple[bytes, Entry]],
+) -> Iterator[tuple[int, int, int, list[tuple[bytes, Entry]]]]:
+    """Group stored pieces (sorted by shard and offset) into contiguous byte ranges:
+    (shard, start, end, pieces) — one in-kernel copy each."""
+    run: list[tuple[bytes, Entry]] = []
+    shard = start = end = 0
+    for key, entry in pieces:
+        if run and entry.shard_id == shard and start <= entry.offset <= end:
+            run.append((key, entry))
+            end = max(end, entry.offset + entry.size)
+            continue
+        if run:
+            yield shard, start, end, run
+        run = [(key, entry)]
+        shard, start, end = entry.shard_id, entry.offset, entry.offset + entry.size
+    if run:
+        yield shard, start, end, run
+
+
+def apply_prune(
+    ckpt: Checkpoint,
+    dst: str,
+    plan: PrunePlan,
+    force: bool = False,
+    on_bytes: Progress | None = None,
+    sync: bool = False,
+) -> WriteResult:
+    """Kept tensors' stored bytes go, unchanged and with their checksums, into one compacted data
+    file; neighbours in the source are copied together, in the kernel, in file order."""
+    kept = set(plan.keep)
+    if ckpt.format == "V1":
+        with BundleWriter(dst, 1, force, sync=sync) as writer:
+            for name in sorted(kept):
+                write_decoded(writer, ckpt, name, name)
+            writer.commit()
+            record_latest(writer.prefix)
+        return WriteResult(dst, 1, len(kept), notes=["V1 input: written as V2"])
+    bundle = ckpt.bundle
+    new_graph: bytes | None = None
+    raw_graph: bytes | None = None
+    if plan.drop:  # the graph planning read (--optimizer), else read now
+        raw_graph = ckpt.object_graph_bytes() if plan.source_graph is None else plan.source_graph
+    if raw_graph is not None:
+        new_graph = objgraph.drop_keys(raw_graph, set(plan.drop))
+    tensors = [e for e in bundle.entries.values() if not e.is_slice_key and e.name in kept]
+    pieces: list[tuple[bytes, Entry]] = []
+    with BundleWriter(dst, 1, force, sync=sync) as writer:
+        for entry in tensors:
+            if entry.name == OBJECT_GRAPH_KEY and new_graph is not None:
+                continue
+            if entry.slices:
+                header = copy_entry(entry)
+                header.shard_id = header.offset = header.size = 0
+                writer.add_entry(entry.key, header)
+                parts = [bundle.slice_entry(entry, spec) for spec in entry.slices]
+                pieces.extend((part.key, part) for part in parts)
+            else:
+                pieces.append((entry.key, entry))
+        pieces.sort(key=lambda item: (item[1].shard_id, item[1].offset))
+        written = 0
+        for shard, start, end, run in _runs(pieces):
+            for _, entry in run:
+                bundle.raw(entry)  # bounds-checked against the shard: refuses truncated sources
+            new_start = writer.add_range(bundle.data_path(shard), start, end - start, on_bytes)
+            written += end - start
+            for key, entry in run:
+                proto = copy_entry(entry)
+                proto.shard_id, proto.offset = 0, new_start + entry.offset - start
+                writer.add_entry(key, proto)
+        if new_graph is not None:
+            add_object_graph(writer, new_graph)
+        writer.commit()
+        record_latest(writer.prefix)
+    return WriteResult(dst, 1, len(tensors), bytes_written=written)

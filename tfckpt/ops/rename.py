@@ -5,8 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfckpt.checkpoint import OBJECT_GRAPH_KEY
+from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
+from tfckpt.bundle.state import record_latest
+from tfckpt.bundle.writer import BundleWriter
 from tfckpt.ops.rules import NameRules
+from tfckpt.ops.writing import (
+    Progress,
+    WriteResult,
+    add_object_graph,
+    add_with_slices,
+    write_decoded,
+)
 
 
 @dataclass
@@ -69,7 +78,7 @@ def plan_renames(
     present = set(names)
     plan.unmatched = sorted(k for k in rules.mapping if k not in present)
     if object_graph is not None and wanted:
-        from tfckpt import objgraph
+        from tfckpt.bundle import objgraph
 
         edited = objgraph.rename_keys(object_graph, wanted)
         wanted, plan.object_graph, plan.derived = edited.renames, edited.graph, edited.derived
@@ -98,3 +107,48 @@ def plan_renames(
                     f"{', '.join(repr(s) for s in sources)} would all be renamed to {new!r}"
                 )
     return plan
+
+
+def apply_rename(
+    ckpt: Checkpoint,
+    dst: str,
+    plan: RenamePlan,
+    link: bool = False,
+    force: bool = False,
+    on_bytes: Progress | None = None,
+    sync: bool = False,
+    keep_meta: bool = False,
+) -> WriteResult:
+    if ckpt.format == "V1":
+        with BundleWriter(dst, 1, force, sync=sync, keep_meta=keep_meta) as writer:
+            for info in ckpt.tensors():
+                write_decoded(writer, ckpt, info.name, plan.new_name(info.name))
+            writer.commit()
+            record_latest(writer.prefix)
+        return WriteResult(dst, 1, len(ckpt.tensors()), notes=["V1 input: written as V2"])
+    bundle = ckpt.bundle
+    n = bundle.num_shards
+    new_graph = plan.object_graph  # TF2: edited by plan_renames, stored in an extra shard
+    shards = n + 1 if new_graph is not None else n
+    with BundleWriter(
+        dst,
+        shards,
+        force,
+        own_shard=n if new_graph is not None else None,
+        sync=sync,
+        keep_meta=keep_meta,
+    ) as w:
+        for shard in range(n):
+            w.adopt_shard(bundle.data_path(shard), shard, link, on_bytes)
+        count = 0
+        for entry in bundle.entries.values():
+            if entry.is_slice_key:
+                continue
+            count += 1
+            if entry.name == OBJECT_GRAPH_KEY and new_graph is not None:
+                add_object_graph(w, new_graph)
+                continue
+            add_with_slices(w, bundle, entry, plan.new_name(entry.name))
+        w.commit()
+        record_latest(w.prefix)
+    return WriteResult(dst, shards, count)

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt.bundle.state import STATE_FILENAME, format_state, read_state
 from tfckpt.errors import CheckpointNotFound
-from tfckpt.state import STATE_FILENAME, format_state, read_state
 
 # Statuses of one path: already right; rewritten to a checkpoint in the directory; kept
 # although nothing exists there (reported).
@@ -83,8 +83,8 @@ class RepairPlan:
 
 
 def _exists(prefix: str) -> bool:
+    from tfckpt.bundle.checkpoint import is_v2_prefix
     from tfckpt.bundle.v1 import looks_like_v1
-    from tfckpt.checkpoint import is_v2_prefix
 
     return is_v2_prefix(prefix) or (os.path.isfile(prefix) and looks_like_v1(prefix))
 
@@ -143,6 +143,6 @@ def plan_state_repair(path: str) -> RepairPlan:
 
 def apply_state_repair(plan: RepairPlan) -> None:
     """Replace the state file with the repaired one (temp file, then rename)."""
-    from tfckpt.bundle.writer import write_file_atomic
+    from tfckpt.storage import write_file_atomic
 
     write_file_atomic(plan.state_path, plan.text().encode("utf-8"), force=True)

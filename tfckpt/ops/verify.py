@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tfckpt.bundle.checkpoint import Checkpoint, resolve_prefix
 from tfckpt.bundle.reader import BundleReader, Entry, num_elements
 from tfckpt.bundle.slices import (
     Slice,
@@ -24,7 +25,6 @@ from tfckpt.bundle.slices import (
     slice_index,
     slice_shape,
 )
-from tfckpt.checkpoint import Checkpoint, resolve_prefix
 from tfckpt.errors import CorruptCheckpoint, UnsupportedCheckpoint
 
 # Missing shards listed one by one; beyond this they are counted (a header may claim 10^6).

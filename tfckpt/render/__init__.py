@@ -60,6 +60,18 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+JSON_VERSION = 1
+
+
+def emit_json(kind: str, payload: dict[str, Any]) -> None:
+    """The one JSON document of a command: ``{"kind": kind, "version": 1, **payload}``.
+
+    Every ``--json`` output is an object with these two keys first, so scripts can tell what
+    they read and which schema version it follows; lists sit under named keys in ``payload``.
+    """
+    print_json({"kind": kind, "version": JSON_VERSION, **payload})
+
+
 def note(message: str, quiet: bool = False) -> None:
     """A diagnostic line on stderr (not part of the output contract)."""
     if not quiet:

@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfckpt.checkpoint import (
+from tfckpt.bundle.checkpoint import (
     OBJECT_GRAPH_KEY,
     TensorInfo,
     VariableNotFound,
     object_path_of,
     resolve_prefix,
 )
+from tfckpt.bundle.state import STATE_FILENAME, CheckpointStateInfo
 from tfckpt.dtypes import dtype_from_name
 from tfckpt.errors import CorruptCheckpoint
-from tfckpt.state import STATE_FILENAME, CheckpointStateInfo
 
 
 @dataclass

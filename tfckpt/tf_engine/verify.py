@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tfckpt.checkpoint import resolve_prefix
+from tfckpt.bundle.checkpoint import resolve_prefix
 from tfckpt.dtypes import dtype_from_name
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint
 from tfckpt.ops.verify import Problem, VerifyOptions, VerifyReport, value_problems, wants_values

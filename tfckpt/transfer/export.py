@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo
 from tfckpt.bundle.table import crc32c, mask_crc
-from tfckpt.bundle.writer import check_parent, copy_range, temp_name, write_error
-from tfckpt.checkpoint import Checkpoint, TensorInfo
 from tfckpt.dtypes import DType
 from tfckpt.errors import CorruptCheckpoint, OutputExists, UsageError
 from tfckpt.ops.rules import NameRules
+from tfckpt.storage import check_parent, copy_range, temp_name, write_error
 from tfckpt.transfer.errors import CheckFailed, UnrepresentableTensor
 from tfckpt.transfer.fileformats import (
     ALIGN_GRANULE,
@@ -158,7 +158,7 @@ def _optimizer_filter(ckpt: Checkpoint) -> Callable[[str], bool]:
 
     if not ckpt.is_object_based:
         return is_tf1_slot
-    from tfckpt.objgraph import optimizer_keys
+    from tfckpt.bundle.objgraph import optimizer_keys
 
     graph = ckpt.object_graph_bytes()
     keys = optimizer_keys(graph) if graph is not None else set()
@@ -355,7 +355,7 @@ class _Source:
     def fd(self, shard: int) -> int:
         if shard not in self._fds:
             path = self.ckpt.bundle.data_path(shard)
-            from tfckpt.bundle.table import open_regular
+            from tfckpt.storage import open_regular
 
             try:
                 with open_regular(path) as f:  # a FIFO shard would block, a device never end
@@ -518,7 +518,7 @@ def write_export(
     ``sync`` adds durability across power loss at the disk's write speed. Missing parent
     directories are created (and removed again if the export fails).
     """
-    from tfckpt.bundle.writer import make_dirs
+    from tfckpt.storage import make_dirs
 
     check_output(plan.output, plan.format, force)
     final = plan.output.rstrip("/") if plan.format == Format.npy else plan.output

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from tfckpt.bundle.reader import data_filename
+from tfckpt.bundle.state import record_latest
 from tfckpt.bundle.table import crc32c, mask_crc
-from tfckpt.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from tfckpt.dtypes import DType
 from tfckpt.errors import CorruptCheckpoint
 from tfckpt.ops.rules import NameRules
@@ -168,7 +169,7 @@ def plan_import(
     if like is not None:
         plan.like = _compare_like(like, like_keys, plan.items, options.allow_missing)
         if like.is_object_based and not any(i.name == OBJECT_GRAPH_KEY for i in plan.items):
-            from tfckpt.objgraph import drop_keys
+            from tfckpt.bundle.objgraph import drop_keys
 
             graph = like.object_graph_bytes()
             if graph is not None:
@@ -214,7 +215,7 @@ def write_import(
     against the input."""
 
     from tfckpt.bundle.writer import BundleWriter, make_entry
-    from tfckpt.surgery import add_object_graph
+    from tfckpt.ops.writing import add_object_graph
 
     if plan.like is not None and not plan.like.ok:
         raise CheckFailed(f"{plan.source} does not match {plan.like.like}; nothing written")
@@ -233,6 +234,7 @@ def write_import(
         if plan.object_graph is not None:
             add_object_graph(writer, plan.object_graph)
         writer.commit()
+        record_latest(writer.prefix)
     if check:
         try:
             _check_import(inp, plan, on_check_bytes)
@@ -249,7 +251,7 @@ def _remove_prefix(prefix: str) -> None:
 
 
 def _check_import(inp: InputFile, plan: ImportPlan, on_bytes: OnBytes | None) -> None:
-    from tfckpt.checkpoint import open_checkpoint
+    from tfckpt.bundle.checkpoint import open_checkpoint
 
     with open_checkpoint(plan.output) as out:
         infos = {i.name: i for i in out.tensors(include_object_graph=False)}

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from tfckpt.checkpoint import Checkpoint, object_path_of
+from tfckpt.bundle.checkpoint import Checkpoint, object_path_of
 from tfckpt.errors import RenameConflict
 
 VALUE_ATTRIBUTE = "VARIABLE_VALUE"

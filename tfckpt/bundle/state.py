@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 
 from tfckpt import protos
-from tfckpt.errors import CorruptCheckpoint
+from tfckpt.errors import CorruptCheckpoint, WriteError
 
 STATE_FILENAME = "checkpoint"
 
@@ -50,7 +50,7 @@ def parse_state(text: str, where: str) -> protos.CheckpointState:  # type: ignor
 def read_state(directory: str) -> CheckpointStateInfo:
     """Parse ``directory/checkpoint``; raises CorruptCheckpoint if it does not parse."""
     path = os.path.join(directory, STATE_FILENAME)
-    from tfckpt.bundle.table import open_regular
+    from tfckpt.storage import open_regular
 
     try:
         with open_regular(path) as f:  # not a FIFO or a device: those block or never end
@@ -119,7 +119,7 @@ def update_state_for_new_prefix(prefix: str) -> str:
     paths.append(name)
     stamps.append(time.time())
     text = format_state(name, paths, stamps if all(stamps) else None, preserved)
-    from tfckpt.bundle.writer import temp_name
+    from tfckpt.storage import temp_name
 
     tmp = temp_name(state_path)
     try:
@@ -131,3 +131,19 @@ def update_state_for_new_prefix(prefix: str) -> str:
             os.remove(tmp)
         raise
     return state_path
+
+
+def record_latest(prefix: str) -> None:
+    """After writing ``prefix``: name it the latest in its directory's state file, as TF's Saver
+    does (``update_state_for_new_prefix``), with a WriteError that says the checkpoint itself is
+    complete when only the state file could not be written."""
+    try:
+        update_state_for_new_prefix(prefix)
+    except OSError as exc:
+        from tfckpt.storage import os_reason
+
+        state = os.path.join(os.path.dirname(prefix) or ".", STATE_FILENAME)
+        raise WriteError(
+            f"{state}: cannot update the state file ({os_reason(exc)}); {prefix} itself was "
+            "written completely"
+        ) from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt import protos
-from tfckpt.checkpoint import OBJECT_GRAPH_KEY, unescape_local_name
+from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, unescape_local_name
 from tfckpt.errors import CorruptCheckpoint, RenameConflict
 
 ATTRIBUTES = ".ATTRIBUTES"

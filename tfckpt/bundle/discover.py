@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tfckpt.bundle.checkpoint import is_savedmodel_dir, may_be_v1, step_of
+from tfckpt.bundle.state import STATE_FILENAME, CheckpointStateInfo, read_state
 from tfckpt.bundle.v1 import looks_like_v1
-from tfckpt.bundle.writer import TEMP_MARK
-from tfckpt.checkpoint import is_savedmodel_dir, may_be_v1, step_of
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint
-from tfckpt.state import STATE_FILENAME, CheckpointStateInfo, read_state
+from tfckpt.storage import TEMP_MARK
 
 StateReader = Callable[[str], CheckpointStateInfo]
 
@@ -235,7 +235,7 @@ def discover(
     ``--engine tf``).
     """
     if not os.path.exists(path):
-        from tfckpt.checkpoint import _checkpoint_exists, strip_checkpoint_suffix
+        from tfckpt.bundle.checkpoint import _checkpoint_exists, strip_checkpoint_suffix
 
         if _checkpoint_exists(strip_checkpoint_suffix(path)):
             path = os.path.dirname(path) or "."

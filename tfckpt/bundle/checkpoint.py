@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from tfckpt import protos
 from tfckpt.bundle.reader import CHUNK_ELEMENTS, BundleReader, Entry, num_elements, quoted
+from tfckpt.bundle.state import read_state
 from tfckpt.bundle.table import has_table_magic
 from tfckpt.bundle.v1 import V1Reader, looks_like_v1, v1_files
 from tfckpt.dtypes import DType
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, TfckptError, UsageError
-from tfckpt.state import read_state
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
