@@ -29,3 +29,22 @@ def fx() -> dict[str, Fixture]:
     if not HAVE_TF:
         pytest.skip("TensorFlow is not installed (needed to make the fixtures)")
     return build_fixtures()
+
+
+@pytest.fixture(scope="session")
+def native(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``native(kind)`` -> the prefix of a checkpoint written by tfckpt's own writer (no TF);
+    built once per session per kind. See tests/native_fixtures.py for the kinds."""
+    from native_fixtures import NATIVE
+
+    root = tmp_path_factory.mktemp("native")
+    built: dict[str, Any] = {}
+
+    def build(kind: str) -> Any:
+        if kind not in built:
+            prefix = root / kind / "model.ckpt-10"
+            NATIVE[kind](prefix)
+            built[kind] = prefix
+        return built[kind]
+
+    return build
