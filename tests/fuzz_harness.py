@@ -148,7 +148,7 @@ register(
 )
 register(
     "merge",
-    lambda env: ["merge", _dst(env), env.path, f"{env.pristine_path}:p/", "-q"],
+    lambda env: ["merge", env.path, f"{env.pristine_path}:p/", "-q", "-o", _dst(env)],
     writes=True,
 )
 

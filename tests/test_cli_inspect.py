@@ -85,7 +85,7 @@ def test_vars_table_totals_and_filters() -> None:
     records = json.loads(run("vars", str(TFX), "--regex", "^global_step$", "--json").stdout)
     assert [r["name"] for r in records] == ["global_step"]
     result = run("vars", str(TFX), "--regex", "(")
-    assert result.exit_code == 2 and "bad --regex" in result.stderr
+    assert result.exit_code == 2 and "bad regex" in result.stderr
 
 
 @needs_corpus
@@ -194,9 +194,9 @@ def test_bad_input_is_one_line_exit_2(args: list[str]) -> None:
     "args",
     [
         ["--help"],
-        ["vars", str(TFX)],
-        ["vars", str(TFX), "--stats", "--json"],
-        ["ls", "-R", str(CORPUS)],
+        pytest.param(["vars", str(TFX)], marks=needs_corpus),
+        pytest.param(["vars", str(TFX), "--stats", "--json"], marks=needs_corpus),
+        pytest.param(["ls", "-R", str(CORPUS)], marks=needs_corpus),
     ],
 )
 def test_native_paths_never_import_tensorflow(args: list[str]) -> None:

@@ -159,7 +159,7 @@ NATIVE_COMMANDS = [
     ["verify", "{a}", "--no-nan"],
     ["rename", "{a}", "{out}/r", "--add-prefix", "x/", "--meta"],
     ["prune", "{a}", "{out}/p", "--optimizer"],
-    ["merge", "{out}/m", "{a}:a/", "{b}:b/"],
+    ["merge", "{a}:a/", "{b}:b/", "-o", "{out}/m"],
     ["graph", "{a}", "--check", "{b}"],
     ["convert-pbtxt", "{a}.meta", "{out}/g.pbtxt"],
     ["export", "{a}", "{out}/e.safetensors"],

@@ -128,7 +128,7 @@ def entries_of(prefix: Path) -> dict[str, tuple[str, tuple[int, ...], int, int]]
 COMMANDS: dict[str, Callable[[Path, Path], list[str]]] = {
     "rename": lambda src, dst: ["rename", str(src), str(dst), "--add-prefix", "r/", "-q"],
     "prune": lambda src, dst: ["prune", str(src), str(dst), "--drop", "^layer1", "-q"],
-    "merge": lambda src, dst: ["merge", str(dst), str(src), f"{src}:b/", "-q"],
+    "merge": lambda src, dst: ["merge", str(src), f"{src}:b/", "-q", "-o", str(dst)],
 }
 
 
@@ -279,7 +279,7 @@ def test_kill_before_every_file_system_step(
         make_old = (
             ["prune", str(small_source), str(old), "--drop", "^a", "-q"]
             if command == "merge"
-            else ["merge", str(old), str(small_source), f"{small_source}:x/", "-q"]
+            else ["merge", str(small_source), f"{small_source}:x/", "-q", "-o", str(old)]
         )
         assert runner.invoke(app, make_old).exit_code == 0
         ref.old_entries = entries_of(old)
@@ -522,7 +522,7 @@ def test_destination_that_is_the_source_is_refused(small_source: Path, tmp_path:
             result = runner.invoke(app, [*COMMANDS[command](small_source, dst), "--force"])
             assert result.exit_code == 2, result.stderr
             assert "the destination is the source checkpoint" in result.stderr
-        result = runner.invoke(app, ["merge", str(dst), str(small_source), "--force"])
+        result = runner.invoke(app, ["merge", str(small_source), "--force", "-o", str(dst)])
         assert result.exit_code == 2 and "is the source" in result.stderr
     assert digest(small_source.parent) == before
 
@@ -557,7 +557,7 @@ def test_symlinked_sources_are_read_never_replaced(small_source: Path, tmp_path:
 def test_merge_scopes_that_would_escape_are_refused(
     scope: str, small_source: Path, tmp_path: Path
 ) -> None:
-    result = runner.invoke(app, ["merge", str(tmp_path / "m"), f"{small_source}:{scope}"])
+    result = runner.invoke(app, ["merge", f"{small_source}:{scope}", "-o", str(tmp_path / "m")])
     if scope == "..\\/":  # a backslash is an ordinary character in a checkpoint key
         assert result.exit_code == 0, result.stderr
         return

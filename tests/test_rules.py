@@ -56,7 +56,7 @@ def test_bad_subs_are_one_line_exit_2(sub: tuple[str, str], tmp_path: Path) -> N
         app, ["rename", str(tmp_path / "nope"), str(tmp_path / "o"), "--sub", *sub]
     )
     assert result.exit_code == 2
-    assert result.stderr.startswith("tfckpt: error: bad --sub") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("tfckpt: error: bad sub") and result.stderr.count("\n") == 1
 
 
 def test_bad_mapping_through_the_cli(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from test_reader import same_value
 
 from tfckpt.bundle import objgraph
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, open_checkpoint, resolve_prefix
+from tfckpt.errors import GraphMergeError
 
 from fixtures import CORPUS, EXAMPLES, Fixture, corpus_checkpoints
 
@@ -253,9 +254,17 @@ def test_mapping_file_csv_and_json(fx: dict[str, Fixture], tmp_path: Path) -> No
     assert json.loads(result.stdout)["unmatched_mapping"] == []
     csv.write_text("global_step,step\nno/such/var,x\n")
     result = ok("rename", fx["tf1_adam"].path, tmp_path / "c", "--mapping", csv, "-n")
-    assert "1 --mapping name(s) are not in the checkpoint: 'no/such/var'" in result.stderr
-    result = ok("rename", fx["tf1_adam"].path, tmp_path / "c", "--sub", "^nomatch", "x")
-    assert "no name matches the rules" in result.stderr
+    assert "1 mapping name(s) are not in the checkpoint: 'no/such/var'" in result.stderr
+    # A rename that changes no name is a typo: exit 2, nothing written, the closest names shown.
+    result = run("rename", fx["tf1_adam"].path, tmp_path / "c", "--sub", "^modle/dense0/", "x/")
+    assert result.exit_code == 2 and "no name matches the rules" in result.stderr
+    assert (
+        "closest names: 'model/dense0/'" in result.stderr and "--allow-unchanged" in result.stderr
+    )
+    assert not (tmp_path / "c.index").exists()
+    args = ("--sub", "^nomatch", "x", "--allow-unchanged")
+    result = ok("rename", fx["tf1_adam"].path, tmp_path / "c", *args)
+    assert "no name matches the rules" in result.stderr and (tmp_path / "c.index").exists()
     tsv = tmp_path / "map.tsv"
     tsv.write_text("global_step\tstep2\n")
     ok("rename", fx["tf1_adam"].path, tmp_path / "b", "--mapping", tsv)
@@ -270,7 +279,7 @@ def test_conflicts_are_exit_2_and_write_nothing(fx: dict[str, Fixture], tmp_path
         (["--sub", "/Adam(_1)?$", ""], "collides with an unchanged name"),
         (["--sub", ".*", "same"], "would all be renamed to"),
         (["--sub", "^global_step$", ""], "empty name"),
-        (["--sub", "(", "x"], "bad --sub"),
+        (["--sub", "(", "x"], "bad sub"),
     ]
     for args, message in cases:
         result = run("rename", src, out / "x", *args)
@@ -348,7 +357,7 @@ def test_prune_drop_keep_and_global_step(fx: dict[str, Fixture], tmp_path: Path)
     assert "model/dense1/kernel" in names and "model/dense1/bias" not in names
     assert "global_step" not in names and "model/dense0/kernel/Adam" in names
     result = run("prune", src, tmp_path / "b", "--drop", "[")
-    assert result.exit_code == 2 and "bad --drop" in result.stderr
+    assert result.exit_code == 2 and "bad drop" in result.stderr
 
 
 def test_prune_partitioned_sharded_and_strings(fx: dict[str, Fixture], tmp_path: Path) -> None:
@@ -453,7 +462,7 @@ def test_merge_restores_both_models_under_scopes(
 ) -> None:
     a, b = str(fx["tf1_adam"].path), str(fx["partitioned"].path)
     out = tmp_path / "merged"
-    result = ok("merge", out, f"{a}:enc/", f"{b}:head/", "--json")
+    result = ok("merge", f"{a}:enc/", f"{b}:head/", "--json", "-o", out)
     assert json.loads(result.stdout)["shards"] == 2
     merged = tf_map(str(out))
     va, vb = tf_map(a), tf_map(b)
@@ -473,11 +482,11 @@ def test_merge_duplicates_prefer_and_v1(fx: dict[str, Fixture], tmp_path: Path) 
     a = str(fx["tf1_adam"].path)
     multi = fx["tf1_multi"].path
     b = str(multi / "model.ckpt-10")
-    result = run("merge", tmp_path / "x", a, b)
+    result = run("merge", a, b, "-o", tmp_path / "x")
     assert result.exit_code == 2 and "duplicate" in result.stderr
     assert files_in(tmp_path) == set()
-    ok("merge", tmp_path / "first", a, b, "--prefer", "first")
-    ok("merge", tmp_path / "last", a, b, "--prefer", "last")
+    ok("merge", a, b, "--prefer", "first", "-o", tmp_path / "first")
+    ok("merge", a, b, "--prefer", "last", "-o", tmp_path / "last")
     assert same_value(
         np.asarray(tf_map(str(tmp_path / "first"))["global_step"]), tf_map(a)["global_step"]
     )
@@ -485,13 +494,13 @@ def test_merge_duplicates_prefer_and_v1(fx: dict[str, Fixture], tmp_path: Path) 
         np.asarray(tf_map(str(tmp_path / "last"))["global_step"]), tf_map(b)["global_step"]
     )
     v1 = str(fx["v1"].path)
-    ok("merge", tmp_path / "mixed", f"{a}:a/", f"{v1}:old/", "--link")
+    ok("merge", f"{a}:a/", f"{v1}:old/", "--link", "-o", tmp_path / "mixed")
     merged = tf_map(str(tmp_path / "mixed"))
     assert "old/v1/a" in merged and "a/global_step" in merged
 
 
 def test_merge_refuses_escaping_scopes(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = run("merge", tmp_path / "x", f"{fx['tf1_adam'].path}:../evil/")
+    result = run("merge", f"{fx['tf1_adam'].path}:../evil/", "-o", tmp_path / "x")
     assert result.exit_code == 2 and "bad scope" in result.stderr
 
 
@@ -520,7 +529,7 @@ def test_merge_tf2_checkpoints_restore_under_their_scopes(
 ) -> None:
     module, keras = str(fx["tf2_module"].path), str(fx["tf2_keras"].path)
     out = tmp_path / "merged"
-    result = ok("merge", out, f"{module}:pre/trained/", f"{keras}:head/", "--json")
+    result = ok("merge", f"{module}:pre/trained/", f"{keras}:head/", "--json", "-o", out)
     assert "not merged" not in result.stderr
     merged = tf_map(str(out))
     assert_object_graph_consistent(merged)
@@ -549,7 +558,7 @@ def test_merge_tf2_unscoped_roots_share_one_root(
 ) -> None:
     module, keras = str(fx["tf2_module"].path), str(fx["tf2_keras"].path)
     # Both roots hold a save_counter: the dropped one leaves no object behind.
-    result = ok("merge", tmp_path / "m", module, keras, "--prefer", "last")
+    result = ok("merge", module, keras, "--prefer", "last", "-o", tmp_path / "m")
     assert "not merged" not in result.stderr
     merged = tf_map(str(tmp_path / "m"))
     assert_object_graph_consistent(merged)
@@ -562,7 +571,7 @@ def test_merge_tf2_unscoped_roots_share_one_root(
         tf_map(keras)["save_counter/.ATTRIBUTES/VARIABLE_VALUE"],
     )
     # A TF1 input next to a TF2 one: its names are extra keys outside the object graph.
-    ok("merge", tmp_path / "n", f"{module}:m/", f"{fx['tf1_adam'].path}:tf1/")
+    ok("merge", f"{module}:m/", f"{fx['tf1_adam'].path}:tf1/", "-o", tmp_path / "n")
     mixed = tf_map(str(tmp_path / "n"))
     assert "tf1/model/dense0/kernel" in mixed
     graph = objgraph.parse(mixed[OBJECT_GRAPH_KEY])
@@ -581,7 +590,7 @@ def test_merge_graphs_refuses_two_objects_under_one_name() -> None:
     )
     raw = graph.SerializeToString()
     keys = {"v/.ATTRIBUTES/VARIABLE_VALUE": "v/.ATTRIBUTES/VARIABLE_VALUE"}
-    with pytest.raises(objgraph.GraphMergeError, match="both hold an object 'v'"):
+    with pytest.raises(GraphMergeError, match="both hold an object 'v'"):
         objgraph.merge_graphs([(raw, "", keys), (raw, "", keys)])
     merged = objgraph.parse(objgraph.merge_graphs([(raw, "a/", keys), (raw, "", {})]))
     assert [c.local_name for c in merged.nodes[0].children] == ["a"]
@@ -592,7 +601,7 @@ def test_sync_writes_the_same_files(fx: dict[str, Fixture], tmp_path: Path) -> N
     commands = {
         "rename": ["rename", src, "{}", "--add-prefix", "s/"],
         "prune": ["prune", src, "{}", "--drop", "^plain$"],
-        "merge": ["merge", "{}", f"{src}:a/", f"{fx['tf2_module'].path}:b/"],
+        "merge": ["merge", f"{src}:a/", f"{fx['tf2_module'].path}:b/", "-o", "{}"],
     }
     for name, args in commands.items():
         outputs = []

@@ -761,7 +761,8 @@ def test_cast_match_reports_sizes_and_overflow(fx: dict[str, Fixture], tmp_path:
     assert all(c["bytes_after"] * 2 == c["bytes_before"] for c in doc["cast"])
     assert doc["bytes_after"] < doc["bytes_before"]
     dry = ok("cast", src, tmp_path / "d", "--dtype", "bfloat16", "--dry-run")
-    assert "would write" in dry.stdout and not (tmp_path / "d.index").exists()
+    assert "dry run: nothing written" in dry.stderr and not (tmp_path / "d.index").exists()
+    assert "14 cast to bfloat16, 1 unchanged" in dry.stdout
     arrays = {"big": np.array([1e6, 1.0, 1e-9], np.float32)}
     np.savez(tmp_path / "b.npz", **arrays)
     ok("import", tmp_path / "b.npz", tmp_path / "b")

@@ -1,14 +1,21 @@
 """tfckpt: inspect, compare and edit TensorFlow checkpoints without loading TensorFlow.
 
-Library entry points::
+Every command of the ``tfckpt`` CLI is a function here, with the same options as keyword
+arguments and the same validation; the CLI only parses options and renders the result::
 
-    from tfckpt import open_checkpoint
+    import tfckpt
 
-    with open_checkpoint("runs/exp1") as ckpt:
-        for info in ckpt.tensors():
-            print(info.name, info.dtype.name, info.shape)
-        kernel = ckpt.read("dense/kernel")
+    with tfckpt.open("runs/exp1") as ckpt:              # a read-only name -> array mapping
+        kernel = ckpt["dense/kernel"]
 
+    reader = tfckpt.load_checkpoint("model.ckpt-100")   # tf.train.load_checkpoint, without TF
+    tfckpt.rename("model.ckpt-100", "out/model.ckpt-100", add_prefix="pretrained/")
+    tfckpt.prune("model.ckpt-100", "small/model.ckpt-100", optimizer=True)
+    tfckpt.merge([("a/ckpt", "a/"), ("b/ckpt", "b/")], "out/both")
+    report = tfckpt.diff("a/ckpt", "b/ckpt", atol=1e-6)   # report.ok, report.variables
+    report = tfckpt.verify("model.ckpt-100", no_nan=True)  # report.ok, report.problems
+
+Errors are ``TfckptError`` subclasses (``tfckpt.errors``), each with the exit code the CLI uses.
 Imports are lazy so that ``import tfckpt`` (and ``tfckpt --help``) stay fast.
 """
 
@@ -18,17 +25,65 @@ from typing import TYPE_CHECKING, Any
 
 from tfckpt.errors import TfckptError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 if TYPE_CHECKING:
+    from tfckpt.api.checks import diff, verify
+    from tfckpt.api.reading import list_checkpoints, open
+    from tfckpt.api.surgery import SurgeryResult, cast, merge, prune, rename, repair
     from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo, open_checkpoint
+    from tfckpt.bundle.compat import CheckpointReader, load_checkpoint
 
-__all__ = ["Checkpoint", "TensorInfo", "TfckptError", "__version__", "open_checkpoint"]
+# Public name -> the module that defines it (imported on first use).
+_LAZY = {
+    "Checkpoint": "tfckpt.bundle.checkpoint",
+    "TensorInfo": "tfckpt.bundle.checkpoint",
+    "open_checkpoint": "tfckpt.bundle.checkpoint",
+    "open": "tfckpt.api.reading",
+    "list_checkpoints": "tfckpt.api.reading",
+    "CheckpointReader": "tfckpt.bundle.compat",
+    "load_checkpoint": "tfckpt.bundle.compat",
+    "rename": "tfckpt.api.surgery",
+    "prune": "tfckpt.api.surgery",
+    "merge": "tfckpt.api.surgery",
+    "cast": "tfckpt.api.surgery",
+    "repair": "tfckpt.api.surgery",
+    "SurgeryResult": "tfckpt.api.surgery",
+    "diff": "tfckpt.api.checks",
+    "verify": "tfckpt.api.checks",
+}
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointReader",
+    "SurgeryResult",
+    "TensorInfo",
+    "TfckptError",
+    "__version__",
+    "cast",
+    "diff",
+    "list_checkpoints",
+    "load_checkpoint",
+    "merge",
+    "open",
+    "open_checkpoint",
+    "prune",
+    "rename",
+    "repair",
+    "verify",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Checkpoint", "TensorInfo", "open_checkpoint"):
-        from tfckpt.bundle import checkpoint
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfckpt' has no attribute {name!r}")
+    import importlib
 
-        return getattr(checkpoint, name)
-    raise AttributeError(name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -19,9 +19,18 @@ class ExitCode(IntEnum):
 
 
 class TfckptError(Exception):
-    """A problem with the user's input or environment, reported in one line."""
+    """A problem with the user's input or environment, reported in one line.
+
+    ``fix`` names the keyword parameter that would change the outcome (``"force"`` for an
+    existing destination): messages speak of the library, and the CLI turns ``fix`` into its
+    flag (``use --force``), so neither vocabulary leaks into the other.
+    """
 
     exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str = "", *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class UsageError(TfckptError):
@@ -46,6 +55,21 @@ class GraphError(TfckptError):
 
 class RenameConflict(TfckptError):
     """A rename or merge plan whose names collide."""
+
+
+class NoChange(TfckptError):
+    """A rename whose rules change no name: almost always a typo in a pattern."""
+
+
+class VariableNotFound(TfckptError, KeyError):
+    """A variable name that is not in the checkpoint (also a KeyError, as a mapping raises)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class GraphMergeError(RenameConflict):
+    """Two TF2 object graphs that cannot share one root (an attribute name used by both)."""
 
 
 class OutputExists(TfckptError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,12 @@ from tfckpt.bundle.state import read_state
 from tfckpt.bundle.table import has_table_magic
 from tfckpt.bundle.v1 import V1Reader, looks_like_v1, v1_files
 from tfckpt.dtypes import DType
-from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, TfckptError, UsageError
+from tfckpt.errors import (
+    CheckpointNotFound,
+    CorruptCheckpoint,
+    UsageError,
+    VariableNotFound,
+)
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -29,10 +34,6 @@ _DATA_RE = re.compile(r"\.data-\d{5,}-of-\d{5,}$")
 
 if TYPE_CHECKING:
     import numpy as np
-
-
-class VariableNotFound(TfckptError):
-    """A variable name that is not in the checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,19 @@ def unescape_local_name(local_name: str) -> str:
     return "".join(out)
 
 
-@dataclass
-class Checkpoint:
-    """An opened checkpoint. Use as a context manager, or call ``close()``."""
+@dataclass(eq=False)
+class Checkpoint(Mapping[str, "np.ndarray"]):
+    """An opened checkpoint: a read-only, lazy mapping of tensor name -> numpy array.
+
+    ``keys()`` are the names TensorFlow lists (TF2: the checkpoint keys); ``ckpt[name]`` reads
+    one tensor (a TF2 object path works too); ``tensors()`` / ``info(name)`` give dtypes,
+    shapes and sizes from the index without reading any tensor. Use as a context manager, or
+    call ``close()``.
+
+    >>> with tfckpt.open("runs/exp1") as ckpt:
+    ...     kernel = ckpt["dense/kernel"]
+    ...     shapes = {info.name: info.shape for info in ckpt.tensors()}
+    """
 
     prefix: str
     format: str  # "V1" or "V2"
@@ -155,7 +166,9 @@ class Checkpoint:
         infos = self._all_infos()
         return [infos[n] for n in sorted(infos) if include_object_graph or n != OBJECT_GRAPH_KEY]
 
-    def get(self, name: str) -> TensorInfo:
+    def info(self, name: str) -> TensorInfo:
+        """What the index says about tensor ``name`` (a key, or for TF2 also its object path);
+        VariableNotFound if there is none."""
         infos = self._all_infos()
         if name in infos:
             return infos[name]
@@ -166,12 +179,12 @@ class Checkpoint:
         raise VariableNotFound(f"{self.prefix}: no variable named {name!r}")
 
     def entry(self, name: str) -> Entry:
-        return self.bundle.entries[self.get(name).name.encode("utf-8", "surrogateescape")]
+        return self.bundle.entries[self.info(name).name.encode("utf-8", "surrogateescape")]
 
     # ---- values ---------------------------------------------------------------------------
     def read(self, name: str, verify: bool = True) -> np.ndarray:
         """The whole value of one tensor (CRC32C-checked for V2)."""
-        info = self.get(name)
+        info = self.info(name)
         if self._bundle is not None:
             return self._bundle.read(self.entry(info.name), verify)
         assert self._v1 is not None
@@ -181,7 +194,7 @@ class Checkpoint:
         self, name: str, chunk_elements: int = CHUNK_ELEMENTS, verify: bool = True
     ) -> Iterator[np.ndarray]:
         """Flat chunks of one tensor's values; bounded memory for V2 numeric tensors."""
-        info = self.get(name)
+        info = self.info(name)
         if self._bundle is not None:
             yield from self._bundle.iter_chunks(self.entry(info.name), chunk_elements, verify)
         else:
@@ -212,6 +225,26 @@ class Checkpoint:
             return protos.TrackableObjectGraph.FromString(raw)
         except DecodeError:
             raise CorruptCheckpoint(f"{self.prefix}: unreadable object graph") from None
+
+    # ---- the read-only mapping: name -> numpy array ------------------------------------------
+    def __getitem__(self, name: str) -> np.ndarray:
+        """``ckpt[name]``: the whole value (partitioned variables assembled; CRC-checked)."""
+        return self.read(name)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            self.info(name)
+        except VariableNotFound:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._all_infos()))
+
+    def __len__(self) -> int:
+        return len(self._all_infos())
 
     # ---- lifetime -------------------------------------------------------------------------
     def close(self) -> None:

@@ -174,12 +174,12 @@ def _apply_state(
     except CorruptCheckpoint as exc:
         return [Found(kind="missing", path=os.path.join(directory, STATE_FILENAME), note=str(exc))]
     extra: list[Found] = []
-    by_abs = {os.path.abspath(p): f for p, f in prefixes.items()}
+    by_abs = {os.path.realpath(p): f for p, f in prefixes.items()}
     listed = list(state.all)
     if state.latest and state.latest not in listed:
         listed.append(state.latest)
     for path in listed:
-        item = by_abs.get(os.path.abspath(path))
+        item = by_abs.get(os.path.realpath(path))
         if item is None:
             extra.append(
                 Found(

@@ -15,7 +15,7 @@ from typing import Any
 
 from tfckpt import protos
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, unescape_local_name
-from tfckpt.errors import CorruptCheckpoint, RenameConflict
+from tfckpt.errors import CorruptCheckpoint, GraphMergeError, RenameConflict
 
 ATTRIBUTES = ".ATTRIBUTES"
 OPTIMIZER_SLOT = ".OPTIMIZER_SLOT"
@@ -151,8 +151,9 @@ def rename_keys(raw: bytes, renames: dict[str, str]) -> GraphRename:
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise RenameConflict(
             "cannot rename this TF2 checkpoint: " + "; ".join(problems[:3]) + more + " (to put "
-            "a whole checkpoint under a scope use --add-prefix SCOPE/ or tfckpt merge OUT "
-            "SRC:SCOPE/)"
+            "a whole checkpoint under a scope, add a prefix to every name, or merge it under "
+            "a scope)",
+            fix="add_prefix",
         )
     for (parent, index), name in edge_renames.items():
         graph.nodes[parent].children[index].local_name = name
@@ -290,10 +291,6 @@ def optimizer_keys(raw: bytes) -> set[str]:
         if node_id not in kept
         for attr in node.attributes
     }
-
-
-class GraphMergeError(RenameConflict):
-    """Two object graphs that cannot share one root (an attribute name used by both)."""
 
 
 def _child(node: Any, name: str) -> Any | None:

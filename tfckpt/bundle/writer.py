@@ -119,7 +119,7 @@ def check_destination(prefix: str, force: bool) -> None:
         # renames leaves: not a checkpoint (TF needs the index), so a new write may replace them.
         existing = [p for p in existing if p.endswith((".index", ".meta"))]
     if existing and not force:
-        raise OutputExists(f"{prefix}: destination exists ({len(existing)} files); use --force")
+        raise OutputExists(f"{prefix}: destination exists ({len(existing)} files)", fix="force")
 
 
 def make_entry(
@@ -346,7 +346,7 @@ class BundleWriter:
         existing = {os.path.abspath(p) for p in prefix_files(self.prefix)}
         if os.path.abspath(index_final) in existing:
             if not self.force:
-                raise OutputExists(f"{self.prefix}: destination appeared meanwhile; use --force")
+                raise OutputExists(f"{self.prefix}: destination appeared meanwhile", fix="force")
             os.remove(index_final)
         replaced = {os.path.abspath(final) for final in self._temps}
         for old in sorted(existing - replaced):

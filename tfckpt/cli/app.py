@@ -41,17 +41,50 @@ def one_line(message: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
+# What the CLI says for an error's ``fix`` (the library parameter that would change the outcome).
+FIX_HINTS = {
+    "force": "use --force to overwrite it",
+    "allow_unchanged": "use --allow-unchanged to write an unchanged copy anyway",
+    "prefer": "or use --prefer first|last",
+    "add_prefix": "use --add-prefix SCOPE/ or tfckpt merge SRC:SCOPE/ -o OUT",
+    "allow_missing": "use --allow-missing to accept them",
+    "allow_pickle": "use --allow-pickle (runs code from the file: trusted files only)",
+    "strict": "drop --strict to skip them",
+    "type": "use --type to say what it is",
+    "tags": "choose one with --tags",
+}
+
+
+def error_line(exc: TfckptError) -> str:
+    """The one line the CLI prints for a library error, with the flag that fixes it."""
+    message = str(exc)
+    hint = FIX_HINTS.get(exc.fix or "")
+    return one_line(f"{message}; {hint}" if hint else message)
+
+
+def _json_requested(args: list[str]) -> bool:
+    return "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+
+
 class TfckptGroup(typer.core.TyperGroup):
-    """Reports ``TfckptError`` as one line on stderr with its exit code; no traceback."""
+    """Reports ``TfckptError`` as one line on stderr with its exit code; no traceback. With
+    ``--json``, stdout also gets a JSON error document, so a script always reads JSON."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        self._raw_args = list(args)
         return super().parse_args(ctx, join_pair_options(list(args)))
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except TfckptError as exc:
-            sys.stderr.write(f"tfckpt: error: {one_line(str(exc))}\n")
+            line = error_line(exc)
+            if _json_requested(getattr(self, "_raw_args", [])):
+                from tfckpt.render import emit_json
+
+                error = {"type": type(exc).__name__, "message": line, "exit_code": exc.exit_code}
+                emit_json(ctx.invoked_subcommand or "tfckpt", {"ok": False, "error": error})
+            sys.stderr.write(f"tfckpt: error: {line}\n")
             sys.stderr.flush()
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:

@@ -70,28 +70,30 @@ def diff_command(
 
         tfckpt diff a b --names-only --match '*/kernel'
     """
-    from tfckpt.cli.cmd_inspect import open_engine
-    from tfckpt.cli.cmd_transfer import name_selector
-    from tfckpt.ops.diff import DiffOptions, diff_checkpoints
-    from tfckpt.ops.rules import build_rules
-    from tfckpt.render import note, progress
+    from tfckpt.api.checks import diff
+    from tfckpt.render import ProgressBar, note
     from tfckpt.render.check import render_diff
 
-    rules = build_rules(subs=parse_subs(sub), mapping_file=mapping)
-    options = DiffOptions(atol, rtol, equal_nan, names_only, object_graph)
-    names_filter = name_selector(match, regex)  # validates the regexes up front
-    select = (lambda name: names_filter([name])) if names_filter else None
-
-    with open_engine(a, engine) as ca, open_engine(b, engine) as cb:
-        for message in ca.notes + cb.notes:
-            note(message, quiet)
-        total = 0 if names_only else sum(i.nbytes for i in ca.tensors())
-        with progress("diff", total, quiet) as bar:
-            report = diff_checkpoints(
-                ca, cb, rules, options, select, on_tensor=lambda _n, nbytes: bar.advance(nbytes)
-            )
-    render_diff(report, as_json, show_all)
-    raise typer.Exit(int(ExitCode.OK if report.equal else ExitCode.FAILED))
+    with ProgressBar(quiet or as_json) as bar:
+        report = diff(
+            a,
+            b,
+            atol=atol,
+            rtol=rtol,
+            equal_nan=equal_nan,
+            names_only=names_only,
+            sub=parse_subs(sub),
+            mapping=mapping,
+            match=match or (),
+            regex=regex or (),
+            object_graph=object_graph,
+            engine=engine.value,
+            progress=bar,
+        )
+    for message in report.notes:
+        note(message, quiet)
+    render_diff(report, as_json, show_all, quiet)
+    raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))
 
 
 @app.command("verify")
@@ -127,19 +129,13 @@ def verify_command(
 
         tfckpt verify saved_model_dir --no-nan --no-inf --json
     """
-    from tfckpt.bundle.checkpoint import data_bytes_on_disk, resolve_prefix
-    from tfckpt.ops.verify import VerifyOptions, verify_checkpoint
-    from tfckpt.render import progress
+    from tfckpt.api.checks import verify
+    from tfckpt.render import ProgressBar
     from tfckpt.render.check import render_verify
 
-    total = data_bytes_on_disk(resolve_prefix(path)[0])
-    options = VerifyOptions(no_nan, no_inf, max_abs)
-    with progress("verify", total, quiet or as_json) as bar:
-        if engine == Engine.tf:
-            from tfckpt.tf_engine.verify import verify_with_tf
-
-            report = verify_with_tf(path, options, bar.advance)
-        else:
-            report = verify_checkpoint(path, options, bar.advance)
-    render_verify(report, as_json)
+    with ProgressBar(quiet or as_json) as bar:
+        report = verify(
+            path, no_nan=no_nan, no_inf=no_inf, max_abs=max_abs, engine=engine.value, progress=bar
+        )
+    render_verify(report, as_json, quiet)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))

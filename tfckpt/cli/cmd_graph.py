@@ -252,7 +252,7 @@ def _check(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    from tfckpt.cli.cmd_inspect import open_engine
+    from tfckpt.api.checks import open_engine
     from tfckpt.graph.check import check_against_checkpoint, graph_needs
     from tfckpt.graph.summary import pick_meta_graph
     from tfckpt.render import note
@@ -262,7 +262,7 @@ def _check(
     if pick_note:
         note(pick_note, quiet)
     needs = graph_needs(graph_def, meta)
-    with open_engine(ckpt_path, engine) as ckpt:
+    with open_engine(ckpt_path, engine.value) as ckpt:
         for message in ckpt.notes:
             note(message, quiet)
         report = check_against_checkpoint(needs, ckpt, ckpt_path, loaded.path, scope)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from typing import Annotated, Any
 
 import typer
@@ -64,50 +62,10 @@ def ls_command(
 
 
 def _repair(path: str, write: bool, as_json: bool) -> None:
-    from tfckpt.ops.repair import apply_state_repair, plan_state_repair
-    from tfckpt.render import note, print_json
+    from tfckpt.api.surgery import repair
+    from tfckpt.render.surgery import render_repair
 
-    plan = plan_state_repair(path)
-    written = False
-    if write and plan.changed:
-        apply_state_repair(plan)  # before reporting, so "written" is only ever true if it was
-        written = True
-    if as_json:
-        print_json({**plan.to_dict(), "written": written})
-    else:
-        from tfckpt.render.transfer import render_repair_plan
-
-        render_repair_plan(plan, written)
-    if written:
-        note(f"rewrote {plan.state_path}")
-    elif plan.changed and not as_json:
-        note("dry run: nothing written (add --write)")
-
-
-def select_names(names: list[str], match: list[str] | None, regex: list[str] | None) -> list[str]:
-    """Names matching any --match glob or any --regex (all names when neither is given)."""
-    if not match and not regex:
-        return names
-    try:
-        patterns = [re.compile(r) for r in regex or []]
-    except re.error as exc:
-        raise UsageError(f"bad --regex: {exc}") from None
-    return [
-        n
-        for n in names
-        if any(fnmatch.fnmatchcase(n, g) for g in match or []) or any(p.search(n) for p in patterns)
-    ]
-
-
-def open_engine(path: str, engine: Engine) -> Any:
-    """A checkpoint read natively, or (``--engine tf``) through tf.train.load_checkpoint."""
-    if engine == Engine.tf:
-        from tfckpt.tf_engine.adapter import open_tf_checkpoint
-
-        return open_tf_checkpoint(path)
-    from tfckpt.bundle.checkpoint import open_checkpoint
-
-    return open_checkpoint(path)
+    render_repair(repair(path, write=write), as_json)
 
 
 @app.command("vars")
@@ -152,20 +110,23 @@ def vars_command(
 
         tfckpt vars ckpt --json | jq '.[].name'
     """
+    from tfckpt.api.checks import open_engine
     from tfckpt.render import note, progress
     from tfckpt.render.inspect import render_value, render_vars, var_record
 
-    with open_engine(path, engine) as ckpt:
+    with open_engine(path, engine.value) as ckpt:
         for message in ckpt.notes:
             note(message, quiet)
         if show is not None:
-            info = ckpt.get(show)
+            info = ckpt.info(show)
             render_value(var_record(info), ckpt.read(info.name), full, as_json)
             return
         infos = ckpt.tensors(include_object_graph=show_all)
         by_name = {i.name: i for i in infos}
         # Filters see the key and, for TF2, the object path.
         keys = {i.display_name: i.name for i in infos} | {i.name: i.name for i in infos}
+        from tfckpt.ops.rules import select_names
+
         wanted = set(keys[n] for n in select_names(sorted(keys), match, regex))
         selected = [by_name[n] for n in sorted(wanted)]
         records = []

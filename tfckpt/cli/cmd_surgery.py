@@ -1,14 +1,13 @@
-"""``rename``, ``prune`` and ``merge``: new checkpoints from old ones, without TensorFlow.
+"""``rename``, ``prune``, ``merge`` and ``cast``: new checkpoints from old ones, without TensorFlow.
 
-Plans are computed and checked first (``--dry-run`` prints them); outputs are written under
-temporary names and renamed into place; sources are never modified.
+Each command parses its options, calls one function of ``tfckpt.api.surgery`` (which plans,
+checks and writes) and renders the result. Sources come first, the destination last.
 """
 
 from __future__ import annotations
 
-import os
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,44 +17,54 @@ from tfckpt.cli.options import (
     ForceOpt,
     JsonOpt,
     MappingOpt,
+    MatchOpt,
     QuietOpt,
+    RegexOpt,
     SubOpt,
     SyncOpt,
-    output_prefix,
     parse_subs,
 )
-from tfckpt.errors import OutputExists, RenameConflict, UsageError
 
 LinkOpt = Annotated[
     bool,
-    typer.Option("--link", help="Hard-link data files instead of copying (falls back to a copy)."),
+    typer.Option(
+        "--link",
+        help="Hard-link data files instead of copying (falls back to a copy across file "
+        "systems). The output then shares its data files with the source.",
+    ),
 ]
-
-
-def _data_total(ckpt: Any) -> int:
-    from tfckpt.bundle.checkpoint import data_bytes_on_disk
-
-    return data_bytes_on_disk(ckpt.prefix)
+SrcArg = Annotated[str, typer.Argument(help="Source checkpoint (never modified).")]
+DstArg = Annotated[str, typer.Argument(help="Destination prefix, e.g. out/model.ckpt-100.")]
 
 
 @app.command("rename")
 def rename_command(
-    src: Annotated[str, typer.Argument(help="Source checkpoint (never modified).")],
-    dst: Annotated[str, typer.Argument(help="Destination prefix, e.g. out/model.ckpt-100.")],
+    src: SrcArg,
+    dst: DstArg,
     sub: SubOpt = None,
     mapping: MappingOpt = None,
     add_prefix: Annotated[
         str | None,
-        typer.Option("--add-prefix", help="Prepend SCOPE/ to every name.", metavar="SCOPE/"),
+        typer.Option(
+            "--add-prefix", help="Prepend the scope SCOPE/ to every name.", metavar="SCOPE/"
+        ),
     ] = None,
     strip_prefix: Annotated[
         str | None,
         typer.Option(
-            "--strip-prefix", help="Remove a leading SCOPE/ where present.", metavar="SCOPE/"
+            "--strip-prefix", help="Remove a leading scope SCOPE/ where present.", metavar="SCOPE/"
         ),
     ] = None,
     meta: Annotated[
         bool, typer.Option("--meta", help="Also rename the variables in SRC.meta into DST.meta.")
+    ] = False,
+    allow_unchanged: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unchanged",
+            help="Write the copy even when no name changes (otherwise exit 2: a typo in a "
+            "pattern, most likely).",
+        ),
     ] = False,
     link: LinkOpt = False,
     sync: SyncOpt = False,
@@ -67,10 +76,11 @@ def rename_command(
     """Rename variables. Tensor bytes are reused (copied or --link'ed), only the index is new.
 
     Rules apply to every name in this order: an exact --mapping entry wins; else each --sub
-    (Python re.sub) in order, then --strip-prefix, then --add-prefix. Conflicts (two names to
-    one, a clash with an unchanged name, an empty name) stop everything (exit 2). For TF2
-    checkpoints the object graph is renamed too, so tf.train.Checkpoint restores into objects
-    whose attributes carry the new names.
+    (Python re.sub) in order, then --strip-prefix, then --add-prefix (a scope: a missing
+    trailing / is added). Conflicts (two names to one, a clash with an unchanged name, an empty
+    name) stop everything (exit 2), and so does a rename that changes no name (with the
+    closest names shown). For TF2 checkpoints the object graph is renamed too, so
+    tf.train.Checkpoint restores into objects whose attributes carry the new names.
 
     Examples:
 
@@ -78,68 +88,34 @@ def rename_command(
 
         tfckpt rename ckpt out/ckpt --sub '^model/' 'net/' --meta --dry-run
 
-        tfckpt rename tf2/ckpt-1 out/ckpt-1 --sub '^net/enc/' 'net/encoder/'
-
         tfckpt rename ckpt out/ckpt --mapping names.csv --link
     """
-    from tfckpt.bundle.checkpoint import open_checkpoint
+    from tfckpt.api.surgery import rename
+    from tfckpt.render import ProgressBar
+    from tfckpt.render.surgery import render_surgery
 
-    dst = output_prefix(dst)
-    from tfckpt.ops.rename import plan_renames
-    from tfckpt.ops.rules import build_rules
-    from tfckpt.render import note, progress
-    from tfckpt.render.surgery import render_rename_plan, render_written
-
-    rules = build_rules(parse_subs(sub), mapping, strip_prefix, add_prefix)
-    if rules.empty:
-        raise UsageError("give at least one rule: --sub, --mapping, --add-prefix, --strip-prefix")
-    with open_checkpoint(src) as ckpt:
-        for message in ckpt.notes:
-            note(message, quiet)
-        plan = plan_renames([i.name for i in ckpt.tensors()], rules, ckpt.object_graph_bytes())
-        if plan.conflicts:
-            raise RenameConflict(
-                f"{len(plan.conflicts)} conflict(s), nothing written: " + "; ".join(plan.conflicts)
-            )
-        for message in plan.notes():
-            note(message, quiet)
-        meta_src = ckpt.prefix + ".meta"
-        if meta and not os.path.exists(meta_src):
-            raise UsageError(f"{meta_src}: no .meta to rename (drop --meta)")
-        if meta and ckpt.format == "V1":
-            raise UsageError(
-                f"{meta_src}: the graph of a V1 checkpoint restores only V1 files (RestoreSlice), "
-                "but rename writes V2; drop --meta and rebuild the graph with the new names"
-            )
-        if meta and os.path.exists(dst + ".meta") and not force:
-            raise OutputExists(f"{dst}.meta: exists; use --force")
-        if dry_run:
-            render_rename_plan(plan, as_json, dry_run=True)
-            return
-        from tfckpt.ops.rename import apply_rename
-
-        new_meta = None
-        if meta:
-            from tfckpt.graph.rename import rename_metagraph
-
-            with open(meta_src, "rb") as f:
-                new_meta = rename_metagraph(f.read(), plan.renames)
-        with progress("copy" if not link else "link", _data_total(ckpt), quiet) as bar:
-            result = apply_rename(ckpt, dst, plan, link, force, bar.advance, sync, keep_meta=meta)
-    if new_meta is not None:
-        from tfckpt.storage import write_file_atomic
-
-        write_file_atomic(dst + ".meta", new_meta, force=True)
-    elif os.path.exists(meta_src):
-        result.notes.append(f"{meta_src} was not carried over (use --meta to rename it too)")
-    if not as_json:
-        render_rename_plan(plan, False, dry_run=False)
-    render_written(result, as_json, {**plan.to_dict(), "meta": new_meta is not None}, quiet)
+    with ProgressBar(quiet or as_json) as bar:
+        result = rename(
+            src,
+            dst,
+            sub=parse_subs(sub),
+            mapping=mapping,
+            add_prefix=add_prefix,
+            strip_prefix=strip_prefix,
+            meta=meta,
+            link=link,
+            allow_unchanged=allow_unchanged,
+            dry_run=dry_run,
+            force=force,
+            sync=sync,
+            progress=bar,
+        )
+    render_surgery(result, as_json, quiet)
 
 
 @app.command("prune")
 def prune_command(
-    src: Annotated[str, typer.Argument(help="Source checkpoint (never modified).")],
+    src: SrcArg,
     dst: Annotated[str, typer.Argument(help="Destination prefix.")],
     drop: Annotated[
         list[str] | None,
@@ -174,7 +150,7 @@ def prune_command(
 
     Kept tensors' bytes are streamed in bounded chunks with their stored checksums; TF2 object
     graphs lose the dropped attributes and slot references, so the model restores without the
-    optimizer.
+    optimizer. The source's .meta is not carried over (a note says so).
 
     Examples:
 
@@ -182,36 +158,24 @@ def prune_command(
 
         tfckpt prune ckpt out --drop '^head/' --keep '^head/bias$' --dry-run
     """
-    from tfckpt.bundle.checkpoint import open_checkpoint
+    from tfckpt.api.surgery import prune
+    from tfckpt.render import ProgressBar
+    from tfckpt.render.surgery import render_surgery
 
-    dst = output_prefix(dst)
-    from tfckpt.ops.prune import plan_prune
-    from tfckpt.render import note, progress
-    from tfckpt.render.surgery import render_prune_plan, render_written
-
-    if not (drop or optimizer or drop_global_step):
-        raise UsageError("give --drop REGEX, --optimizer or --drop-global-step")
-    with open_checkpoint(src) as ckpt:
-        for message in ckpt.notes:
-            note(message, quiet)
-        sizes = {i.name: i.nbytes for i in ckpt.tensors()}
-        # The object graph is read here only for --optimizer; otherwise apply_prune reads it.
-        graph = ckpt.object_graph_bytes() if optimizer else None
-        plan = plan_prune(sizes, drop, keep, optimizer, drop_global_step, graph)
-        if dry_run:
-            render_prune_plan(plan, sizes, as_json, dry_run=True)
-            return
-        from tfckpt.bundle.writer import check_destination
-        from tfckpt.ops.prune import apply_prune
-
-        check_destination(dst, force)
-        with progress("prune", plan.bytes_after, quiet) as bar:
-            result = apply_prune(ckpt, dst, plan, force, bar.advance, sync)
-    if os.path.exists(ckpt.prefix + ".meta"):
-        result.notes.append(f"{ckpt.prefix}.meta was not carried over")
-    if not as_json:
-        render_prune_plan(plan, sizes, False, dry_run=False)
-    render_written(result, as_json, plan.to_dict(), quiet)
+    with ProgressBar(quiet or as_json) as bar:
+        result = prune(
+            src,
+            dst,
+            drop=drop or (),
+            keep=keep or (),
+            optimizer=optimizer,
+            drop_global_step=drop_global_step,
+            dry_run=dry_run,
+            force=force,
+            sync=sync,
+            progress=bar,
+        )
+    render_surgery(result, as_json, quiet)
 
 
 class Prefer(str, Enum):
@@ -221,10 +185,13 @@ class Prefer(str, Enum):
 
 @app.command("merge")
 def merge_command(
-    out: Annotated[str, typer.Argument(help="Destination prefix.")],
     inputs: Annotated[
         list[str],
         typer.Argument(help="Inputs, each PATH or PATH:SCOPE/ (names get SCOPE/ prepended)."),
+    ],
+    output: Annotated[
+        str,
+        typer.Option("--output", "-o", help="Destination prefix (required).", metavar="OUT"),
     ],
     prefer: Annotated[
         Prefer | None,
@@ -239,43 +206,83 @@ def merge_command(
 ) -> None:
     """Mix several checkpoints into one, each under an optional scope.
 
-    Zero-copy where possible: every input data file becomes a shard of the output (copied, or
-    hard-linked with --link) and only a new index is written. Duplicate names are an error
-    unless --prefer first|last. TF2 object graphs are merged too: an input under SCOPE/ restores
-    with tf.train.Checkpoint(SCOPE=tf.train.Checkpoint(model=...)).
+    Inputs come first, the output is named by -o (never a positional guess, so no input can be
+    taken for the output); --force never overwrites one of the inputs. Zero-copy where
+    possible: every input data file becomes a shard of the output (copied, or hard-linked with
+    --link) and only a new index is written. Duplicate names are an error unless --prefer
+    first|last. TF2 object graphs are merged too: an input under SCOPE/ restores with
+    tf.train.Checkpoint(SCOPE=tf.train.Checkpoint(model=...)).
 
     Examples:
 
-        tfckpt merge out/model.ckpt pretrained/model.ckpt-5000:pretrained/ head/model.ckpt-10
+        tfckpt merge pretrained/model.ckpt-5000:pretrained/ head/model.ckpt-10 -o out/model.ckpt
 
-        tfckpt merge out/all a:a/ b:b/ --link --dry-run
+        tfckpt merge a:a/ b:b/ -o out/all --link --dry-run
     """
-    from contextlib import ExitStack
+    from tfckpt.api.surgery import merge
+    from tfckpt.render import ProgressBar
+    from tfckpt.render.surgery import render_surgery
 
-    from tfckpt.bundle.checkpoint import open_checkpoint
+    with ProgressBar(quiet or as_json) as bar:
+        result = merge(
+            inputs,
+            output,
+            prefer=prefer.value if prefer else None,
+            link=link,
+            dry_run=dry_run,
+            force=force,
+            sync=sync,
+            progress=bar,
+        )
+    render_surgery(result, as_json, quiet)
 
-    out = output_prefix(out)
-    from tfckpt.ops.merge import parse_input, plan_merge
-    from tfckpt.render import note, progress
-    from tfckpt.render.surgery import render_merge_plan, render_written
 
-    if len(inputs) < 1:
-        raise UsageError("give at least one input")
-    specs = [parse_input(s) for s in inputs]
-    with ExitStack() as stack:
-        ckpts = [stack.enter_context(open_checkpoint(s.path)) for s in specs]
-        for ckpt in ckpts:
-            for message in ckpt.notes:
-                note(message, quiet)
-        names = [[i.name for i in c.tensors(include_object_graph=False)] for c in ckpts]
-        graphs = [c.object_graph_bytes() for c in ckpts]
-        plan = plan_merge(names, [s.scope for s in specs], prefer.value if prefer else None, graphs)
-        if dry_run:
-            render_merge_plan(plan, [s.path for s in specs], as_json, dry_run=True)
-            return
-        from tfckpt.ops.merge import apply_merge
+@app.command("cast")
+def cast_command(
+    src: SrcArg,
+    dst: Annotated[str, typer.Argument(help="Destination prefix.")],
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype", help="Target: float16, bfloat16, float32 or float64.", metavar="DTYPE"
+        ),
+    ],
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    dry_run: DryRunOpt = False,
+    force: ForceOpt = False,
+    sync: SyncOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Cast floating-point tensors to another float dtype; copy everything else unchanged.
 
-        total = sum(_data_total(c) for c in ckpts)
-        with progress("merge", total, quiet) as bar:
-            result = apply_merge(ckpts, out, plan, link, force, bar.advance, sync)
-    render_written(result, as_json, {**plan.to_dict(), "inputs": [s.path for s in specs]}, quiet)
+    Casts float16/bfloat16/float32/float64 (and float8) tensors, optionally only those matching
+    --match/--regex (which see keys and TF2 object paths); integer, bool, complex and string
+    tensors are copied byte for byte. Values are exactly numpy's astype (round to nearest even);
+    values that overflow to inf are counted and warned about. Reports the size before and
+    after. Partitioned variables stay partitioned; a TF2 object graph is kept.
+
+    Examples:
+
+        tfckpt cast model.ckpt-1000 half/model.ckpt-1000 --dtype float16
+
+        tfckpt cast ckpt bf16/ckpt --dtype bfloat16 --regex 'kernel$' --dry-run
+    """
+    from tfckpt.api.surgery import cast
+    from tfckpt.render import ProgressBar
+    from tfckpt.render.surgery import render_surgery
+
+    with ProgressBar(quiet or as_json) as bar:
+        result = cast(
+            src,
+            dst,
+            dtype=dtype,
+            match=match or (),
+            regex=regex or (),
+            dry_run=dry_run,
+            force=force,
+            sync=sync,
+            progress=bar,
+        )
+    render_surgery(result, as_json, quiet)

@@ -1,4 +1,4 @@
-"""``export``, ``import`` and ``cast``: weights out of and into checkpoints, without TensorFlow."""
+"""``export`` and ``import``: weights out of and into checkpoints, without TensorFlow."""
 
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ from tfckpt.cli.options import (
     parse_subs,
 )
 from tfckpt.errors import ExitCode, UsageError
+from tfckpt.ops.rules import name_selector
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from tfckpt.transfer.formats import Format
 
 NoCheckOpt = Annotated[
@@ -66,23 +65,6 @@ def _parse_format(value: str | None, option: str) -> Format | None:
         return fmt(value.lower())
     except ValueError:
         raise UsageError(f"{option} {value!r}: choose safetensors, npz or npy") from None
-
-
-def name_selector(
-    match: list[str] | None, regex: list[str] | None
-) -> Callable[[list[str]], bool] | None:
-    """A filter that keeps a tensor when any of its names (key, TF2 object paths) matches
-    --match / --regex; None when neither is given. Bad regexes are refused here, up front."""
-    if not match and not regex:
-        return None
-    from tfckpt.cli.cmd_inspect import select_names
-
-    select_names([], match, regex)  # validates the regexes up front
-
-    def select(names: list[str]) -> bool:
-        return bool(select_names(names, match, regex))
-
-    return select
 
 
 def _parse_metadata(values: list[str] | None) -> dict[str, str]:
@@ -322,58 +304,3 @@ def import_command(
                 inp, plan, force, not no_check, bar.advance, bar.advance, sync=sync
             )
     render_import(plan, result, as_json, dry_run=False)
-
-
-@app.command("cast")
-def cast_command(
-    src: Annotated[str, typer.Argument(help="Source checkpoint (never modified).")],
-    dst: Annotated[str, typer.Argument(help="Destination prefix.")],
-    dtype: Annotated[
-        str,
-        typer.Option(
-            "--dtype", help="Target: float16, bfloat16, float32 or float64.", metavar="DTYPE"
-        ),
-    ],
-    match: MatchOpt = None,
-    regex: RegexOpt = None,
-    dry_run: DryRunOpt = False,
-    force: ForceOpt = False,
-    sync: SyncOpt = False,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
-    """Cast floating-point tensors to another float dtype; copy everything else unchanged.
-
-    Casts float16/bfloat16/float32/float64 (and float8) tensors, optionally only those matching
-    --match/--regex (which see keys and TF2 object paths); integer, bool, complex and string
-    tensors are copied byte for byte. Values are exactly numpy's astype (round to nearest even);
-    values that overflow to inf are counted and warned about. Reports the size before and
-    after. Partitioned variables stay partitioned; a TF2 object graph is kept.
-
-    Examples:
-
-        tfckpt cast model.ckpt-1000 half/model.ckpt-1000 --dtype float16
-
-        tfckpt cast ckpt bf16/ckpt --dtype bfloat16 --regex 'kernel$' --dry-run
-    """
-    from tfckpt.bundle.checkpoint import open_checkpoint
-    from tfckpt.ops.cast import apply_cast, cast_target, plan_cast
-
-    dst = output_prefix(dst)
-    from tfckpt.render import note, progress
-    from tfckpt.render.transfer import render_cast
-
-    target = cast_target(dtype)
-    with open_checkpoint(src) as ckpt:
-        for message in ckpt.notes:
-            note(message, quiet)
-        plan = plan_cast(ckpt, dst, target, name_selector(match, regex))
-        if dry_run:
-            render_cast(plan, False, as_json, dry_run=True)
-            return
-        from tfckpt.bundle.writer import check_destination
-
-        check_destination(dst, force)
-        with progress("cast", plan.bytes_before, quiet) as bar:
-            apply_cast(ckpt, plan, force, bar.advance, sync)
-    render_cast(plan, True, as_json, dry_run=False)

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from tfckpt.bundle.checkpoint import Checkpoint
 from tfckpt.bundle.reader import num_elements
-from tfckpt.bundle.state import record_latest
 from tfckpt.dtypes import DType, dtype_from_name
 from tfckpt.errors import CorruptCheckpoint, UsageError
 from tfckpt.storage import COPY_CHUNK
@@ -38,7 +37,7 @@ def cast_target(name: str) -> DType:
     except KeyError:
         dtype = None
     if dtype is None or dtype.name not in CAST_TARGETS:
-        raise UsageError(f"--dtype {name!r}: choose one of {', '.join(CAST_TARGETS)}")
+        raise UsageError(f"dtype {name!r}: choose one of {', '.join(CAST_TARGETS)}")
     return dtype
 
 
@@ -210,7 +209,6 @@ def apply_cast(
                 writer.add_entry(part.key, make_entry(dtype, part.shape, 0, offset, size, crc))
             writer.add_entry(item.name, make_entry(dtype, item.shape, slices=entry.proto.slices))
         writer.commit()
-        record_latest(writer.prefix)
     return CastResult(plan.output, len(plan.items))
 
 

@@ -58,9 +58,12 @@ class DiffOptions:
 
 @dataclass
 class DiffReport:
+    """Every compared variable of A and B (``variables``) and whether they are all the same."""
+
     a: str
     b: str
     variables: list[VarDiff] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -73,8 +76,23 @@ class DiffReport:
     def equal(self) -> bool:
         return all(v.status == "same" for v in self.variables)
 
+    @property
+    def ok(self) -> bool:
+        """No differences (the check passed): the same as ``equal``."""
+        return self.equal
+
     def summary(self) -> dict[str, Any]:
         return {**self.counts, "compared": len(self.variables), "equal": self.equal}
+
+    def to_dict(self, show_all: bool = False) -> dict[str, Any]:
+        """The JSON payload; identical variables only with ``show_all``."""
+        return {
+            "ok": self.ok,
+            "a": self.a,
+            "b": self.b,
+            "summary": self.summary(),
+            "variables": [v.to_dict() for v in self.variables if show_all or v.status != "same"],
+        }
 
 
 def diff_checkpoints(

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt.bundle.checkpoint import Checkpoint
-from tfckpt.bundle.state import record_latest
 from tfckpt.bundle.writer import BundleWriter
-from tfckpt.errors import RenameConflict, UsageError
+from tfckpt.errors import GraphMergeError, RenameConflict, UsageError
 from tfckpt.ops.writing import (
     Progress,
     WriteResult,
@@ -32,6 +31,7 @@ class MergePlan:
     duplicates: list[str] = field(default_factory=list)
     object_graph: bytes | None = None  # TF2 inputs' object graphs, merged under their scopes
     notes: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)  # the input paths, for reports
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,19 +39,27 @@ class MergePlan:
                 {"name": n, "input": i, "source": s} for n, (i, s) in sorted(self.sources.items())
             ],
             "duplicates": self.duplicates,
+            "inputs": self.inputs,
         }
 
 
-def parse_input(spec: str) -> MergeInput:
-    """``PATH`` or ``PATH:SCOPE/`` (a scope ends with ``/``); scopes must stay plain prefixes."""
+def parse_input(spec: str, notes: list[str] | None = None) -> MergeInput:
+    """``PATH`` or ``PATH:SCOPE`` (``PATH:SCOPE/``): names from PATH get ``SCOPE/`` prepended.
+
+    A scope without its trailing ``/`` is a scope all the same (with a note). The split is at
+    the last ``:`` whose tail looks like a scope (not ``//...`` as in ``s3://``), so URLs and
+    plain paths without a scope pass through.
+    """
     head, sep, tail = spec.rpartition(":")
-    if sep and head and tail.endswith("/"):
-        path, scope = head, tail
-    else:
-        path, scope = spec, ""
-    if scope.startswith("/") or any(part in ("..", ".") for part in scope.split("/")[:-1]):
-        raise UsageError(f"bad scope {scope!r} in {spec!r}: use a plain prefix like 'pretrained/'")
-    return MergeInput(path=path, scope=scope)
+    if not (sep and head and tail and not tail.startswith("//") and "//" not in tail[1:]):
+        return MergeInput(path=spec, scope="")
+    if tail.startswith("/") or any(part in ("..", ".", "") for part in tail.rstrip("/").split("/")):
+        raise UsageError(f"bad scope {tail!r} in {spec!r}: use a plain prefix like 'pretrained/'")
+    if not tail.endswith("/"):
+        if notes is not None:
+            notes.append(f"scope {tail!r} of {head} taken as {tail + '/'!r}")
+        tail += "/"
+    return MergeInput(path=head, scope=tail)
 
 
 def plan_merge(
@@ -77,8 +85,9 @@ def plan_merge(
         shown = ", ".join(repr(d) for d in plan.duplicates[:10])
         more = f" and {len(plan.duplicates) - 10} more" if len(plan.duplicates) > 10 else ""
         raise RenameConflict(
-            f"{len(plan.duplicates)} duplicate name(s): {shown}{more}; give inputs different "
-            "scopes (IN:SCOPE/) or --prefer first|last"
+            f"{len(plan.duplicates)} duplicate name(s): {shown}{more}; give the inputs "
+            "different scopes",
+            fix="prefer",
         )
     if graphs and any(g is not None for g in graphs):
         _merge_object_graphs(plan, scopes, graphs)
@@ -96,7 +105,7 @@ def _merge_object_graphs(plan: MergePlan, scopes: list[str], graphs: list[bytes 
         return
     try:
         plan.object_graph = objgraph.merge_graphs(parts)
-    except objgraph.GraphMergeError as exc:
+    except GraphMergeError as exc:
         plan.notes.append(
             f"TF2 object graphs not merged ({exc}): the output restores by name "
             "(tf.compat.v1 Saver, tf.train.load_checkpoint), not with tf.train.Checkpoint"
@@ -147,5 +156,4 @@ def apply_merge(
         if plan.object_graph is not None:
             add_object_graph(writer, plan.object_graph)
         writer.commit()
-        record_latest(writer.prefix)
     return WriteResult(dst, shards, count, notes=list(plan.notes))

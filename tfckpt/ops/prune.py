@@ -10,7 +10,6 @@ from typing import Any
 from tfckpt.bundle import objgraph
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from tfckpt.bundle.reader import Entry
-from tfckpt.bundle.state import record_latest
 from tfckpt.bundle.writer import BundleWriter
 from tfckpt.errors import UsageError
 from tfckpt.ops.writing import (
@@ -52,6 +51,7 @@ class PrunePlan:
     # TF2: the serialized object graph as planning read it (for --optimizer), so apply_prune
     # edits it without reading it again; None when planning did not need it.
     source_graph: bytes | None = None
+    sizes: dict[str, int] = field(default_factory=dict)  # stored bytes per name
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,9 +86,9 @@ def plan_prune(
     tf2_optimizer_keys: set[str] = set()
     if optimizer and object_graph is not None:
         tf2_optimizer_keys = objgraph.optimizer_keys(object_graph)
-    drops = _compile(drop or [], "--drop")
-    keeps = _compile(keep or [], "--keep")
-    plan = PrunePlan(source_graph=object_graph)
+    drops = _compile(drop or [], "drop")
+    keeps = _compile(keep or [], "keep")
+    plan = PrunePlan(source_graph=object_graph, sizes=sizes)
     for name in sorted(sizes):
         plan.bytes_before += sizes[name]
         gone = any(p.search(name) for p in drops)
@@ -143,7 +143,6 @@ def apply_prune(
             for name in sorted(kept):
                 write_decoded(writer, ckpt, name, name)
             writer.commit()
-            record_latest(writer.prefix)
         return WriteResult(dst, 1, len(kept), notes=["V1 input: written as V2"])
     bundle = ckpt.bundle
     new_graph: bytes | None = None
@@ -180,5 +179,4 @@ def apply_prune(
         if new_graph is not None:
             add_object_graph(writer, new_graph)
         writer.commit()
-        record_latest(writer.prefix)
     return WriteResult(dst, 1, len(tensors), bytes_written=written)

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
-from tfckpt.bundle.state import record_latest
 from tfckpt.bundle.writer import BundleWriter
 from tfckpt.ops.rules import NameRules
 from tfckpt.ops.writing import (
@@ -40,7 +39,7 @@ class RenamePlan:
             shown = ", ".join(repr(n) for n in self.unmatched[:5])
             more = f" and {len(self.unmatched) - 5} more" if len(self.unmatched) > 5 else ""
             notes.append(
-                f"{len(self.unmatched)} --mapping name(s) are not in the checkpoint: {shown}{more}"
+                f"{len(self.unmatched)} mapping name(s) are not in the checkpoint: {shown}{more}"
             )
         if self.derived:
             rule, used = min(self.derived.items())[1]
@@ -124,7 +123,6 @@ def apply_rename(
             for info in ckpt.tensors():
                 write_decoded(writer, ckpt, info.name, plan.new_name(info.name))
             writer.commit()
-            record_latest(writer.prefix)
         return WriteResult(dst, 1, len(ckpt.tensors()), notes=["V1 input: written as V2"])
     bundle = ckpt.bundle
     n = bundle.num_shards
@@ -150,5 +148,4 @@ def apply_rename(
                 continue
             add_with_slices(w, bundle, entry, plan.new_name(entry.name))
         w.commit()
-        record_latest(w.prefix)
     return WriteResult(dst, shards, count)

@@ -8,9 +8,11 @@ Order of application, for every name: an exact ``--mapping`` entry wins outright
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tfckpt.errors import UsageError
@@ -44,7 +46,7 @@ def compile_sub(pattern: str, replacement: str) -> tuple[re.Pattern[str], str]:
         compiled = re.compile(pattern)
         compiled.sub(replacement, "")  # surfaces bad group references in the replacement
     except (re.error, IndexError) as exc:  # IndexError: an unknown group name
-        raise UsageError(f"bad --sub {pattern!r} {replacement!r}: {exc}") from None
+        raise UsageError(f"bad sub {pattern!r} {replacement!r}: {exc}") from None
     return compiled, replacement
 
 
@@ -94,3 +96,37 @@ def build_rules(
         strip_prefix=strip_prefix or None,
         add_prefix=add_prefix or None,
     )
+
+
+def select_names(
+    names: list[str], match: list[str] | None = None, regex: list[str] | None = None
+) -> list[str]:
+    """Names matching any glob in ``match`` or any regex in ``regex`` (``re.search``); all names
+    when neither is given. A bad regex is a UsageError."""
+    if not match and not regex:
+        return names
+    try:
+        patterns = [re.compile(r) for r in regex or []]
+    except re.error as exc:
+        raise UsageError(f"bad regex: {exc}") from None
+    return [
+        n
+        for n in names
+        if any(fnmatch.fnmatchcase(n, g) for g in match or []) or any(p.search(n) for p in patterns)
+    ]
+
+
+def name_selector(
+    match: list[str] | None = None, regex: list[str] | None = None
+) -> Callable[[list[str]], bool] | None:
+    """A filter that keeps a tensor when any of its names (key, TF2 object path) matches a glob
+    in ``match`` or a regex in ``regex``; None when neither is given. Bad regexes are refused
+    here, up front."""
+    if not match and not regex:
+        return None
+    select_names([], match, regex)
+
+    def select(names: list[str]) -> bool:
+        return bool(select_names(names, match, regex))
+
+    return select

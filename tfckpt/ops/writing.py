@@ -65,5 +65,5 @@ def add_with_slices(
 
 
 def write_decoded(writer: BundleWriter, ckpt: Checkpoint, name: str, new_name: str) -> None:
-    info = ckpt.get(name)
+    info = ckpt.info(name)
     writer.add_array(key_bytes(new_name), ckpt.read(name), info.dtype)

@@ -145,3 +145,56 @@ def progress(description: str, total: int, quiet: bool = False) -> Iterator[Prog
     with bar:
         task = bar.add_task(description, total=total)
         yield ProgressReporter(bar, task)
+
+
+class ProgressBar:
+    """A ``tfckpt.progress.Progress`` drawn on stderr: a Rich bar per phase, shown only on a TTY
+    and not quiet. Use as a context manager around the library call."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self._enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        if not self._enabled or total <= 0:
+            return
+        if self._bar is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=err_console(),
+                transient=True,
+                refresh_per_second=5,
+            )
+            self._bar.start()
+        elif self._task is not None:
+            self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, nbytes: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, nbytes)
+
+    def describe(self, text: str) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, description=text[-40:])
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from tfckpt.render import err_console, out_console, print_json, shape_text
+from tfckpt.render import emit_json, err_console, out_console, shape_text
 
 
 def _shape(shape: list[int] | None) -> str:
@@ -35,19 +35,13 @@ def diff_summary_line(summary: dict[str, Any]) -> str:
     return f"{verdict}: {summary['compared']} compared, " + ", ".join(parts)
 
 
-def render_diff(report: Any, as_json: bool, show_all: bool) -> None:
+def render_diff(report: Any, as_json: bool, show_all: bool, quiet: bool = False) -> None:
     summary = report.summary()
     variables = [v for v in report.variables if show_all or v.status != "same"]
     if as_json:
-        print_json(
-            {
-                "a": report.a,
-                "b": report.b,
-                "summary": summary,
-                "variables": [v.to_dict() for v in variables],
-            }
-        )
-        err_console().print(diff_summary_line(summary), highlight=False)
+        emit_json("diff", report.to_dict(show_all))
+        if not quiet:
+            err_console().print(diff_summary_line(summary), highlight=False)
         return
     console = out_console()
     if variables:
@@ -82,9 +76,9 @@ def render_diff(report: Any, as_json: bool, show_all: bool) -> None:
     console.print(diff_summary_line(summary), highlight=False)
 
 
-def render_verify(report: Any, as_json: bool) -> None:
+def render_verify(report: Any, as_json: bool, quiet: bool = False) -> None:
     if as_json:
-        print_json(report.to_dict())
+        emit_json("verify", report.to_dict())
         return
     console = out_console()
     if report.problems:

@@ -1,44 +1,54 @@
-"""Rendering for ``rename``, ``prune`` and ``merge``: plans (dry runs) and results."""
+"""Rendering for the writers ``rename``, ``prune``, ``merge``, ``cast`` and ``ls --repair``:
+the plan (a table on stdout), what was written (a line on stderr), and notes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
+from tfckpt.render import emit_json, err_console, human_bytes, note, out_console, shape_text
+from tfckpt.render.table import Column, print_table
 
-from tfckpt.render import err_console, human_bytes, out_console, print_json
 
-
-def render_rename_plan(plan: Any, as_json: bool, dry_run: bool) -> None:
+def render_surgery(result: Any, as_json: bool, quiet: bool = False) -> None:
+    """A ``SurgeryResult``: JSON (one document, the same keys with and without a dry run), or
+    the plan as a table, then ``wrote ...`` and the notes on stderr."""
     if as_json:
-        print_json({**plan.to_dict(), "dry_run": dry_run})
-        return
+        emit_json(result.command, result.to_dict())
+    else:
+        {
+            "rename": _rename_plan,
+            "prune": _prune_plan,
+            "merge": _merge_plan,
+            "cast": _cast_plan,
+        }[result.command](result.plan)
+        if result.dry_run:
+            note(f"dry run: nothing written to {result.destination}", quiet)
+    written = result.written
+    if written is not None and not quiet:
+        err_console().print(
+            f"wrote {written.prefix} ({written.tensors} tensors, {written.shards} shard(s))",
+            highlight=False,
+        )
+    for message in result.notes:
+        note(f"note: {message}", quiet)
+
+
+def _rename_plan(plan: Any) -> None:
     console = out_console()
     if not plan.renames:
         console.print("nothing to rename (no name matches the rules)")
         return
-    table = Table(show_edge=False, header_style="bold")
-    table.add_column("old", overflow="fold", ratio=1)
-    table.add_column("", no_wrap=True)
-    table.add_column("new", overflow="fold", ratio=1)
-    for old, new in sorted(plan.renames.items()):
-        table.add_row(old, "->", new)
-    console.print(table)
+    rows = [(old, "->", new) for old, new in sorted(plan.renames.items())]
+    print_table([Column("old", key=True), Column(""), Column("new")], rows)
     console.print(f"{len(plan.renames)} renamed, {len(plan.unchanged)} unchanged", highlight=False)
 
 
-def render_prune_plan(plan: Any, sizes: dict[str, int], as_json: bool, dry_run: bool) -> None:
-    if as_json:
-        print_json({**plan.to_dict(), "dry_run": dry_run})
-        return
+def _prune_plan(plan: Any) -> None:
     console = out_console()
     if plan.drop:
-        table = Table(show_edge=False, header_style="bold", title="dropped", title_justify="left")
-        table.add_column("name", overflow="fold", ratio=1)
-        table.add_column("bytes", justify="right", no_wrap=True)
-        for name in sorted(plan.drop):
-            table.add_row(name, human_bytes(sizes[name]))
-        console.print(table)
+        console.print("dropped", style="bold")
+        rows = [(name, human_bytes(plan.sizes.get(name, 0))) for name in sorted(plan.drop)]
+        print_table([Column("name", key=True), Column("bytes", "right")], rows)
     saved = plan.bytes_before - plan.bytes_after
     console.print(
         f"{len(plan.drop)} dropped, {len(plan.keep)} kept; {human_bytes(plan.bytes_before)} -> "
@@ -47,35 +57,76 @@ def render_prune_plan(plan: Any, sizes: dict[str, int], as_json: bool, dry_run: 
     )
 
 
-def render_merge_plan(plan: Any, inputs: list[str], as_json: bool, dry_run: bool) -> None:
-    if as_json:
-        print_json({**plan.to_dict(), "inputs": inputs, "dry_run": dry_run})
-        return
-    console = out_console()
-    table = Table(show_edge=False, header_style="bold")
-    table.add_column("name", overflow="fold", ratio=1)
-    table.add_column("from", overflow="fold")
-    for name, (index, source) in sorted(plan.sources.items()):
-        table.add_row(name, f"{inputs[index]}: {source}" if source != name else inputs[index])
-    console.print(table)
-    console.print(f"{len(plan.sources)} variables from {len(inputs)} inputs", highlight=False)
+def _merge_plan(plan: Any) -> None:
+    inputs = plan.inputs
+    rows = [
+        (name, f"{inputs[index]}: {source}" if source != name else inputs[index])
+        for name, (index, source) in sorted(plan.sources.items())
+    ]
+    print_table([Column("name", key=True), Column("from")], rows)
+    out_console().print(f"{len(plan.sources)} variables from {len(inputs)} inputs", highlight=False)
 
 
-def render_written(
-    result: Any, as_json: bool, extra: dict[str, Any] | None = None, quiet: bool = False
-) -> None:
-    record = {
-        "output": result.prefix,
-        "shards": result.shards,
-        "tensors": result.tensors,
-        **(extra or {}),
-    }
+def _cast_plan(plan: Any) -> None:
+    rows = [
+        (
+            item.name,
+            item.dtype.name,
+            plan.target.name,
+            shape_text(item.shape),
+            human_bytes(item.bytes_before),
+            human_bytes(item.bytes_after),
+        )
+        for item in plan.cast
+    ]
+    if rows:
+        print_table(
+            [
+                Column("name", key=True),
+                Column("from"),
+                Column("to"),
+                Column("shape"),
+                Column("before", "right"),
+                Column("after", "right"),
+            ],
+            rows,
+        )
+    out_console().print(
+        f"{len(plan.cast)} cast to {plan.target.name}, {len(plan.items) - len(plan.cast)} "
+        f"unchanged; {human_bytes(plan.bytes_before)} -> {human_bytes(plan.bytes_after)}",
+        highlight=False,
+    )
+
+
+def render_repair(result: Any, as_json: bool, quiet: bool = False) -> None:
+    """``ls --repair``: the old and new path of every entry of the state file."""
+    plan = result.plan
     if as_json:
-        print_json(record)
+        emit_json("repair", result.to_dict())
     else:
-        err_console().print(
-            f"wrote {result.prefix} ({result.tensors} tensors, {result.shards} shard(s))",
+        rows = []
+        if plan.latest is not None:
+            rows.append(("latest", plan.latest.old, _new(plan.latest), plan.latest.status))
+        rows += [(str(i), e.old, _new(e), e.status) for i, e in enumerate(plan.entries)]
+        print_table([Column(""), Column("old", key=True), Column("new"), Column("status")], rows)
+        counts = plan.counts()
+        verdict = (
+            "repaired"
+            if result.written
+            else "needs repair"
+            if plan.changed
+            else "nothing to repair"
+        )
+        out_console().print(
+            f"{plan.state_path}: {verdict}; {counts['relocated']} relocated, {counts['ok']} ok, "
+            f"{counts['missing']} missing",
             highlight=False,
         )
-    for note in [] if quiet else result.notes:
-        err_console().print(f"tfckpt: note: {note}", highlight=False)
+    if result.written:
+        note(f"rewrote {plan.state_path}", quiet)
+    elif plan.changed and not as_json:
+        note("dry run: nothing written (add --write)", quiet)
+
+
+def _new(entry: Any) -> str:
+    return "(unchanged)" if entry.new == entry.old else entry.new

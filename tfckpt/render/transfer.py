@@ -1,4 +1,4 @@
-"""Rendering for ``export``, ``import``, ``cast`` and ``ls --repair``: plans, results, JSON."""
+"""Rendering for ``export`` and ``import``: plans, results, JSON."""
 
 from __future__ import annotations
 
@@ -177,62 +177,3 @@ def render_like_mismatches(report: Any) -> None:
         f"({report.matched} match); nothing written",
         highlight=False,
     )
-
-
-# ---- cast ---------------------------------------------------------------------------------------
-def render_cast(plan: Any, written: bool, as_json: bool, dry_run: bool) -> None:
-    for item in plan.cast:
-        if item.overflow:
-            warn(f"{item.name}: {item.overflow} finite value(s) became inf in {plan.target.name}")
-    if as_json:
-        print_json({**plan.to_dict(), "dry_run": dry_run, "written": written})
-        return
-    summary = (
-        f"{len(plan.cast)} cast to {plan.target.name}, {len(plan.items) - len(plan.cast)} "
-        f"unchanged; {human_bytes(plan.bytes_before)} -> {human_bytes(plan.bytes_after)}"
-    )
-    if dry_run:
-        table = _table(
-            ("name", "left"),
-            ("from", "left"),
-            ("to", "left"),
-            ("shape", "left"),
-            ("before", "right"),
-            ("after", "right"),
-        )
-        for item in plan.cast:
-            table.add_row(
-                item.name,
-                item.dtype.name,
-                plan.target.name,
-                shape_text(item.shape),
-                human_bytes(item.bytes_before),
-                human_bytes(item.bytes_after),
-            )
-        console = out_console()
-        console.print(table)
-        console.print(f"would write {plan.output}: {summary}", highlight=False)
-        return
-    _stderr(f"wrote {plan.output}: {summary}")
-
-
-# ---- ls --repair --------------------------------------------------------------------------------
-def render_repair_plan(plan: Any, written: bool = False) -> None:
-    console = out_console()
-    table = _table(("", "left"), ("old", "left"), ("new", "left"), ("status", "left"))
-    if plan.latest is not None:
-        table.add_row("latest", plan.latest.old, _new(plan.latest), plan.latest.status)
-    for i, entry in enumerate(plan.entries):
-        table.add_row(str(i), entry.old, _new(entry), entry.status)
-    console.print(table)
-    counts = plan.counts()
-    verdict = "repaired" if written else "needs repair" if plan.changed else "nothing to repair"
-    console.print(
-        f"{plan.state_path}: {verdict}; {counts['relocated']} relocated, {counts['ok']} ok, "
-        f"{counts['missing']} missing",
-        highlight=False,
-    )
-
-
-def _new(entry: Any) -> str:
-    return "(unchanged)" if entry.new == entry.old else entry.new

@@ -164,7 +164,7 @@ def copy_range(
 def write_file_atomic(path: str, data: bytes, force: bool = False) -> None:
     """Write one file under a temp name and rename it into place."""
     if os.path.exists(path) and not force:
-        raise OutputExists(f"{path}: exists; use --force")
+        raise OutputExists(f"{path}: exists", fix="force")
     make_dirs(os.path.dirname(os.path.abspath(path)))
     tmp = temp_name(path)
     try:

@@ -14,13 +14,12 @@ import numpy as np
 from tfckpt.bundle.checkpoint import (
     OBJECT_GRAPH_KEY,
     TensorInfo,
-    VariableNotFound,
     object_path_of,
     resolve_prefix,
 )
 from tfckpt.bundle.state import STATE_FILENAME, CheckpointStateInfo
 from tfckpt.dtypes import dtype_from_name
-from tfckpt.errors import CorruptCheckpoint
+from tfckpt.errors import CorruptCheckpoint, VariableNotFound
 
 
 @dataclass
@@ -37,7 +36,7 @@ class TfCheckpoint:
             if include_object_graph or n != OBJECT_GRAPH_KEY
         ]
 
-    def get(self, name: str) -> TensorInfo:
+    def info(self, name: str) -> TensorInfo:
         if name in self._infos:
             return self._infos[name]
         for info in self._infos.values():
@@ -48,7 +47,7 @@ class TfCheckpoint:
     def read(self, name: str, verify: bool = True) -> np.ndarray:
         from tfckpt.tf_engine.checkpoint import read_tensor
 
-        value = read_tensor(self.prefix, self.get(name).name)
+        value = read_tensor(self.prefix, self.info(name).name)
         return np.asarray(value, dtype=object) if isinstance(value, bytes) else np.asarray(value)
 
     def iter_chunks(

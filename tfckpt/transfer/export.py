@@ -379,7 +379,7 @@ class _Source:
 
     def values(self, item: ExportItem) -> Iterator[np.ndarray]:
         """Flat row-major values (CRC-checked); partitioned tensors are assembled whole."""
-        info = self.ckpt.get(item.source)
+        info = self.ckpt.info(item.source)
         if info.num_slices:
             yield self.ckpt.read(item.source).reshape(-1)
         else:

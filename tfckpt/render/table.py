@@ -1,0 +1,99 @@
+"""Tables that fit the terminal: the identifying column is never truncated or wrapped away.
+
+``print_table`` takes plain string rows. With ``fmt="table"`` it prints a Rich table when the
+identifying (key) column fits whole beside the natural widths of the other columns; otherwise
+every row becomes a block: the key on its own line, the other columns below it as
+``header: value`` pairs, so a long variable name at 80 columns stays one readable line instead
+of a column folded two characters wide. ``fmt="tsv"`` / ``"csv"`` print the same cells for
+scripts (no box drawing, optional header line).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.table import Table
+from rich.text import Text
+
+from tfckpt.render import out_console
+
+FORMATS = ("table", "tsv", "csv")
+# Columns are separated by " │ " (3 cells) in a borderless Rich table.
+_SEPARATOR = 3
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    justify: str = "left"  # left | right | center
+    key: bool = False  # the identifying column: shown whole
+
+
+def print_table(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    fmt: str = "table",
+    headers: bool = True,
+    styles: Sequence[str | None] | None = None,
+) -> None:
+    """Print ``rows`` (one string per column) as a table, TSV or CSV (see the module doc)."""
+    if fmt in ("tsv", "csv"):
+        _print_delimited(columns, rows, fmt, headers)
+        return
+    console = out_console()
+    width = console.width
+    natural = [
+        max([cell_len(c.header) if headers else 0] + [cell_len(r[i]) for r in rows])
+        for i, c in enumerate(columns)
+    ]
+    needed = sum(natural) + _SEPARATOR * (len(columns) - 1)
+    if needed <= width or not any(c.key for c in columns):
+        table = Table(show_edge=False, header_style="bold", show_header=headers)
+        for column in columns:
+            table.add_column(
+                column.header,
+                justify=column.justify,  # type: ignore[arg-type]
+                no_wrap=column.key,
+                overflow="fold",
+            )
+        for i, row in enumerate(rows):
+            table.add_row(*row, style=styles[i] if styles else None)
+        console.print(table)
+        return
+    # Stacked: the key whole on its line, the rest indented below it.
+    key = next(i for i, c in enumerate(columns) if c.key)
+    for i, row in enumerate(rows):
+        style = (styles[i] if styles else None) or ""
+        console.print(Text(row[key], style=f"bold {style}".strip()), soft_wrap=True)
+        rest = "  ".join(
+            f"{c.header}: {row[j]}" if c.header else row[j]
+            for j, c in enumerate(columns)
+            if j != key and row[j]
+        )
+        if rest:
+            console.print(Text("    " + rest, style=style), soft_wrap=True)
+
+
+def _print_delimited(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], fmt: str, headers: bool
+) -> None:
+    if fmt == "tsv":
+        # TSV cannot quote: tabs and newlines inside cells become spaces.
+        def clean(cell: str) -> str:
+            return cell.replace("\t", " ").replace("\n", " ")
+
+        if headers:
+            sys.stdout.write("\t".join(clean(c.header) for c in columns) + "\n")
+        for row in rows:
+            sys.stdout.write("\t".join(clean(cell) for cell in row) + "\n")
+    else:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        if headers:
+            writer.writerow([c.header for c in columns])
+        writer.writerows(rows)
+    sys.stdout.flush()
