@@ -279,18 +279,18 @@ def test_scope_restricts_nodes_and_variables() -> None:
 # ---- --nodes / --op / --format dot ---------------------------------------------------------------
 @needs_corpus
 def test_nodes_listing_and_op_filter() -> None:
-    nodes = js("graph", TFX_META, "--nodes")
+    nodes = js("graph", TFX_META, "--nodes")["nodes"]
     assert len(nodes) == 2502
     assert set(nodes[0]) == {"name", "op", "inputs", "device"}
-    matmul = js("graph", TFX_META, "--op", "MatMul")
+    matmul = js("graph", TFX_META, "--op", "MatMul")["nodes"]
     assert matmul and {n["op"] for n in matmul} == {"MatMul"}
     # Globs, comma lists and repeats.
-    both = js("graph", TFX_META, "--op", "MatMul,BiasAdd")
+    both = js("graph", TFX_META, "--op", "MatMul,BiasAdd")["nodes"]
     assert {n["op"] for n in both} == {"MatMul", "BiasAdd"}
-    assert js("graph", TFX_META, "--op", "MatMul", "--op", "BiasAdd") == both
-    variables = js("graph", TFX_META, "--op", "Var*Op")
+    assert js("graph", TFX_META, "--op", "MatMul", "--op", "BiasAdd")["nodes"] == both
+    variables = js("graph", TFX_META, "--op", "Var*Op")["nodes"]
     assert {n["op"] for n in variables} == {"VarHandleOp", "VarIsInitializedOp"}
-    scoped = js("graph", TFX_META, "--nodes", "--scope", "dnn/logits", "--op", "MatMul")
+    scoped = js("graph", TFX_META, "--nodes", "--scope", "dnn/logits", "--op", "MatMul")["nodes"]
     assert [n["name"] for n in scoped] == ["dnn/logits/MatMul"]
     assert scoped[0]["inputs"] == ["dnn/hiddenlayer_3/Relu", "dnn/logits/MatMul/ReadVariableOp"]
     table = ok("graph", TFX_META, "--op", "MatMul").stdout
@@ -330,7 +330,7 @@ def test_dot_output_full_and_collapsed(tmp_path: Path) -> None:
         (["--check", str(TFX), "--deny-ops", "default"], "cannot be combined"),
         (["--type", "bogus"], "--type bogus"),
         (["--type", "checkpoint"], "--type checkpoint"),
-        (["--tags", "serve"], "only applies to SavedModels"),
+        (["--tags", "serve"], "tags only apply to SavedModels"),
         (["--deny-ops", ","], "needs op names"),
     ],
 )
@@ -358,11 +358,11 @@ def test_several_meta_graphs_choose_serve_with_a_note(tmp_path: Path) -> None:
     s = js("graph", tmp_path)
     assert [g["tags"] for g in s["meta_graphs"]] == [["train"], ["serve"]]
     result = ok("graph", tmp_path, "--nodes", "--json")
-    assert [n["name"] for n in json.loads(result.stdout)] == ["s"]
-    assert "2 meta graphs; using the one tagged serve (choose with --tags)" in result.stderr
+    assert [n["name"] for n in json.loads(result.stdout)["nodes"]] == ["s"]
+    assert "2 meta graphs; using the one tagged serve (pick another by its tags)" in result.stderr
     assert ok("graph", tmp_path, "--nodes", "--json", "-q").stderr == ""
     picked = json.loads(ok("graph", tmp_path, "--nodes", "--tags", "train", "--json").stdout)
-    assert [n["name"] for n in picked] == ["t"]
+    assert [n["name"] for n in picked["nodes"]] == ["t"]
 
 
 # ---- paths and type detection --------------------------------------------------------------------
@@ -863,6 +863,8 @@ def test_convert_checkpoint_state_file(tmp_path: Path) -> None:
         ok("convert-pbtxt", TFX / "checkpoint", tmp_path / "s2.pb", "--json").stdout
     )
     assert report == {
+        "kind": "convert-pbtxt",
+        "version": 1,
         "input": str(TFX / "checkpoint"),
         "output": str(tmp_path / "s2.pb"),
         "type": "CheckpointState",

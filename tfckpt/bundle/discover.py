@@ -165,6 +165,15 @@ def _scan_dir(
     return found
 
 
+def _real(path: str) -> str:
+    """The path with symlinks resolved (a run reached through a link still matches the paths
+    in its state file); a path no file can have (a NUL byte) stays as it is."""
+    try:
+        return os.path.realpath(path)
+    except ValueError:
+        return os.path.abspath(path)
+
+
 def _apply_state(
     directory: str, prefixes: dict[str, Found], state_reader: StateReader
 ) -> list[Found]:
@@ -174,12 +183,12 @@ def _apply_state(
     except CorruptCheckpoint as exc:
         return [Found(kind="missing", path=os.path.join(directory, STATE_FILENAME), note=str(exc))]
     extra: list[Found] = []
-    by_abs = {os.path.realpath(p): f for p, f in prefixes.items()}
+    by_abs = {_real(p): f for p, f in prefixes.items()}
     listed = list(state.all)
     if state.latest and state.latest not in listed:
         listed.append(state.latest)
     for path in listed:
-        item = by_abs.get(os.path.realpath(path))
+        item = by_abs.get(_real(path))
         if item is None:
             extra.append(
                 Found(

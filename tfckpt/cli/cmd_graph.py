@@ -8,9 +8,19 @@ from typing import Annotated, Any
 import typer
 
 from tfckpt.cli.app import app
-from tfckpt.cli.options import Engine, EngineOpt, ForceOpt, JsonOpt, QuietOpt
+from tfckpt.cli.options import Engine, ForceOpt, JsonOpt, QuietOpt
 from tfckpt.errors import ExitCode, UsageError
 
+GraphEngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="Parser: 'native' (default, no TensorFlow) or 'tf' (import_meta_graph / "
+        "import_graph_def, then as_graph_def; --check then reads the checkpoint with "
+        "tf.train.load_checkpoint).",
+        case_sensitive=False,
+    ),
+]
 TypeOpt = Annotated[
     str | None,
     typer.Option(
@@ -20,19 +30,6 @@ TypeOpt = Annotated[
         metavar="TYPE",
     ),
 ]
-
-
-def _load(path: str, type_name: str | None, engine: Engine) -> Any:
-    from tfckpt.graph.load import GRAPH_TYPES, parse_type_option
-
-    kind = parse_type_option(type_name, GRAPH_TYPES)
-    if engine == Engine.tf:
-        from tfckpt.tf_engine.graph import tf_load_graph
-
-        return tf_load_graph(path, kind)
-    from tfckpt.graph.load import load_graph
-
-    return load_graph(path, kind)
 
 
 def _ops(values: list[str] | None) -> list[str]:
@@ -108,7 +105,16 @@ def graph_command(
             metavar="TAGS",
         ),
     ] = None,
-    engine: EngineOpt = Engine.native,
+    signature: Annotated[
+        str | None,
+        typer.Option(
+            "--signature",
+            help="Show one SavedModel signature in full (inputs and outputs with dtype, shape "
+            "and tensor name), as saved_model_cli show does.",
+            metavar="NAME",
+        ),
+    ] = None,
+    engine: GraphEngineOpt = Engine.native,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -119,7 +125,8 @@ def graph_command(
     The message type comes from the content (a MetaGraphDef saved as .pb is recognised);
     --type forces it. Outputs are nodes nothing consumes, minus initialisation, saver, summary
     and gradient machinery (a heuristic). --engine tf loads the graph through TensorFlow
-    (import_meta_graph / import_graph_def, then as_graph_def) instead of parsing it natively.
+    (import_meta_graph / import_graph_def, then as_graph_def) instead of parsing it natively;
+    with --check the checkpoint side is then read by tf.train.load_checkpoint.
 
     --check matches what the graph restores against the checkpoint: TF1 graphs by the saver's
     tensor names (else the variable nodes, partitions folded into one name), TF2 SavedModels by
@@ -132,6 +139,8 @@ def graph_command(
 
         tfckpt graph saved_model_dir --json | jq '.meta_graphs[0].signatures'
 
+        tfckpt graph saved_model_dir --signature serving_default
+
         tfckpt graph graph.pbtxt --scope dnn --op MatMul
 
         tfckpt graph model.ckpt-1000 --format dot --depth 2 -o graph.dot
@@ -140,15 +149,19 @@ def graph_command(
 
         tfckpt graph saved_model_dir --deny-ops default,PyFunc
     """
+    from tfckpt.api import graphs
     from tfckpt.render import note
 
     fmt = fmt.lower()
     if fmt not in ("text", "dot"):
         raise UsageError(f"--format {fmt}: expected 'text' or 'dot'")
     ops = _ops(op)
-    listing = nodes or (bool(ops) and fmt == "text" and check is None and deny_ops is None)
+    listing = nodes or (
+        bool(ops) and fmt == "text" and check is None and deny_ops is None and signature is None
+    )
     modes = [m for m, on in (("--nodes", listing), ("--format dot", fmt == "dot"),
-                             ("--check", check is not None), ("--deny-ops", deny_ops is not None))
+                             ("--check", check is not None), ("--deny-ops", deny_ops is not None),
+                             ("--signature", signature is not None))
              if on]  # fmt: skip
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)} cannot be combined; run them one at a time")
@@ -156,53 +169,47 @@ def graph_command(
         raise UsageError("--format dot and --json cannot be combined")
     if (depth is not None or output is not None) and fmt != "dot":
         raise UsageError("--depth and --output go with --format dot")
-
-    loaded = _load(path, type_name, engine)
-    for message in loaded.notes:
-        note(message, quiet)
+    options: dict[str, Any] = {"type": type_name, "tags": tags, "engine": engine.value}
 
     if deny_ops is not None:
+        loaded = graphs.load_graph(path, type=type_name, engine=engine.value)
+        for message in loaded.notes:
+            note(message, quiet)
         _deny(loaded, deny_ops, scope, tags, as_json)
         return
-    if check is not None:
-        _check(loaded, check, scope, tags, engine, as_json, quiet)
+    if signature is not None:
+        report = graphs.signature(path, signature, tags=tags, engine=engine.value)
+    elif check is not None:
+        report = graphs.check_graph(path, check, scope=scope, **options)
+    elif fmt == "dot":
+        text, count, notes = graphs.graph_dot(path, scope=scope, ops=ops, depth=depth, **options)
+        for message in notes:
+            note(message, quiet)
+        _write_dot(text, count, output, force, quiet)
         return
-    if listing or fmt == "dot":
-        from tfckpt.graph.summary import pick_meta_graph, select_nodes
+    elif listing:
+        _, report = graphs.graph_nodes(path, scope=scope, ops=ops, **options)
+    else:
+        report = graphs.graph_summary(path, scope=scope, **options)
+    for message in report.notes:
+        note(message, quiet)
+    from tfckpt.render.graph import render_check, render_nodes, render_signature, render_summary
 
-        graph_def, _, pick_note = pick_meta_graph(loaded, tags)
-        if pick_note:
-            note(pick_note, quiet)
-        selected = select_nodes(graph_def, scope, ops)
-        if fmt == "dot":
-            _dot(selected, depth, output, force, loaded.path, quiet)
-            return
-        from tfckpt.graph.summary import node_records
-        from tfckpt.render.graph import render_nodes
-
-        render_nodes(node_records(selected), as_json)
-        return
-    from tfckpt.graph.summary import summarize
-    from tfckpt.render.graph import render_summary
-
-    meta_graphs = None
-    if tags is not None and loaded.type == "SavedModel":
-        from tfckpt.graph.summary import pick_meta_graph
-
-        _, meta, _ = pick_meta_graph(loaded, tags)
-        meta_graphs = [meta]
-    elif tags is not None:
-        raise UsageError("--tags only applies to SavedModels")
-    render_summary(summarize(loaded, scope, meta_graphs), as_json)
+    if signature is not None:
+        render_signature(report, as_json)
+    elif check is not None:
+        render_check(report.to_dict(), as_json)
+        if not report.ok:
+            raise typer.Exit(int(ExitCode.FAILED))
+    elif listing:
+        render_nodes(report.data, as_json)
+    else:
+        render_summary(report.data, as_json)
 
 
-def _dot(
-    selected: list[Any], depth: int | None, output: str | None, force: bool, title: str, quiet: bool
-) -> None:
-    from tfckpt.graph.summary import to_dot
+def _write_dot(text: str, count: int, output: str | None, force: bool, quiet: bool) -> None:
     from tfckpt.render import note
 
-    text = "\n".join(to_dot(selected, depth, title)) + "\n"
     if output is None or output == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -210,7 +217,7 @@ def _dot(
     from tfckpt.storage import write_file_atomic
 
     write_file_atomic(output, text.encode("utf-8"), force)
-    note(f"wrote {output} ({len(selected)} nodes)", quiet)
+    note(f"wrote {output} ({count} nodes)", quiet)
 
 
 def _deny(loaded: Any, value: str, scope: str | None, tags: str | None, as_json: bool) -> None:
@@ -240,34 +247,6 @@ def _deny(loaded: Any, value: str, scope: str | None, tags: str | None, as_json:
     report = {"path": loaded.path, "denied": deny, "hits": hits, "ok": not hits}
     render_deny(report, as_json)
     if hits:
-        raise typer.Exit(int(ExitCode.FAILED))
-
-
-def _check(
-    loaded: Any,
-    ckpt_path: str,
-    scope: str | None,
-    tags: str | None,
-    engine: Engine,
-    as_json: bool,
-    quiet: bool,
-) -> None:
-    from tfckpt.api.checks import open_engine
-    from tfckpt.graph.check import check_against_checkpoint, graph_needs
-    from tfckpt.graph.summary import pick_meta_graph
-    from tfckpt.render import note
-    from tfckpt.render.graph import render_check
-
-    graph_def, meta, pick_note = pick_meta_graph(loaded, tags)
-    if pick_note:
-        note(pick_note, quiet)
-    needs = graph_needs(graph_def, meta)
-    with open_engine(ckpt_path, engine.value) as ckpt:
-        for message in ckpt.notes:
-            note(message, quiet)
-        report = check_against_checkpoint(needs, ckpt, ckpt_path, loaded.path, scope)
-    render_check(report, as_json)
-    if not report["ok"]:
         raise typer.Exit(int(ExitCode.FAILED))
 
 
@@ -312,13 +291,12 @@ def convert_command(
 
         tfckpt convert-pbtxt saved_model.pb - --elide-constants | less
     """
-    from tfckpt.graph.convert import apply_conversion, plan_conversion
-    from tfckpt.graph.load import parse_type_option
-    from tfckpt.render import note, print_json, warn
+    from tfckpt.api.graphs import convert_graph
+    from tfckpt.render import emit_json, note, warn
 
     if as_json and dst == "-":
         raise UsageError("--json and output to stdout (-) cannot be combined")
-    plan = plan_conversion(src, dst, parse_type_option(type_name), elide_constants)
+    plan = convert_graph(src, dst, type=type_name, elide_constants=elide_constants, force=force)
     for message in plan.notes:
         note(message, quiet)
     if plan.elided:
@@ -335,8 +313,7 @@ def convert_command(
         else:  # pragma: no cover - a text-only stdout
             sys.stdout.write(plan.data.decode("utf-8", "replace"))
         return
-    apply_conversion(plan, force)
     if as_json:
-        print_json({**plan.to_dict(), "written": True})
+        emit_json("convert-pbtxt", {**plan.to_dict(), "written": True})
     else:
         note(f"wrote {dst} ({plan.encoding} {plan.source.type}, {len(plan.data):,} bytes)", quiet)

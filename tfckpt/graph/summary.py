@@ -392,7 +392,7 @@ def pick_meta_graph(loaded: LoadedMessage, tags: str | None) -> tuple[Any, Any |
         if loaded.type == SAVEDMODEL:
             raise GraphError(f"{loaded.path}: the SavedModel holds no meta graph (no graph)")
         if tags is not None:
-            raise UsageError("--tags only applies to SavedModels")
+            raise UsageError("tags only apply to SavedModels")
         return loaded.message, None, None
     if tags is not None:
         wanted = {t for t in tags.split(",") if t}
@@ -406,7 +406,7 @@ def pick_meta_graph(loaded: LoadedMessage, tags: str | None) -> tuple[Any, Any |
     chosen = next((m for m in metas if list(m.meta_info_def.tags) == ["serve"]), metas[0])
     note = (
         f"{len(metas)} meta graphs; using the one tagged "
-        f"{','.join(chosen.meta_info_def.tags) or '(no tags)'} (choose with --tags)"
+        f"{','.join(chosen.meta_info_def.tags) or '(no tags)'} (pick another by its tags)"
     )
     return chosen.graph_def, chosen, note
 

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tfckpt.render import out_console, print_json, shape_text
+from tfckpt.render import emit_json, out_console, shape_text
+from tfckpt.render.table import Column, print_table
 
 # Longest lists shown in the text summary; --json always has everything.
 MAX_OPS = 15
@@ -34,6 +35,20 @@ def _table(*columns: str, title: str | None = None) -> Table:
     return table
 
 
+def _rows(
+    console: Console,
+    title: str | None,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    style: str | None = None,
+) -> None:
+    """A titled table whose first column identifies the row (kept whole at any width)."""
+    if title:
+        console.print(Text(title, style="bold"))
+    columns = [Column(h, key=i == 0) for i, h in enumerate(headers)]
+    print_table(columns, rows, styles=[style] * len(rows) if style else None)
+
+
 def _more(console: Console, items: Sequence[Any], limit: int, what: str) -> None:
     """The "... N more" line for ``items`` shown up to ``limit``."""
     if len(items) > limit:
@@ -49,7 +64,7 @@ MAX_META_GRAPHS = 8
 
 def render_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print_json(summary)
+        emit_json("graph", summary)
         return
     console = out_console()
     encoding = summary["encoding"]
@@ -97,41 +112,36 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
     console.print(Text(counts, style="bold"))
 
     ops = list(g["ops"].items())
-    table = _table("op", "count", title="Ops")
-    table.columns[1].justify = "right"
-    for name, count in ops[:MAX_OPS]:
-        table.add_row(name, f"{count:,}")
-    console.print(table)
+    op_rows = [(name, f"{count:,}") for name, count in ops[:MAX_OPS]]
+    _rows(console, "Ops", ("op", "count"), op_rows)
     _more(console, ops, MAX_OPS, "op types")
 
+    rows: list[tuple[str, ...]]
     if g["inputs"]:
-        table = _table("input", "op", "dtype", "shape", title=f"Inputs ({len(g['inputs'])})")
-        for r in g["inputs"][:MAX_ROWS]:
-            table.add_row(r["name"], r["op"], r["dtype"] or "", _shape(r["shape"]))
-        console.print(table)
+        rows = [
+            (r["name"], r["op"], r["dtype"] or "", _shape(r["shape"]))
+            for r in g["inputs"][:MAX_ROWS]
+        ]
+        _rows(console, f"Inputs ({len(g['inputs'])})", ("input", "op", "dtype", "shape"), rows)
         _more(console, g["inputs"], MAX_ROWS, "inputs")
     if g["outputs"]:
-        table = _table("output", "op", title=f"Outputs ({len(g['outputs'])})")
-        for r in g["outputs"][:MAX_OUTPUTS]:
-            table.add_row(r["name"], r["op"])
-        console.print(table)
+        rows = [(r["name"], r["op"]) for r in g["outputs"][:MAX_OUTPUTS]]
+        _rows(console, f"Outputs ({len(g['outputs'])})", ("output", "op"), rows)
         _more(console, g["outputs"], MAX_OUTPUTS, "outputs")
     if g["variables"]:
         variables = g["variables"]
-        table = _table("variable", "op", "dtype", "shape", title=f"Variables ({len(variables)})")
+        rows = []
         for r in variables[:MAX_ROWS]:
             name = r["name"]
             if "partition_of" in r:
                 name += f"  (part of {r['partition_of']} {_shape(r['full_shape'])})"
-            table.add_row(name, r["op"], r["dtype"] or "", _shape(r["shape"]))
-        console.print(table)
+            rows.append((name, r["op"], r["dtype"] or "", _shape(r["shape"])))
+        title = f"Variables ({len(variables)})"
+        _rows(console, title, ("variable", "op", "dtype", "shape"), rows)
         _more(console, variables, MAX_ROWS, "variables")
     if g.get("collections"):
-        table = _table("collection", "size", title="Collections")
-        table.columns[1].justify = "right"
-        for name, size in g["collections"].items():
-            table.add_row(name, str(size))
-        console.print(table)
+        rows = [(name, str(size)) for name, size in g["collections"].items()]
+        _rows(console, "Collections", ("collection", "size"), rows)
     if g.get("saver"):
         s = g["saver"]
         console.print(
@@ -142,50 +152,73 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
                 + (", sharded" if s["sharded"] else ""),
             )
         )
-    if g.get("signatures"):
-        table = _table("signature", "", "key", "tensor", "dtype", "shape", title="Signatures")
-        for key, sig in g["signatures"].items():
-            first = True
-            rows = [("in", k, v) for k, v in sig["inputs"].items()]
-            rows += [("out", k, v) for k, v in sig["outputs"].items()]
-            label = f"{key} ({sig['method']})" if sig["method"] else key
-            if not rows:
-                table.add_row(label, "", "", "", "", "")
-            for direction, k, v in rows:
-                table.add_row(
-                    label if first else "",
-                    direction,
-                    k,
-                    v["name"] or "(composite)",
-                    v["dtype"] or "",
-                    "" if v["dtype"] is None and v["shape"] is None else _shape(v["shape"]),
-                )
-                first = False
-        console.print(table)
+    for key, sig in (g.get("signatures") or {}).items():
+        # One block per signature: its name is a line of its own, never squeezed by a column.
+        label = f"Signature {key}" + (f" ({sig['method']})" if sig["method"] else "")
+        console.print(Text(label, style="bold"))
+        print_table(
+            [
+                Column("key", key=True),
+                Column(""),
+                Column("tensor"),
+                Column("dtype"),
+                Column("shape"),
+            ],
+            _signature_rows(sig),
+        )
     if g["functions"]:
         functions = g["functions"]
-        table = _table("function", "nodes", title=f"Library functions ({len(functions)})")
-        table.columns[1].justify = "right"
-        for f in functions[:MAX_FUNCTIONS]:
-            table.add_row(f["name"], str(f["nodes"]))
-        console.print(table)
+        rows = [(f["name"], str(f["nodes"])) for f in functions[:MAX_FUNCTIONS]]
+        _rows(console, f"Library functions ({len(functions)})", ("function", "nodes"), rows)
         _more(console, functions, MAX_FUNCTIONS, "functions")
     if g.get("object_graph_nodes"):
         console.print(f"Object graph: {g['object_graph_nodes']} objects (TF2)")
 
 
+SIGNATURE_COLUMNS = (
+    Column("key", key=True),
+    Column(""),
+    Column("tensor"),
+    Column("dtype"),
+    Column("shape"),
+)
+
+
+def _signature_rows(sig: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = [("in", k, v) for k, v in sig["inputs"].items()]
+    rows += [("out", k, v) for k, v in sig["outputs"].items()]
+    return [
+        (
+            k,
+            direction,
+            v["name"] or "(composite)",
+            v["dtype"] or "",
+            "" if v["dtype"] is None and v["shape"] is None else _shape(v["shape"]),
+        )
+        for direction, k, v in rows
+    ]
+
+
+def render_signature(report: Any, as_json: bool) -> None:
+    """``graph --signature NAME``: every input and output of one signature."""
+    data = report.data
+    if as_json:
+        emit_json("graph", report.to_dict())
+        return
+    console = out_console()
+    label = f"Signature {data['signature']}" + (f" ({data['method']})" if data["method"] else "")
+    console.print(Text(label, style="bold"))
+    print_table(SIGNATURE_COLUMNS, _signature_rows(data))
+
+
 # ---- --nodes ----------------------------------------------------------------------------------
 def render_nodes(records: Sequence[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        print_json(list(records))
+        emit_json("graph", {"nodes": list(records)})
         return
     console = out_console()
-    table = _table("name", "op", "inputs", "device")
-    table.columns[2].no_wrap = False
-    table.columns[2].overflow = "fold"
-    for r in records:
-        table.add_row(r["name"], r["op"], ", ".join(r["inputs"]), r["device"])
-    console.print(table)
+    rows = [(r["name"], r["op"], ", ".join(r["inputs"]), r["device"]) for r in records]
+    _rows(console, None, ("name", "op", "inputs", "device"), rows)
     console.print(Text(f"{len(records):,} nodes", style="bold"))
 
 
@@ -196,7 +229,7 @@ def _name(record: dict[str, Any]) -> str:
 
 def render_check(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print_json(report)
+        emit_json("graph", report)
         return
     console = out_console()
     console.print(
@@ -209,6 +242,7 @@ def render_check(report: dict[str, Any], as_json: bool) -> None:
             report["method"],
         )
     )
+    rows: list[tuple[str, ...]]
     if report["missing"]:
         console.print(
             Text(
@@ -217,28 +251,24 @@ def render_check(report: dict[str, Any], as_json: bool) -> None:
                 style="bold red",
             )
         )
-        table = _table("missing from the checkpoint", "dtype", "shape")
-        for r in report["missing"]:
-            table.add_row(_name(r), r["dtype"] or "", _shape(r["shape"]))
-        console.print(table, style="red")
+        rows = [(_name(r), r["dtype"] or "", _shape(r["shape"])) for r in report["missing"]]
+        _rows(console, None, ("missing from the checkpoint", "dtype", "shape"), rows, "red")
     if report["mismatched"]:
         console.print(Text("Shape/dtype mismatch:", style="bold red"))
-        table = _table("variable", "problem", "graph", "checkpoint")
-        for r in report["mismatched"]:
-            g, c = r["graph"], r["checkpoint"]
-            table.add_row(
+        rows = [
+            (
                 r["name"],
                 "+".join(r["problems"]),
-                f"{g['dtype'] or '?'} {_shape(g['shape'])}",
-                f"{c['dtype']} {_shape(c['shape'])}",
+                f"{r['graph']['dtype'] or '?'} {_shape(r['graph']['shape'])}",
+                f"{r['checkpoint']['dtype']} {_shape(r['checkpoint']['shape'])}",
             )
-        console.print(table, style="red")
+            for r in report["mismatched"]
+        ]
+        _rows(console, None, ("variable", "problem", "graph", "checkpoint"), rows, "red")
     if report["unused"]:
         console.print(Text(f"Unused ({len(report['unused'])}):", style="bold"))
-        table = _table("in the checkpoint, not used by the graph", "dtype", "shape")
-        for r in report["unused"][:MAX_UNUSED]:
-            table.add_row(_name(r), r["dtype"], _shape(r["shape"]))
-        console.print(table)
+        rows = [(_name(r), r["dtype"], _shape(r["shape"])) for r in report["unused"][:MAX_UNUSED]]
+        _rows(console, None, ("in the checkpoint, not used by the graph", "dtype", "shape"), rows)
         _more(console, report["unused"], MAX_UNUSED, "unused")
     if report["unsaved"]:
         console.print(
@@ -279,7 +309,7 @@ def render_check(report: dict[str, Any], as_json: bool) -> None:
 # ---- --deny-ops -------------------------------------------------------------------------------
 def render_deny(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print_json(report)
+        emit_json("graph", report)
         return
     console = out_console()
     hits = report["hits"]
