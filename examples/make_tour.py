@@ -61,7 +61,7 @@ STEPS: list[tuple[str, str, str]] = [
     (
         "merge",
         "Two checkpoints in one, each under its own scope:",
-        "tfckpt merge {out}/merged/model.ckpt {demo}:teacher/ {out}/small:student/",
+        "tfckpt merge {demo}:teacher/ {out}/small:student/ -o {out}/merged/model.ckpt",
     ),
     ("graph", "The `.meta` graph next to the checkpoint:", "tfckpt graph {demo}"),
     (

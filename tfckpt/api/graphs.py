@@ -119,9 +119,11 @@ def graph_dot(
     tags: str | None = None,
     depth: int | None = None,
     engine: str = "native",
+    output: PathLike | None = None,
+    force: bool = False,
 ) -> tuple[str, int, list[str]]:
     """Graphviz text of a graph's nodes (collapsed into scopes ``depth`` levels deep); returns
-    ``(text, node count, notes)``.
+    ``(text, node count, notes)`` and, with ``output``, also writes the text there atomically.
 
     >>> text, count, _ = tfckpt.api.graphs.graph_dot("graph.pbtxt", depth=2)
     """
@@ -131,6 +133,10 @@ def graph_dot(
         raise UsageError("depth must be at least 1")
     selected, report = graph_nodes(path, type=type, scope=scope, ops=ops, tags=tags, engine=engine)
     text = "\n".join(to_dot(selected, depth, os.fspath(path))) + "\n"
+    if output is not None:
+        from tfckpt.storage import write_file_atomic
+
+        write_file_atomic(os.fspath(output), text.encode("utf-8"), force)
     return text, len(selected), report.notes
 
 

@@ -182,10 +182,17 @@ def graph_command(
     elif check is not None:
         report = graphs.check_graph(path, check, scope=scope, **options)
     elif fmt == "dot":
-        text, count, notes = graphs.graph_dot(path, scope=scope, ops=ops, depth=depth, **options)
+        to_file = output if output not in (None, "-") else None
+        text, count, notes = graphs.graph_dot(
+            path, scope=scope, ops=ops, depth=depth, output=to_file, force=force, **options
+        )
         for message in notes:
             note(message, quiet)
-        _write_dot(text, count, output, force, quiet)
+        if to_file is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            note(f"wrote {output} ({count} nodes)", quiet)
         return
     elif listing:
         _, report = graphs.graph_nodes(path, scope=scope, ops=ops, **options)
@@ -205,19 +212,6 @@ def graph_command(
         render_nodes(report.data, as_json)
     else:
         render_summary(report.data, as_json)
-
-
-def _write_dot(text: str, count: int, output: str | None, force: bool, quiet: bool) -> None:
-    from tfckpt.render import note
-
-    if output is None or output == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    from tfckpt.storage import write_file_atomic
-
-    write_file_atomic(output, text.encode("utf-8"), force)
-    note(f"wrote {output} ({count} nodes)", quiet)
 
 
 def _deny(loaded: Any, value: str, scope: str | None, tags: str | None, as_json: bool) -> None:
