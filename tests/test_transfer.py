@@ -783,8 +783,8 @@ def test_repair_corpus_state_with_stale_absolute_paths(tmp_path: Path, tf: Any) 
     before = (moved / "checkpoint").read_text()
     assert "/tmp/bad_half_plus_two" in before
     assert tf.train.latest_checkpoint(str(moved)) is None  # TF cannot find it
-    plan = ok_json("ls", moved, "--repair")
-    assert plan["changed"] and not plan["written"]
+    plan = ok_json("ls", moved, "--repair", "--dry-run")
+    assert plan["changed"] and not plan["written"] and plan["dry_run"]
     assert plan["latest"] == {
         "old": "/tmp/bad_half_plus_two/00000123/export",
         "new": "export",
@@ -792,13 +792,18 @@ def test_repair_corpus_state_with_stale_absolute_paths(tmp_path: Path, tf: Any) 
         "timestamp": None,
     }
     assert (moved / "checkpoint").read_text() == before  # dry run
-    text = ok("ls", moved, "--repair")
-    assert "relocated" in text.stdout and "add --write" in text.stderr
-    ok("ls", moved, "--repair", "--write")
+    text = ok("ls", moved, "--repair", "-n")
+    assert "relocated" in text.stdout and "dry run: nothing written" in text.stderr
+    # A listing of the moved directory says how to fix it.
+    hint = ok("ls", moved).stderr
+    assert f"`tfckpt ls --repair {moved}` points it at the ones beside it" in hint
+    written = ok("ls", moved, "--repair")
+    assert "repaired" in written.stdout and f"rewrote {moved}/checkpoint" in written.stderr
     assert tf.train.latest_checkpoint(str(moved)) == str(moved / "export")
     state = tf.train.get_checkpoint_state(str(moved))
     assert list(state.all_model_checkpoint_paths) == [str(moved / "export")]
     assert not ok_json("ls", moved, "--repair")["changed"]
+    assert "hint" not in ok("ls", moved).stderr
     assert no_temp_files(moved)
 
 
@@ -821,7 +826,7 @@ def test_repair_copied_directory_keeps_order_and_timestamps(
     assert os.path.realpath(tf.train.latest_checkpoint(str(copy))).startswith(
         os.path.realpath(original)
     )
-    plan = ok_json("ls", copy, "--repair", "--write")
+    plan = ok_json("ls", copy, "--repair")
     assert [e["status"] for e in plan["entries"]] == ["relocated"] * 3 + ["missing"]
     after = read_state(str(copy))
     assert after.raw_all == [os.path.basename(p) for p in absolute[:3]] + ["/gone/model.ckpt-40"]
@@ -834,8 +839,8 @@ def test_repair_copied_directory_keeps_order_and_timestamps(
 def test_repair_without_state_file_is_exit_2(tmp_path: Path) -> None:
     result = run("ls", tmp_path, "--repair")
     assert result.exit_code == 2 and "no checkpoint state file" in result.stderr
-    result = run("ls", tmp_path, "--write")
-    assert result.exit_code == 2
+    result = run("ls", tmp_path, "--dry-run")
+    assert result.exit_code == 2 and "--dry-run goes with --repair" in result.stderr
 
 
 # ---- no TensorFlow on native paths ---------------------------------------------------------------
@@ -851,7 +856,7 @@ def test_native_paths_never_import_tensorflow(fx: dict[str, Fixture], tmp_path: 
         ["import", str(tmp_path / "w.npz"), str(tmp_path / "i" / "c"), "--like", src],
         ["import", str(tmp_path / "w.safetensors"), str(tmp_path / "i" / "d")],
         ["cast", src, str(tmp_path / "i" / "e"), "--dtype", "bfloat16"],
-        ["ls", str(state_dir), "--repair", "--write"],
+        ["ls", str(state_dir), "--repair"],
     ):
         modules = modules_after(args)
         assert "tfckpt.cli" in modules

@@ -434,26 +434,27 @@ class RepairResult:
 
     plan: Any
     written: bool
+    dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.plan.to_dict(), "dry_run": not self.written, "written": self.written}
+        return {**self.plan.to_dict(), "dry_run": self.dry_run, "written": self.written}
 
 
-def repair(path: PathLike, *, write: bool = False) -> RepairResult:
+def repair(path: PathLike, *, dry_run: bool = False) -> RepairResult:
     """Point the ``checkpoint`` state file in directory ``path`` back at the checkpoints beside
-    it (after a move or copy, it often holds stale absolute paths). Writes only with
-    ``write=True`` and only if something changes.
+    it (after a move or copy, it often holds stale absolute paths). Writes (atomically) only if
+    something changes, and not with ``dry_run=True``.
 
-    >>> tfckpt.repair("moved_run", write=True).plan.changed
+    >>> tfckpt.repair("moved_run").written
     True
     """
     from tfckpt.ops.repair import apply_state_repair, plan_state_repair
 
     plan = plan_state_repair(os.fspath(path))
-    if write and plan.changed:
+    if not dry_run and plan.changed:
         apply_state_repair(plan)
         return RepairResult(plan, True)
-    return RepairResult(plan, False)
+    return RepairResult(plan, False, dry_run)
 
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -176,7 +176,7 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
         for info in infos.values():
             if info.object_path == name:
                 return info
-        raise VariableNotFound(f"{self.prefix}: no variable named {name!r}")
+        raise not_found(self.prefix, name, infos.values())
 
     def entry(self, name: str) -> Entry:
         return self.bundle.entries[self.info(name).name.encode("utf-8", "surrogateescape")]
@@ -258,6 +258,16 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
         self.close()
 
 
+def not_found(prefix: str, name: str, infos: Iterable[TensorInfo]) -> VariableNotFound:
+    """The error for a missing variable, naming the closest names there are (a typo, mostly)."""
+    import difflib
+
+    names = {n for info in infos for n in (info.name, info.object_path) if n}
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.7)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return VariableNotFound(f"{prefix}: no variable named {name!r}{hint}")
+
+
 # ---- path resolution ------------------------------------------------------------------------
 def strip_checkpoint_suffix(path: str) -> str:
     """``x.index`` / ``x.meta`` / ``x.data-00000-of-00001`` -> ``x``; other paths unchanged."""
@@ -316,7 +326,9 @@ def may_be_v1(name: str) -> bool:
     return name != "checkpoint" and not _NOT_V1_RE.search(name)
 
 
-def _newest(prefixes: list[str]) -> str:
+def newest_prefix(prefixes: list[str]) -> str:
+    """The checkpoint a directory without a usable state file stands for: the newest."""
+
     def mtime(p: str) -> float:
         for candidate in (p + ".index", p):
             if os.path.exists(candidate):
@@ -421,7 +433,7 @@ def _resolve_dir(directory: str, notes: list[str]) -> tuple[str, str]:
     prefixes = prefixes_in_dir(directory)
     if not prefixes:
         raise CheckpointNotFound(f"{directory}: no checkpoint in this directory")
-    prefix = _newest(prefixes)
+    prefix = newest_prefix(prefixes)
     return prefix, "V2" if is_v2_prefix(prefix) else "V1"
 
 

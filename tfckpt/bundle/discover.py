@@ -160,9 +160,20 @@ def _scan_dir(
         )
     if os.path.isfile(os.path.join(directory, STATE_FILENAME)):
         found.extend(_apply_state(directory, prefixes, state_reader))
+    if prefixes and not any(item.latest for item in prefixes.values()):
+        _mark_picked(directory, prefixes)
     if not inside_savedmodel:
         found.extend(prefixes.values())
     return found
+
+
+def _mark_picked(directory: str, prefixes: dict[str, Found]) -> None:
+    """No state file names an existing latest checkpoint: mark the one every other command
+    picks for this directory (the newest), so ``ls`` and ``verify DIR`` agree."""
+    from tfckpt.bundle.checkpoint import newest_prefix
+
+    picked = newest_prefix(list(prefixes))
+    prefixes[picked].latest = True
 
 
 def _real(path: str) -> str:
@@ -198,6 +209,7 @@ def _apply_state(
                     listed=True,
                     latest=path == state.latest,
                     note=f"listed in {state.path} but does not exist",
+                    extra={"state_file": state.path},
                 )
             )
             continue

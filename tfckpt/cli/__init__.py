@@ -23,6 +23,7 @@ def main() -> None:
 
     import typer
 
+    _normalize_completion_instruction()
     try:
         code = app(prog_name="tfckpt", standalone_mode=False)
     except typer.TyperException as exc:  # Click's usage errors: bad option, missing argument
@@ -36,6 +37,16 @@ def main() -> None:
         sys.stderr.write("tfckpt: interrupted\n")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _normalize_completion_instruction() -> None:
+    """Accept Click's ``_TFCKPT_COMPLETE=bash_source`` as well as Typer's ``source_bash``."""
+    import os
+
+    value = os.environ.get("_TFCKPT_COMPLETE", "")
+    shell, _, instruction = value.partition("_")
+    if shell in ("bash", "zsh", "fish", "powershell", "pwsh") and instruction:
+        os.environ["_TFCKPT_COMPLETE"] = f"{instruction}_{shell}"
 
 
 __all__ = ["app", "main"]

@@ -66,9 +66,36 @@ def _json_requested(args: list[str]) -> bool:
     return "--json" in args[: args.index("--")] if "--" in args else "--json" in args
 
 
+# The order commands are listed in, as a job goes: find, look, compare and check, edit, move.
+WORKFLOW = (
+    "ls",
+    "vars",
+    "graph",
+    "diff",
+    "verify",
+    "scan",
+    "check",
+    "rename",
+    "prune",
+    "merge",
+    "cast",
+    "export",
+    "import",
+    "presets",
+    "convert-pbtxt",
+    "help",
+)
+
+
 class TfckptGroup(typer.core.TyperGroup):
     """Reports ``TfckptError`` as one line on stderr with its exit code; no traceback. With
-    ``--json``, stdout also gets a JSON error document, so a script always reads JSON."""
+    ``--json``, stdout also gets a JSON error document, so a script always reads JSON. Lists
+    commands in workflow order."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = list(super().list_commands(ctx))
+        rank = {name: i for i, name in enumerate(WORKFLOW)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         self._raw_args = list(args)
@@ -116,11 +143,65 @@ app = typer.Typer(
         "PATH arguments accept a checkpoint prefix, any of its files (.index, .data-*, .meta), "
         "a directory (the latest checkpoint per its `checkpoint` file, else the newest) or a "
         "SavedModel directory.\n\n"
-        "Exit codes: 0 ok, 1 differences found / check failed, 2 usage error or bad input."
+        "Examples:\n\n"
+        "    tfckpt ls runs/exp1\n\n"
+        "    tfckpt vars runs/exp1 --sort bytes --top 10\n\n"
+        "    tfckpt rename runs/exp1 out/model.ckpt --add-prefix pretrained/ -n\n\n"
+        "Exit codes: 0 ok, 1 differences found / check failed, 2 usage error or bad input. "
+        "`tfckpt help COMMAND` (or COMMAND --help) shows a command's options and examples."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from tfckpt import __version__
+
+        sys.stdout.write(f"tfckpt {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        help="Print the version and exit.",
+        callback=_print_version,
+        is_eager=True,
+    ),
+) -> None:
+    """Options of tfckpt itself (before the command)."""
+
+
+@app.command("help")
+def help_command(
+    ctx: typer.Context,
+    command: str | None = typer.Argument(None, help="The command to explain."),
+) -> None:
+    """Show the help of a command (the same as COMMAND --help).
+
+    Examples:
+
+        tfckpt help rename
+    """
+    group = ctx.parent.command if ctx.parent is not None else None
+    assert isinstance(group, typer.core.TyperGroup)
+    if command is None or ctx.parent is None:
+        sys.stdout.write(group.get_help(ctx.parent or ctx) + "\n")
+        return
+    found = group.get_command(ctx, command)
+    if found is None:
+        import difflib
+
+        close = difflib.get_close_matches(command, group.list_commands(ctx), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise typer.BadParameter(f"no command {command!r}{hint}")
+    with found.make_context(command, ["--help"], parent=ctx.parent, resilient_parsing=True) as sub:
+        sys.stdout.write(found.get_help(sub) + "\n")

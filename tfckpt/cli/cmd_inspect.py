@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
 
 from tfckpt.cli.app import app
-from tfckpt.cli.options import Engine, EngineOpt, JsonOpt, MatchOpt, QuietOpt, RegexOpt
+from tfckpt.cli.options import (
+    DryRunOpt,
+    Engine,
+    EngineOpt,
+    JsonOpt,
+    MatchOpt,
+    QuietOpt,
+    RegexOpt,
+    complete_tensor_names,
+)
 from tfckpt.errors import UsageError
 
 
@@ -21,13 +31,15 @@ def ls_command(
         bool,
         typer.Option(
             "--repair",
-            help="Plan a rewrite of the `checkpoint` state file with paths relative to PATH "
-            "(dry run unless --write).",
+            help="Rewrite the `checkpoint` state file with paths relative to PATH (after a "
+            "move or copy); with --dry-run, only show the plan.",
         ),
     ] = False,
-    write: Annotated[bool, typer.Option("--write", help="With --repair: write the fix.")] = False,
+    dry_run: DryRunOpt = False,
+    write: Annotated[bool, typer.Option("--write", hidden=True)] = False,  # before 0.2: opt-in
     engine: EngineOpt = Engine.native,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """List checkpoints, SavedModels and events files in a directory.
 
@@ -42,30 +54,35 @@ def ls_command(
 
         tfckpt ls -R runs --json | jq '.[] | select(.latest)'
 
-        tfckpt ls --repair moved_dir --write
+        tfckpt ls --repair moved_dir --dry-run
     """
-    if write and not repair:
-        raise UsageError("--write goes with --repair")
+    if (write or dry_run) and not repair:
+        raise UsageError("--dry-run goes with --repair (ls itself writes nothing)")
     if repair:
-        _repair(path, write, as_json)
+        _repair(path, dry_run, as_json, quiet)
         return
-    from tfckpt.bundle.discover import discover
+    from tfckpt.api.reading import list_checkpoints
+    from tfckpt.render import note
     from tfckpt.render.inspect import render_ls
 
-    if engine == Engine.tf:
-        from tfckpt.tf_engine.adapter import tf_read_state
-
-        items = discover(path, recursive, state_reader=tf_read_state)
-    else:
-        items = discover(path, recursive)
+    items = list_checkpoints(path, recursive=recursive, engine=engine.value)
     render_ls(items, as_json, base=path)
+    stale = sorted(
+        {os.path.dirname(i.extra["state_file"]) for i in items if "state_file" in i.extra}
+    )
+    for directory in stale:
+        note(
+            f"hint: the `checkpoint` file in {directory} names checkpoints that are not there; "
+            f"`tfckpt ls --repair {directory}` points it at the ones beside it",
+            quiet or as_json,
+        )
 
 
-def _repair(path: str, write: bool, as_json: bool) -> None:
+def _repair(path: str, dry_run: bool, as_json: bool, quiet: bool) -> None:
     from tfckpt.api.surgery import repair
     from tfckpt.render.surgery import render_repair
 
-    render_repair(repair(path, write=write), as_json)
+    render_repair(repair(path, dry_run=dry_run), as_json, quiet)
 
 
 @app.command("vars")
@@ -82,7 +99,12 @@ def vars_command(
     ] = False,
     show: Annotated[
         str | None,
-        typer.Option("--show", help="Print the values of one tensor.", metavar="NAME"),
+        typer.Option(
+            "--show",
+            help="Print the values of one tensor.",
+            metavar="NAME",
+            autocompletion=complete_tensor_names,
+        ),
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="With --show: print every value.")] = False,
     show_all: Annotated[

@@ -187,7 +187,10 @@ class Prefer(str, Enum):
 def merge_command(
     inputs: Annotated[
         list[str],
-        typer.Argument(help="Inputs, each PATH or PATH:SCOPE/ (names get SCOPE/ prepended)."),
+        typer.Argument(
+            help="Inputs, each PATH or PATH:SCOPE/ (names get SCOPE/ prepended).",
+            metavar="IN...",
+        ),
     ],
     output: Annotated[
         str,
@@ -215,7 +218,7 @@ def merge_command(
 
     Examples:
 
-        tfckpt merge pretrained/model.ckpt-5000:pretrained/ head/model.ckpt-10 -o out/model.ckpt
+        tfckpt merge pre/model.ckpt:pre/ head/model.ckpt -o out/model.ckpt
 
         tfckpt merge a:a/ b:b/ -o out/all --link --dry-run
     """

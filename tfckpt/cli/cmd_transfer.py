@@ -149,7 +149,7 @@ def export_command(
 
         tfckpt export model.ckpt-1000 model.safetensors
 
-        tfckpt export tf2/ckpt-5 weights.safetensors --no-optimizer --sep . --metadata format=pt
+        tfckpt export ckpt w.safetensors --no-optimizer --sep . --metadata format=pt
 
         tfckpt export ckpt weights.npz --match 'encoder/*'
 
@@ -259,7 +259,7 @@ def import_command(
 
         tfckpt import model.safetensors out/model.ckpt --like model.ckpt-1000
 
-        tfckpt import pytorch.safetensors out/ckpt --sep . --mapping names.csv --dry-run
+        tfckpt import torch.safetensors out/ckpt --sep . --mapping names.csv -n
 
         tfckpt import arrays/ out/model.ckpt --force
     """

@@ -37,10 +37,35 @@ SyncOpt = Annotated[
         "(slower; without it, like cp, data reaches the disk when the OS writes it back).",
     ),
 ]
+
+
+def complete_tensor_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of variable names from the checkpoint already given on the line (its
+    index only; nothing on any error: completion must never print one)."""
+    given = [ctx.params.get(k) for k in ("path", "src", "a")]
+    # While an option still waits for its value, the parser leaves positionals unprocessed.
+    given += [a for a in ctx.args if not a.startswith("-")]
+    path = next((p for p in given if isinstance(p, str)), None)
+    if path is None:
+        return []
+    try:
+        import tfckpt
+
+        with tfckpt.open(path) as ckpt:
+            names = [i.display_name for i in ckpt.tensors(include_object_graph=False)]
+    except Exception:
+        return []
+    return [n for n in names if n.startswith(incomplete)][:200]
+
+
 MatchOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--match", "-m", help="Only names matching this glob (repeatable).", metavar="GLOB"
+        "--match",
+        "-m",
+        help="Only names matching this glob (repeatable).",
+        metavar="GLOB",
+        autocompletion=complete_tensor_names,
     ),
 ]
 RegexOpt = Annotated[

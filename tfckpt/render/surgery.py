@@ -125,7 +125,7 @@ def render_repair(result: Any, as_json: bool, quiet: bool = False) -> None:
     if result.written:
         note(f"rewrote {plan.state_path}", quiet)
     elif plan.changed and not as_json:
-        note("dry run: nothing written (add --write)", quiet)
+        note("dry run: nothing written", quiet)
 
 
 def _new(entry: Any) -> str:

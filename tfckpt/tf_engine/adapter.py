@@ -14,12 +14,13 @@ import numpy as np
 from tfckpt.bundle.checkpoint import (
     OBJECT_GRAPH_KEY,
     TensorInfo,
+    not_found,
     object_path_of,
     resolve_prefix,
 )
 from tfckpt.bundle.state import STATE_FILENAME, CheckpointStateInfo
 from tfckpt.dtypes import dtype_from_name
-from tfckpt.errors import CorruptCheckpoint, VariableNotFound
+from tfckpt.errors import CorruptCheckpoint
 
 
 @dataclass
@@ -42,7 +43,7 @@ class TfCheckpoint:
         for info in self._infos.values():
             if info.object_path == name:
                 return info
-        raise VariableNotFound(f"{self.prefix}: no variable named {name!r}")
+        raise not_found(self.prefix, name, self._infos.values())
 
     def read(self, name: str, verify: bool = True) -> np.ndarray:
         from tfckpt.tf_engine.checkpoint import read_tensor
