@@ -1,7 +1,7 @@
-"""Benchmark: ``rename``, ``prune --optimizer`` and ``merge`` on the 1.2 GB checkpoint.
+"""Benchmark: ``rename``, ``prune --no-optimizer`` and ``merge`` on the 1.2 GB checkpoint.
 
 Targets (issue #3), as ratios measured in the same run: ``rename`` within 1.5x the time of
-``cp`` of the data file and under 0.5 s with ``--link``; ``prune --optimizer`` (keeping one
+``cp`` of the data file and under 0.5 s with ``--link``; ``prune --no-optimizer`` (keeping one
 third of the bytes) within 1.5x of copying the kept bytes; peak RSS under 150 MB for all three.
 The load-and-save approach (``tf.train.load_variable`` + ``tf.Variable`` + ``Saver``) is measured
 once for comparison; set ``TFCKPT_BENCH_QUICK=1`` to skip it (it needs ~15 GB of RAM).
@@ -54,7 +54,7 @@ def fresh_run(cmd: Sequence[str], runs: int = 3) -> tuple[float, float]:
 
 def kept_bytes(prefix: str) -> int:
     plan = subprocess.run(
-        [*TFCKPT, "prune", prefix, str(OUT / "plan"), "--optimizer", "--dry-run", "--json"],
+        [*TFCKPT, "prune", prefix, str(OUT / "plan"), "--no-optimizer", "--dry-run", "--json"],
         check=True,
         capture_output=True,
         text=True,
@@ -87,10 +87,10 @@ def main() -> None:
     dd = ["dd", f"if={data}", f"of={OUT / 'kept'}", "bs=8M", f"count={keep}", "iflag=count_bytes"]
     dt, drss = fresh_run(dd)
     report(f"dd of the kept bytes ({keep / nbytes:.0%})", dt, drss, keep)
-    pt, prss = fresh_run([*TFCKPT, "prune", prefix, out, "--optimizer", "-q"])
-    report("tfckpt prune --optimizer", pt, prss, keep)
+    pt, prss = fresh_run([*TFCKPT, "prune", prefix, out, "--no-optimizer", "-q"])
+    report("tfckpt prune --no-optimizer", pt, prss, keep)
 
-    mt, mrss = fresh_run([*TFCKPT, "merge", out, f"{prefix}:a/", f"{prefix}:b/", "-q"])
+    mt, mrss = fresh_run([*TFCKPT, "merge", f"{prefix}:a/", f"{prefix}:b/", "-o", out, "-q"])
     report("tfckpt merge (the checkpoint twice, under a/ and b/)", mt, mrss, 2 * nbytes)
 
     print(

@@ -56,7 +56,7 @@ STEPS: list[tuple[str, str, str]] = [
     (
         "prune",
         "Ship without the optimizer state:",
-        "tfckpt prune {demo} {out}/small/model.ckpt --optimizer",
+        "tfckpt prune {demo} {out}/small/model.ckpt --no-optimizer",
     ),
     (
         "merge",

@@ -143,7 +143,7 @@ register(
 )
 register(
     "prune",
-    lambda env: ["prune", env.path, _dst(env), "--drop", "^[ab]", "--optimizer", "-q"],
+    lambda env: ["prune", env.path, _dst(env), "--drop", "^[ab]", "--no-optimizer", "-q"],
     writes=True,
 )
 register(

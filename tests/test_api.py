@@ -243,7 +243,24 @@ def test_list_checkpoints_and_repair(native: Any, tmp_path: Path) -> None:
         'model_checkpoint_path: "/old/place/model.ckpt-10"\n'
         'all_model_checkpoint_paths: "/old/place/model.ckpt-10"\n'
     )
-    planned = tfckpt.repair(run)
+    planned = tfckpt.repair(run, dry_run=True)
     assert planned.plan.changed and not planned.written
-    assert tfckpt.repair(run, write=True).written
+    assert tfckpt.repair(run).written
     assert 'model_checkpoint_path: "model.ckpt-10"' in (run / "checkpoint").read_text()
+
+
+def test_match_and_regex_select_what_rename_and_prune_work_on(native: Any, tmp_path: Path) -> None:
+    src = native("tf1")
+    renamed = tfckpt.rename(src, tmp_path / "r", add_prefix="x/", match=["dense_1/*"])
+    assert set(renamed.plan.renames) == {n for n in tfckpt.open(src) if n.startswith("dense_1/")}
+    kept = tfckpt.prune(src, tmp_path / "p", regex=["^dense/"], keep=["global_step"])
+    assert sorted(kept.plan.keep) == sorted(
+        [n for n in tfckpt.open(src) if n.startswith("dense/")] + ["global_step"]
+    )
+    with tfckpt.open(native("tf2")) as ckpt:  # TF2: globs see object paths too
+        planned = tfckpt.prune(ckpt.prefix, tmp_path / "q", match=["model/dense/*"], dry_run=True)
+    assert all(
+        "model/dense/" in n or n == "_CHECKPOINTABLE_OBJECT_GRAPH" for n in planned.plan.keep
+    )
+    with pytest.raises(UsageError, match="lists of patterns"):
+        tfckpt.prune(src, tmp_path / "z", match="dense/*")  # type: ignore[arg-type]

@@ -228,7 +228,7 @@ NATIVE_COMMANDS = [
     ["diff", "{a}", "{b}"],
     ["verify", "{a}", "--no-nan"],
     ["rename", "{a}", "{out}/r", "--add-prefix", "x/", "--meta"],
-    ["prune", "{a}", "{out}/p", "--optimizer"],
+    ["prune", "{a}", "{out}/p", "--no-optimizer"],
     ["merge", "{a}:a/", "{b}:b/", "-o", "{out}/m"],
     ["graph", "{a}", "--check", "{b}"],
     ["convert-pbtxt", "{a}.meta", "{out}/g.pbtxt"],

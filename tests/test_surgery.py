@@ -78,7 +78,7 @@ def test_rename_and_prune_corpus(prefix: Path, tmp_path: Path, tf: Any) -> None:
     assert_same_values(before, after, renames)
     if OBJECT_GRAPH_KEY in before:
         assert_object_graph_consistent(after)
-    ok("prune", prefix, tmp_path / "p", "--optimizer")
+    ok("prune", prefix, tmp_path / "p", "--no-optimizer")
     pruned = tf_map(str(tmp_path / "p"))
     assert set(pruned) <= set(before)
     for name, value in pruned.items():
@@ -298,7 +298,7 @@ def test_missing_source_existing_and_readonly_destination(
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     for command in (
         ["rename", src, tmp_path / "x", "--add-prefix", "b/"],
-        ["prune", src, tmp_path / "x", "--optimizer"],
+        ["prune", src, tmp_path / "x", "--no-optimizer"],
     ):
         result = run(*command)
         assert result.exit_code == 2 and "exists" in result.stderr
@@ -311,7 +311,7 @@ def test_missing_source_existing_and_readonly_destination(
     try:
         if os.access(ro, os.W_OK):
             pytest.skip("running as a user that can write anywhere")
-        result = run("prune", src, ro / "x", "--optimizer")
+        result = run("prune", src, ro / "x", "--no-optimizer")
         assert result.exit_code == 2 and "not writable" in result.stderr
     finally:
         ro.chmod(stat.S_IRWXU)
@@ -323,7 +323,7 @@ def test_prune_optimizer_tf1(fx: dict[str, Fixture], tmp_path: Path) -> None:
     for kind in ("tf1_adam", "tf1_slots"):
         src = str(fx[kind].path)
         before = tf_map(src)
-        result = ok("prune", src, tmp_path / kind, "--optimizer", "--json")
+        result = ok("prune", src, tmp_path / kind, "--no-optimizer", "--json")
         report = json.loads(result.stdout)
         after = tf_map(str(tmp_path / kind))
         assert sorted(after) == [
@@ -381,7 +381,7 @@ def test_prune_optimizer_tf2_keras_restores_model(
 ) -> None:
     src = str(fx["tf2_keras"].path)
     dst = tmp_path / "ckpt-1"
-    result = ok("prune", src, dst, "--optimizer", "--json")
+    result = ok("prune", src, dst, "--no-optimizer", "--json")
     dropped = json.loads(result.stdout)["drop"]
     assert dropped and all(d.startswith("optimizer/_") for d in dropped)
     model = fixture_models.build_keras_model(tf)
@@ -451,7 +451,7 @@ def test_has_checkpoint_values_recomputed_as_tensorflow_writes_them(
 
 
 def test_prune_dry_run_reports_sizes(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = ok("prune", fx["tf1_adam"].path, tmp_path / "x", "--optimizer", "--dry-run")
+    result = ok("prune", fx["tf1_adam"].path, tmp_path / "x", "--no-optimizer", "--dry-run")
     assert "dropped" in result.stdout and "saved" in result.stdout
     assert files_in(tmp_path) == set()
 
@@ -645,7 +645,7 @@ TFX_ESTIMATOR = CORPUS / "tensorflow__tfx/tfx/components/testdata/trainer/curren
 def test_prune_optimizer_keras_v2_graph_mode_names(tmp_path: Path) -> None:
     """Keras optimizers under an Estimator keep their state under training/<Optimizer>/."""
     before = tf_map(str(TFX_ESTIMATOR / "model.ckpt-1000"))
-    ok("prune", TFX_ESTIMATOR, tmp_path / "p", "--optimizer")
+    ok("prune", TFX_ESTIMATOR, tmp_path / "p", "--no-optimizer")
     after = tf_map(str(tmp_path / "p"))
     assert sorted(after) == sorted(k for k in before if not k.startswith("training/"))
     assert "global_step" in after and len(before) - len(after) == 39
@@ -687,7 +687,7 @@ def test_destination_given_as_a_file_name_and_quiet_notes(
     fx: dict[str, Fixture], tmp_path: Path
 ) -> None:
     src = fx["tf1_adam"].path
-    result = ok("prune", src, tmp_path / "x.index", "--optimizer", "-q")
+    result = ok("prune", src, tmp_path / "x.index", "--no-optimizer", "-q")
     assert (tmp_path / "x.index").is_file() and not (tmp_path / "x.index.index").exists()
     assert "note" not in result.stderr  # -q: no "was not carried over"
     result = ok("rename", src, tmp_path / "y.data-00000-of-00001", "--add-prefix", "a/")
@@ -699,7 +699,7 @@ def test_force_replaces_the_old_meta_too(fx: dict[str, Fixture], tmp_path: Path)
     dst = tmp_path / "model.ckpt"
     ok("rename", src, dst, "--add-prefix", "a/", "--meta")
     assert (tmp_path / "model.ckpt.meta").exists()
-    ok("prune", src, dst, "--optimizer", "--force")  # the old .meta described a/ names
+    ok("prune", src, dst, "--no-optimizer", "--force")  # the old .meta described a/ names
     assert not (tmp_path / "model.ckpt.meta").exists()
     ok("rename", src, dst, "--add-prefix", "b/", "--meta", "--force")
     meta = (tmp_path / "model.ckpt.meta").read_bytes()

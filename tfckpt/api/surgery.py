@@ -147,6 +147,28 @@ def _close_names(rules: Any, names: list[str]) -> list[str]:
     return close[:5]
 
 
+def _selector(match: Iterable[str], regex: Iterable[str]) -> Any:
+    """``None`` (every name), or a function of an open checkpoint giving the test for a key:
+    selected when its key or its TF2 object path matches a glob or regex."""
+    from tfckpt.ops.rules import name_selector
+
+    if isinstance(match, str) or isinstance(regex, str):
+        raise UsageError("match and regex take lists of patterns")
+    select = name_selector(list(match), list(regex))
+    if select is None:
+        return None
+
+    def for_checkpoint(ckpt: Any) -> Any:
+        chosen = {
+            i.name
+            for i in ckpt.tensors()
+            if select([i.name] + ([i.object_path] if i.object_path else []))
+        }
+        return chosen.__contains__
+
+    return for_checkpoint
+
+
 def _check_destination(dst: str, force: bool) -> None:
     from tfckpt.bundle.writer import check_destination
 
@@ -168,6 +190,8 @@ def rename(
     mapping: Mapping[str, str] | PathLike | None = None,
     add_prefix: str | None = None,
     strip_prefix: str | None = None,
+    match: Iterable[str] = (),
+    regex: Iterable[str] = (),
     meta: bool = False,
     link: bool = False,
     allow_unchanged: bool = False,
@@ -181,8 +205,9 @@ def rename(
 
     Rules apply to every name in this order: an exact ``mapping`` entry wins (a dict or a JSON /
     two-column CSV file); else each ``sub`` ``(pattern, replacement)`` (``re.sub``) in order,
-    then ``strip_prefix``, then ``add_prefix`` (both scopes: ``"net/"``). TF2 object graphs are
-    renamed too. ``meta=True`` also renames the graph in ``src.meta`` into ``dst.meta``.
+    then ``strip_prefix``, then ``add_prefix`` (both scopes: ``"net/"``). ``match`` (globs) and
+    ``regex`` restrict the rules to the names they select (keys or TF2 object paths). TF2
+    object graphs are renamed too. ``meta=True`` also renames ``src.meta`` into ``dst.meta``.
 
     Raises ``RenameConflict`` (two names to one, a clash with an unchanged name, an empty name)
     and ``NoChange`` when no name changes (unless ``allow_unchanged``); nothing is written then.
@@ -198,11 +223,13 @@ def rename(
     rules = build_name_rules(sub, mapping, strip_prefix, add_prefix, notes)
     if rules.empty:
         raise UsageError("give at least one rule: sub, mapping, add_prefix or strip_prefix")
+    only = _selector(match, regex)
     progress = or_none(progress)
     with open_checkpoint(src) as ckpt:
         notes = ckpt.notes + notes
         names = [i.name for i in ckpt.tensors()]
-        plan = plan_renames(names, rules, ckpt.object_graph_bytes())
+        selected = only(ckpt) if only else None
+        plan = plan_renames(names, rules, ckpt.object_graph_bytes(), selected)
         _refuse_conflicts(plan, ckpt.prefix)
         notes += plan.notes()
         # A checkpoint with no variables has nothing to rename: not a mistake in the rules.
@@ -272,6 +299,8 @@ def prune(
     keep: Iterable[str] = (),
     optimizer: bool = False,
     drop_global_step: bool = False,
+    match: Iterable[str] = (),
+    regex: Iterable[str] = (),
     dry_run: bool = False,
     force: bool = False,
     sync: bool = False,
@@ -281,9 +310,10 @@ def prune(
 
     ``drop``: regexes (``re.search``) of names to drop; ``keep``: regexes that win over
     everything; ``optimizer=True`` drops optimizer state (TF1 slots such as ``/Adam``, TF2
-    ``.OPTIMIZER_SLOT`` entries and the optimizer's own variables); ``drop_global_step``.
-    Kept bytes are copied with their stored checksums; a TF2 object graph loses the dropped
-    attributes so the model restores without them.
+    ``.OPTIMIZER_SLOT`` entries and the optimizer's own variables); ``drop_global_step``;
+    ``match`` (globs) / ``regex``: keep only the names they select (keys or TF2 object paths),
+    as ``export`` does. Kept bytes are copied with their stored checksums; a TF2 object graph
+    loses the dropped attributes so the model restores without them.
 
     >>> tfckpt.prune("model.ckpt-1000", "small/model.ckpt-1000", optimizer=True)
     """
@@ -293,8 +323,11 @@ def prune(
     drop, keep = list(drop), list(keep)
     if isinstance(drop, str) or isinstance(keep, str):
         raise UsageError("drop and keep take lists of regexes")
-    if not (drop or optimizer or drop_global_step):
-        raise UsageError("nothing to drop: give drop regexes, optimizer or drop_global_step")
+    only = _selector(match, regex)
+    if not (drop or optimizer or drop_global_step or only):
+        raise UsageError(
+            "nothing to drop: give drop regexes, optimizer, drop_global_step, match or regex"
+        )
     dst = output_prefix(dst)
     progress = or_none(progress)
     with open_checkpoint(src) as ckpt:
@@ -302,7 +335,8 @@ def prune(
         sizes = {i.name: i.nbytes for i in ckpt.tensors()}
         # The object graph is read here only for `optimizer`; otherwise apply_prune reads it.
         graph = ckpt.object_graph_bytes() if optimizer else None
-        plan = plan_prune(sizes, drop, keep, optimizer, drop_global_step, graph)
+        selected = only(ckpt) if only else None
+        plan = plan_prune(sizes, drop, keep, optimizer, drop_global_step, graph, selected)
         result = SurgeryResult("prune", dst, plan, dry_run, notes=notes)
         result.notes += _meta_notes(ckpt.prefix, False)
         if dry_run:

@@ -18,10 +18,12 @@ from tfckpt.cli.options import (
     JsonOpt,
     MappingOpt,
     MatchOpt,
+    NoOptimizerOpt,
     QuietOpt,
     RegexOpt,
     SubOpt,
     SyncOpt,
+    complete_tensor_names,
     parse_subs,
 )
 
@@ -55,6 +57,25 @@ def rename_command(
             "--strip-prefix", help="Remove a leading scope SCOPE/ where present.", metavar="SCOPE/"
         ),
     ] = None,
+    match: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--match",
+            "-m",
+            help="Apply the rules only to names matching this glob (repeatable).",
+            metavar="GLOB",
+            autocompletion=complete_tensor_names,
+        ),
+    ] = None,
+    regex: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--regex",
+            "-r",
+            help="Apply the rules only to names matching this regex (repeatable).",
+            metavar="RE",
+        ),
+    ] = None,
     meta: Annotated[
         bool, typer.Option("--meta", help="Also rename the variables in SRC.meta into DST.meta.")
     ] = False,
@@ -77,10 +98,11 @@ def rename_command(
 
     Rules apply to every name in this order: an exact --mapping entry wins; else each --sub
     (Python re.sub) in order, then --strip-prefix, then --add-prefix (a scope: a missing
-    trailing / is added). Conflicts (two names to one, a clash with an unchanged name, an empty
-    name) stop everything (exit 2), and so does a rename that changes no name (with the
-    closest names shown). For TF2 checkpoints the object graph is renamed too, so
-    tf.train.Checkpoint restores into objects whose attributes carry the new names.
+    trailing / is added). --match/--regex limit the rules to the names they select.
+    Conflicts (two names to one, a clash with an unchanged name, an empty name) stop
+    everything (exit 2), and so does a rename that changes no name (with the closest names
+    shown). For TF2 checkpoints the object graph is renamed too, so tf.train.Checkpoint
+    restores into objects whose attributes carry the new names.
 
     Examples:
 
@@ -102,6 +124,8 @@ def rename_command(
             mapping=mapping,
             add_prefix=add_prefix,
             strip_prefix=strip_prefix,
+            match=match or (),
+            regex=regex or (),
             meta=meta,
             link=link,
             allow_unchanged=allow_unchanged,
@@ -129,17 +153,27 @@ def prune_command(
             metavar="REGEX",
         ),
     ] = None,
-    optimizer: Annotated[
-        bool,
-        typer.Option(
-            "--optimizer",
-            help="Drop optimizer state: TF1 slots (/Adam, /Momentum, /RMSProp*, beta1_power...), "
-            "TF2 .OPTIMIZER_SLOT entries and the optimizer's own variables.",
-        ),
-    ] = False,
+    no_optimizer: NoOptimizerOpt = False,
+    optimizer: Annotated[bool, typer.Option("--optimizer", hidden=True)] = False,  # before 0.2
     drop_global_step: Annotated[
         bool, typer.Option("--drop-global-step", help="Also drop global_step.")
     ] = False,
+    match: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--match",
+            "-m",
+            help="Keep only names matching this glob (repeatable; keys or TF2 object paths).",
+            metavar="GLOB",
+            autocompletion=complete_tensor_names,
+        ),
+    ] = None,
+    regex: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--regex", "-r", help="Keep only names matching this regex (repeatable).", metavar="RE"
+        ),
+    ] = None,
     sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
@@ -148,15 +182,19 @@ def prune_command(
 ) -> None:
     """Drop variables and write a compacted checkpoint holding only the kept tensors.
 
-    Kept tensors' bytes are streamed in bounded chunks with their stored checksums; TF2 object
-    graphs lose the dropped attributes and slot references, so the model restores without the
-    optimizer. The source's .meta is not carried over (a note says so).
+    What goes: names matching --drop, optimizer state (--no-optimizer), global_step
+    (--drop-global-step), and with --match/--regex every name they do not select; --keep wins
+    over all of these. Kept tensors' bytes are streamed in bounded chunks with their stored
+    checksums; TF2 object graphs lose the dropped attributes and slot references, so the model
+    restores without them. The source's .meta is not carried over (a note says so).
 
     Examples:
 
-        tfckpt prune model.ckpt-1000 small/model.ckpt-1000 --optimizer
+        tfckpt prune model.ckpt-1000 small/model.ckpt-1000 --no-optimizer
 
         tfckpt prune ckpt out --drop '^head/' --keep '^head/bias$' --dry-run
+
+        tfckpt prune ckpt encoder_only/ckpt --match 'encoder/*'
     """
     from tfckpt.api.surgery import prune
     from tfckpt.render import ProgressBar
@@ -168,8 +206,10 @@ def prune_command(
             dst,
             drop=drop or (),
             keep=keep or (),
-            optimizer=optimizer,
+            optimizer=no_optimizer or optimizer,
             drop_global_step=drop_global_step,
+            match=match or (),
+            regex=regex or (),
             dry_run=dry_run,
             force=force,
             sync=sync,

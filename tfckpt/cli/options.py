@@ -93,6 +93,16 @@ MappingOpt = Annotated[
 ]
 
 
+NoOptimizerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-optimizer",
+        help="Without optimizer state: TF1 slots (/Adam, /Momentum, /RMSProp*, beta1_power...), "
+        "TF2 .OPTIMIZER_SLOT entries and the optimizer's own variables.",
+    ),
+]
+
+
 def parse_subs(values: list[str] | None) -> list[tuple[str, str]]:
     """Split the ``--sub`` pairs joined by the CLI group back into (pattern, replacement)."""
     from tfckpt.cli.app import PAIR_JOINER

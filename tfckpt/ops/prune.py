@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,7 @@ def plan_prune(
     optimizer: bool = False,
     drop_global_step: bool = False,
     object_graph: bytes | None = None,
+    only: Callable[[str], bool] | None = None,
 ) -> PrunePlan:
     """Decide per name; ``--keep`` wins over everything; the object graph is always kept.
 
@@ -96,6 +97,8 @@ def plan_prune(
             gone = gone or is_tf1_slot(name) or TF2_SLOT_MARK in name
             gone = gone or name in tf2_optimizer_keys
         if drop_global_step and name.split("/")[-1] in GLOBAL_STEP_NAMES:
+            gone = True
+        if only is not None and not only(name):
             gone = True
         if name == OBJECT_GRAPH_KEY or any(p.search(name) for p in keeps):
             gone = False

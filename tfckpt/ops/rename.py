@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +61,13 @@ class RenamePlan:
 
 
 def plan_renames(
-    names: list[str], rules: NameRules, object_graph: bytes | None = None
+    names: list[str],
+    rules: NameRules,
+    object_graph: bytes | None = None,
+    only: Callable[[str], bool] | None = None,
 ) -> RenamePlan:
-    """Apply ``rules`` to every name (the TF2 object-graph key is never renamed).
+    """Apply ``rules`` to every name (``only``: to the names it accepts; the TF2 object-graph
+    key is never renamed).
 
     For a TF2 checkpoint pass its serialized object graph: the renames are then translated into
     renamed object edges (``objgraph.rename_keys``), which may refuse them (RenameConflict) and
@@ -70,7 +75,9 @@ def plan_renames(
     """
     wanted = {}
     for name in names:
-        new = name if name == OBJECT_GRAPH_KEY else rules.apply(name)
+        if name == OBJECT_GRAPH_KEY or (only is not None and not only(name)):
+            continue
+        new = rules.apply(name)
         if new != name:
             wanted[name] = new
     plan = RenamePlan()
