@@ -19,7 +19,7 @@ from tfckpt.cli.options import (
     SubOpt,
     parse_subs,
 )
-from tfckpt.errors import ExitCode
+from tfckpt.errors import ExitCode, UsageError
 
 
 @app.command("diff")
@@ -47,6 +47,19 @@ def diff_command(
             help="Also compare _CHECKPOINTABLE_OBJECT_GRAPH (TF2; differs after any rename).",
         ),
     ] = False,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            help="Order: name, max-abs (largest absolute change first) or rel (largest "
+            "relative change first).",
+            metavar="KEY",
+        ),
+    ] = "name",
+    top: Annotated[
+        int | None,
+        typer.Option("--top", help="Show only the first N after sorting.", metavar="N", min=1),
+    ] = None,
     engine: EngineOpt = Engine.native,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -69,11 +82,15 @@ def diff_command(
         tfckpt diff src renamed --sub '^model/' 'net/'
 
         tfckpt diff a b --names-only --match '*/kernel'
+
+        tfckpt diff step100 step300 --sort max-abs --top 5
     """
     from tfckpt.api.checks import diff
     from tfckpt.render import ProgressBar, note
-    from tfckpt.render.check import render_diff
+    from tfckpt.render.check import DIFF_SORTS, render_diff
 
+    if sort not in DIFF_SORTS:
+        raise UsageError(f"--sort {sort!r}: choose one of {', '.join(DIFF_SORTS)}")
     with ProgressBar(quiet or as_json) as bar:
         report = diff(
             a,
@@ -92,7 +109,7 @@ def diff_command(
         )
     for message in report.notes:
         note(message, quiet)
-    render_diff(report, as_json, show_all, quiet)
+    render_diff(report, as_json, show_all, quiet, sort, top)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))
 
 

@@ -6,9 +6,9 @@ import sys
 from typing import Any
 
 from rich.markup import escape
-from rich.table import Table
 
 from tfckpt.render import emit_json, err_console, out_console, shape_text
+from tfckpt.render.table import Column, print_table
 
 
 def _shape(shape: list[int] | None) -> str:
@@ -35,44 +35,78 @@ def diff_summary_line(summary: dict[str, Any]) -> str:
     return f"{verdict}: {summary['compared']} compared, " + ", ".join(parts)
 
 
-def render_diff(report: Any, as_json: bool, show_all: bool, quiet: bool = False) -> None:
+DIFF_SORTS = ("name", "max-abs", "rel")
+
+
+def sorted_differences(
+    variables: list[Any], sort: str = "name", top: int | None = None
+) -> list[Any]:
+    """Variables ordered for reading: by name, or the biggest change first (``max-abs``: the
+    largest absolute difference; ``rel``: the largest relative one; variables with no value
+    difference, e.g. only in A, come last); the first ``top`` of them."""
+    if sort == "name":
+        ordered = sorted(variables, key=lambda v: v.name)
+    else:
+        field = "max_abs" if sort == "max-abs" else "max_rel"
+
+        def key(v: Any) -> tuple[int, float, str]:
+            value = getattr(v, field)
+            return (value is None, -(value or 0.0), v.name)
+
+        ordered = sorted(variables, key=key)
+    return ordered if top is None else ordered[:top]
+
+
+def render_diff(
+    report: Any,
+    as_json: bool,
+    show_all: bool,
+    quiet: bool = False,
+    sort: str = "name",
+    top: int | None = None,
+) -> None:
     summary = report.summary()
     variables = [v for v in report.variables if show_all or v.status != "same"]
+    variables = sorted_differences(variables, sort, top)
     if as_json:
-        emit_json("diff", report.to_dict(show_all))
+        document = report.to_dict(show_all)
+        document["variables"] = [v.to_dict() for v in variables]
+        emit_json("diff", document)
         if not quiet:
             err_console().print(diff_summary_line(summary), highlight=False)
         return
     console = out_console()
     if variables:
-        table = Table(show_edge=False, header_style="bold")
-        table.add_column(
-            "name", overflow="fold", ratio=1, min_width=min(48, max(len(v.name) for v in variables))
-        )
-        table.add_column("status", no_wrap=True)
-        table.add_column("A", no_wrap=True)
-        table.add_column("B", no_wrap=True)
-        table.add_column("max abs", justify="right", no_wrap=True)
-        table.add_column("max rel", justify="right", no_wrap=True)
-        table.add_column("differing", justify="right", no_wrap=True)
         styles = {"same": "dim", "values": "yellow", "only_a": "red", "only_b": "green"}
+        rows = []
         for v in variables:
-            a = f"{v.dtype_a or ''} {_shape(v.shape_a)}".strip()
-            b = f"{v.dtype_b or ''} {_shape(v.shape_b)}".strip()
             differing = ""
             if v.n_diff is not None and v.size:
                 differing = f"{v.n_diff:,} ({100 * (v.frac_diff or 0):.3g}%)"
-            table.add_row(
-                v.name,
-                v.status,
-                a,
-                b,
-                _num(v.max_abs),
-                _num(v.max_rel),
-                differing,
-                style=styles.get(v.status, "magenta"),
+            rows.append(
+                (
+                    v.name,
+                    v.status,
+                    f"{v.dtype_a or ''} {_shape(v.shape_a)}".strip(),
+                    f"{v.dtype_b or ''} {_shape(v.shape_b)}".strip(),
+                    _num(v.max_abs),
+                    _num(v.max_rel),
+                    differing,
+                )
             )
-        console.print(table)
+        print_table(
+            [
+                Column("name", key=True),
+                Column("status"),
+                Column("A"),
+                Column("B"),
+                Column("max abs", "right"),
+                Column("max rel", "right"),
+                Column("differing", "right"),
+            ],
+            rows,
+            styles=[styles.get(v.status, "magenta") for v in variables],
+        )
     console.print(diff_summary_line(summary), highlight=False)
 
 
@@ -82,13 +116,12 @@ def render_verify(report: Any, as_json: bool, quiet: bool = False) -> None:
         return
     console = out_console()
     if report.problems:
-        table = Table(show_edge=False, header_style="bold")
-        table.add_column("check", no_wrap=True)
-        table.add_column("variable", overflow="fold")
-        table.add_column("problem", overflow="fold", ratio=1)
-        for p in report.problems:
-            table.add_row(p.check, p.name or "", p.message, style="red")
-        console.print(table)
+        rows = [(p.name or p.file or "", p.check, p.message) for p in report.problems]
+        print_table(
+            [Column("variable / file", key=True), Column("check"), Column("problem")],
+            rows,
+            styles=["red"] * len(rows),
+        )
         console.print(
             f"[red]FAILED[/red]: {len(report.problems)} problem(s) in {escape(report.prefix)} "
             f"({report.tensors} tensors, {report.bytes_checked:,} bytes checked)",

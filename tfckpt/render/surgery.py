@@ -39,7 +39,7 @@ def _rename_plan(plan: Any) -> None:
         console.print("nothing to rename (no name matches the rules)")
         return
     rows = [(old, "->", new) for old, new in sorted(plan.renames.items())]
-    print_table([Column("old", key=True), Column(""), Column("new")], rows)
+    print_table([Column("old", key=True), Column(""), Column("new", key=True, label="->")], rows)
     console.print(f"{len(plan.renames)} renamed, {len(plan.unchanged)} unchanged", highlight=False)
 
 

@@ -30,7 +30,8 @@ _SEPARATOR = 3
 class Column:
     header: str
     justify: str = "left"  # left | right | center
-    key: bool = False  # the identifying column: shown whole
+    key: bool = False  # an identifying column: shown whole
+    label: str | None = None  # stacked layout: shown before the value instead of "header:"
 
 
 def print_table(
@@ -65,18 +66,20 @@ def print_table(
             table.add_row(*row, style=styles[i] if styles else None)
         console.print(table)
         return
-    # Stacked: the key whole on its line, the rest indented below it.
-    key = next(i for i, c in enumerate(columns) if c.key)
+    # Stacked: the first key whole on its line, other keys whole on lines of their own, the
+    # rest indented below (columns without a header, like an arrow, are left out).
+    keys = [i for i, c in enumerate(columns) if c.key]
     for i, row in enumerate(rows):
         style = (styles[i] if styles else None) or ""
-        console.print(Text(row[key], style=f"bold {style}".strip()), soft_wrap=True)
+        console.print(Text(row[keys[0]], style=f"bold {style}".strip()), soft_wrap=True)
+        for j in keys[1:]:
+            label = columns[j].label or f"{columns[j].header}:"
+            console.print(Text(f"    {label} {row[j]}", style=style), soft_wrap=True)
         rest = "  ".join(
-            f"{c.header}: {row[j]}" if c.header else row[j]
-            for j, c in enumerate(columns)
-            if j != key and row[j]
+            f"{c.header}: {row[j]}" for j, c in enumerate(columns) if j not in keys and c.header
         )
-        if rest:
-            console.print(Text("    " + rest, style=style), soft_wrap=True)
+        if rest:  # wrapped at the terminal's width, unlike the keys
+            console.print(Text("    " + rest, style=style))
 
 
 def _print_delimited(
