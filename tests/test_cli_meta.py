@@ -115,7 +115,7 @@ def _all_imports(path: Path) -> set[str]:
 # The layers, bottom up. A module may import (at module scope or lazily) only tfckpt modules of
 # its own layer or of the layers this table allows it; STYLE.md's picture:
 # cli -> render / api -> ops / transfer / graph -> bundle -> storage.
-BASE = {"errors", "progress", "dtypes", "protos", "_protogen", "_descriptors"}
+BASE = {"errors", "progress", "dtypes", "protos", "_protogen", "_descriptors", "names"}
 ALLOWED = {
     "storage": set(),
     "bundle": {"storage"},

@@ -246,3 +246,31 @@ def test_shell_completion_scripts_and_names(pair: tuple[Path, Path]) -> None:
     assert names == ["a/small"]
     assert _complete(f"tfckpt vars {pair[0]} --match encoder/layer", 4).split() == [LONG]
     assert _complete("tfckpt vars /no/such --show a", 4).strip() == ""
+
+
+def test_tf2_tensors_have_one_display_name_and_both_are_accepted(
+    native: Any, tmp_path: Path
+) -> None:
+    src = native("tf2")
+    key = "model/out/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    # Shown by object path everywhere by default, by key with --keys.
+    plan = ok("prune", src, tmp_path / "p", "--drop", "^model/out/kernel$", "-n").stdout
+    assert "model/out/kernel" in plan and ".ATTRIBUTES" not in plan
+    assert key in ok("prune", src, tmp_path / "p", "--drop", "out/kernel$", "-n", "--keys").stdout
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"model/out/kernel": "model/head/kernel"}))
+    renamed = ok("rename", src, tmp_path / "r", "--mapping", mapping)
+    assert "model/head/kernel" in renamed.stdout and ".ATTRIBUTES" not in renamed.stdout
+    with tfckpt.open(tmp_path / "r") as ckpt:
+        assert "model/head/kernel/.ATTRIBUTES/VARIABLE_VALUE" in ckpt
+    diff = run("diff", src, tmp_path / "r")
+    assert diff.exit_code == 1 and "model/head/kernel" in diff.stdout
+    assert ".ATTRIBUTES" not in diff.stdout
+    assert ".ATTRIBUTES/VARIABLE_VALUE" in run("diff", src, tmp_path / "r", "--keys").stdout
+    matched = json.loads(
+        run("diff", src, tmp_path / "r", "--match", "model/out/*", "--json").stdout
+    )
+    names = [v["name"] for v in matched["variables"]]  # the kernel and its two Adam slots
+    assert (
+        key in names and len(names) == 3 and all(n.startswith("model/out/kernel/") for n in names)
+    )

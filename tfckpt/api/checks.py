@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tfckpt.api.surgery import PathLike, build_name_rules
+from tfckpt.names import display_name
 from tfckpt.ops.diff import DiffReport
 from tfckpt.ops.verify import VerifyReport
 from tfckpt.progress import Progress, or_none
@@ -74,7 +75,8 @@ def diff(
     rules = build_name_rules(sub, mapping)
     options = DiffOptions(atol, rtol, equal_nan, names_only, object_graph)
     names_filter = name_selector(list(match), list(regex))
-    select = (lambda name: names_filter([name])) if names_filter else None
+    # Filters see the compared key and, for TF2, its object path.
+    select = (lambda name: names_filter([name, display_name(name)])) if names_filter else None
     progress = or_none(progress)
     with open_engine(a, engine) as ca, open_engine(b, engine) as cb:
         notes = ca.notes + cb.notes

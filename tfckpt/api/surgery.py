@@ -124,6 +124,23 @@ def build_name_rules(
     return NameRules(rules.subs, dict(mapping), rules.strip_prefix, rules.add_prefix)
 
 
+def _mapping_by_key(rules: Any, keys: set[str]) -> Any:
+    """TF2: mapping entries may name object paths (``model/dense/kernel``); they stand for the
+    keys of those variables, and so do their new names."""
+    from dataclasses import replace
+
+    from tfckpt.names import is_object_key, key_of
+
+    if not rules.mapping:
+        return rules
+    mapping = {}
+    for old, new in rules.mapping.items():
+        if old not in keys and key_of(old) in keys:
+            old, new = key_of(old), new if is_object_key(new) else key_of(new)
+        mapping[old] = new
+    return replace(rules, mapping=mapping)
+
+
 def _refuse_conflicts(plan: Any, source: str) -> None:
     if plan.conflicts:
         shown = "; ".join(plan.conflicts[:3])
@@ -228,6 +245,7 @@ def rename(
     with open_checkpoint(src) as ckpt:
         notes = ckpt.notes + notes
         names = [i.name for i in ckpt.tensors()]
+        rules = _mapping_by_key(rules, set(names))
         selected = only(ckpt) if only else None
         plan = plan_renames(names, rules, ckpt.object_graph_bytes(), selected)
         _refuse_conflicts(plan, ckpt.prefix)

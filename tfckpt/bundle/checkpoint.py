@@ -26,9 +26,8 @@ from tfckpt.errors import (
     UsageError,
     VariableNotFound,
 )
+from tfckpt.names import OBJECT_GRAPH_KEY, object_path_of
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-_ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _STEP_RE = re.compile(r"-(\d+)$")
 _DATA_RE = re.compile(r"\.data-\d{5,}-of-\d{5,}$")
 
@@ -54,29 +53,6 @@ class TensorInfo:
     @property
     def display_name(self) -> str:
         return self.object_path or self.name
-
-
-def object_path_of(key: str) -> str:
-    """The readable object path of a TF2 key: suffix folded, local names unescaped."""
-    if key.endswith(_ATTR_SUFFIX):
-        key = key[: -len(_ATTR_SUFFIX)]
-    return "/".join(unescape_local_name(part) for part in key.split("/"))
-
-
-def unescape_local_name(local_name: str) -> str:
-    """An object-graph edge name from its key component (FORMAT.md §9: '.' was escaped as
-    '..', '/' as '.S')."""
-    out = []
-    i = 0
-    while i < len(local_name):
-        ch = local_name[i]
-        if ch == "." and i + 1 < len(local_name) and local_name[i + 1] in ".S":
-            out.append("." if local_name[i + 1] == "." else "/")
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
 
 
 @dataclass(eq=False)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt import protos
-from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, unescape_local_name
 from tfckpt.errors import CorruptCheckpoint, GraphMergeError, RenameConflict
+from tfckpt.names import OBJECT_GRAPH_KEY, unescape_local_name
 
 ATTRIBUTES = ".ATTRIBUTES"
 OPTIMIZER_SLOT = ".OPTIMIZER_SLOT"

@@ -12,6 +12,7 @@ from tfckpt.cli.options import (
     Engine,
     EngineOpt,
     JsonOpt,
+    KeysOpt,
     MappingOpt,
     MatchOpt,
     QuietOpt,
@@ -61,6 +62,7 @@ def diff_command(
         typer.Option("--top", help="Show only the first N after sorting.", metavar="N", min=1),
     ] = None,
     engine: EngineOpt = Engine.native,
+    keys: KeysOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -109,7 +111,7 @@ def diff_command(
         )
     for message in report.notes:
         note(message, quiet)
-    render_diff(report, as_json, show_all, quiet, sort, top)
+    render_diff(report, as_json, show_all, quiet, sort, top, keys)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))
 
 
@@ -126,6 +128,7 @@ def verify_command(
         float | None, typer.Option("--max-abs", help="Fail if any |value| exceeds X.", metavar="X")
     ] = None,
     engine: EngineOpt = Engine.native,
+    keys: KeysOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -154,5 +157,5 @@ def verify_command(
         report = verify(
             path, no_nan=no_nan, no_inf=no_inf, max_abs=max_abs, engine=engine.value, progress=bar
         )
-    render_verify(report, as_json, quiet)
+    render_verify(report, as_json, quiet, keys)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))

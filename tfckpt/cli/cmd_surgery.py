@@ -16,6 +16,7 @@ from tfckpt.cli.options import (
     DryRunOpt,
     ForceOpt,
     JsonOpt,
+    KeysOpt,
     MappingOpt,
     MatchOpt,
     NoOptimizerOpt,
@@ -91,6 +92,7 @@ def rename_command(
     sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
+    keys: KeysOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -134,7 +136,7 @@ def rename_command(
             sync=sync,
             progress=bar,
         )
-    render_surgery(result, as_json, quiet)
+    render_surgery(result, as_json, quiet, keys)
 
 
 @app.command("prune")
@@ -177,6 +179,7 @@ def prune_command(
     sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
+    keys: KeysOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -215,7 +218,7 @@ def prune_command(
             sync=sync,
             progress=bar,
         )
-    render_surgery(result, as_json, quiet)
+    render_surgery(result, as_json, quiet, keys)
 
 
 class Prefer(str, Enum):
@@ -244,6 +247,7 @@ def merge_command(
     sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
+    keys: KeysOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -277,7 +281,7 @@ def merge_command(
             sync=sync,
             progress=bar,
         )
-    render_surgery(result, as_json, quiet)
+    render_surgery(result, as_json, quiet, keys)
 
 
 @app.command("cast")
@@ -295,6 +299,7 @@ def cast_command(
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
     sync: SyncOpt = False,
+    keys: KeysOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -328,4 +333,4 @@ def cast_command(
             sync=sync,
             progress=bar,
         )
-    render_surgery(result, as_json, quiet)
+    render_surgery(result, as_json, quiet, keys)

@@ -103,6 +103,16 @@ NoOptimizerOpt = Annotated[
 ]
 
 
+KeysOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keys",
+        help="Show TF2 tensors by checkpoint key (…/.ATTRIBUTES/VARIABLE_VALUE) instead of "
+        "object path (both are accepted as input everywhere).",
+    ),
+]
+
+
 def parse_subs(values: list[str] | None) -> list[tuple[str, str]]:
     """Split the ``--sub`` pairs joined by the CLI group back into (pattern, replacement)."""
     from tfckpt.cli.app import PAIR_JOINER

@@ -12,6 +12,7 @@ from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from tfckpt.bundle.reader import Entry
 from tfckpt.bundle.writer import BundleWriter
 from tfckpt.errors import UsageError
+from tfckpt.names import display_name
 from tfckpt.ops.writing import (
     Progress,
     WriteResult,
@@ -92,7 +93,8 @@ def plan_prune(
     plan = PrunePlan(source_graph=object_graph, sizes=sizes)
     for name in sorted(sizes):
         plan.bytes_before += sizes[name]
-        gone = any(p.search(name) for p in drops)
+        shown = display_name(name)  # patterns see the key and, for TF2, the object path
+        gone = any(p.search(name) or p.search(shown) for p in drops)
         if optimizer:
             gone = gone or is_tf1_slot(name) or TF2_SLOT_MARK in name
             gone = gone or name in tf2_optimizer_keys
@@ -100,7 +102,7 @@ def plan_prune(
             gone = True
         if only is not None and not only(name):
             gone = True
-        if name == OBJECT_GRAPH_KEY or any(p.search(name) for p in keeps):
+        if name == OBJECT_GRAPH_KEY or any(p.search(name) or p.search(shown) for p in keeps):
             gone = False
         if gone:
             plan.drop.append(name)

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from tfckpt.names import display_name
 from tfckpt.render import emit_json, err_console, out_console, shape_text
 from tfckpt.render.table import Column, print_table
 
@@ -64,6 +65,7 @@ def render_diff(
     quiet: bool = False,
     sort: str = "name",
     top: int | None = None,
+    keys: bool = False,
 ) -> None:
     summary = report.summary()
     variables = [v for v in report.variables if show_all or v.status != "same"]
@@ -85,7 +87,7 @@ def render_diff(
                 differing = f"{v.n_diff:,} ({100 * (v.frac_diff or 0):.3g}%)"
             rows.append(
                 (
-                    v.name,
+                    v.name if keys else display_name(v.name),
                     v.status,
                     f"{v.dtype_a or ''} {_shape(v.shape_a)}".strip(),
                     f"{v.dtype_b or ''} {_shape(v.shape_b)}".strip(),
@@ -110,13 +112,16 @@ def render_diff(
     console.print(diff_summary_line(summary), highlight=False)
 
 
-def render_verify(report: Any, as_json: bool, quiet: bool = False) -> None:
+def render_verify(report: Any, as_json: bool, quiet: bool = False, keys: bool = False) -> None:
     if as_json:
         emit_json("verify", report.to_dict())
         return
     console = out_console()
     if report.problems:
-        rows = [(p.name or p.file or "", p.check, p.message) for p in report.problems]
+        shown = (lambda n: n) if keys else display_name
+        rows = [
+            (shown(p.name) if p.name else p.file or "", p.check, p.message) for p in report.problems
+        ]
         print_table(
             [Column("variable / file", key=True), Column("check"), Column("problem")],
             rows,

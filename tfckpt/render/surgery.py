@@ -3,24 +3,28 @@ the plan (a table on stdout), what was written (a line on stderr), and notes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from tfckpt.names import display_name
 from tfckpt.render import emit_json, err_console, human_bytes, note, out_console, shape_text
 from tfckpt.render.table import Column, print_table
 
 
-def render_surgery(result: Any, as_json: bool, quiet: bool = False) -> None:
+def render_surgery(result: Any, as_json: bool, quiet: bool = False, keys: bool = False) -> None:
     """A ``SurgeryResult``: JSON (one document, the same keys with and without a dry run), or
-    the plan as a table, then ``wrote ...`` and the notes on stderr."""
+    the plan as a table (TF2 tensors by object path unless ``keys``), then ``wrote ...`` and
+    the notes on stderr."""
     if as_json:
         emit_json(result.command, result.to_dict())
     else:
+        shown = _identity if keys else display_name
         {
             "rename": _rename_plan,
             "prune": _prune_plan,
             "merge": _merge_plan,
             "cast": _cast_plan,
-        }[result.command](result.plan)
+        }[result.command](result.plan, shown)
         if result.dry_run:
             note(f"dry run: nothing written to {result.destination}", quiet)
     written = result.written
@@ -33,21 +37,25 @@ def render_surgery(result: Any, as_json: bool, quiet: bool = False) -> None:
         note(f"note: {message}", quiet)
 
 
-def _rename_plan(plan: Any) -> None:
+def _identity(name: str) -> str:
+    return name
+
+
+def _rename_plan(plan: Any, shown: Callable[[str], str]) -> None:
     console = out_console()
     if not plan.renames:
         console.print("nothing to rename (no name matches the rules)")
         return
-    rows = [(old, "->", new) for old, new in sorted(plan.renames.items())]
+    rows = [(shown(old), "->", shown(new)) for old, new in sorted(plan.renames.items())]
     print_table([Column("old", key=True), Column(""), Column("new", key=True, label="->")], rows)
     console.print(f"{len(plan.renames)} renamed, {len(plan.unchanged)} unchanged", highlight=False)
 
 
-def _prune_plan(plan: Any) -> None:
+def _prune_plan(plan: Any, shown: Callable[[str], str]) -> None:
     console = out_console()
     if plan.drop:
         console.print("dropped", style="bold")
-        rows = [(name, human_bytes(plan.sizes.get(name, 0))) for name in sorted(plan.drop)]
+        rows = [(shown(n), human_bytes(plan.sizes.get(n, 0))) for n in sorted(plan.drop)]
         print_table([Column("name", key=True), Column("bytes", "right")], rows)
     saved = plan.bytes_before - plan.bytes_after
     console.print(
@@ -57,20 +65,20 @@ def _prune_plan(plan: Any) -> None:
     )
 
 
-def _merge_plan(plan: Any) -> None:
+def _merge_plan(plan: Any, shown: Callable[[str], str]) -> None:
     inputs = plan.inputs
     rows = [
-        (name, f"{inputs[index]}: {source}" if source != name else inputs[index])
+        (shown(name), f"{inputs[index]}: {shown(source)}" if source != name else inputs[index])
         for name, (index, source) in sorted(plan.sources.items())
     ]
     print_table([Column("name", key=True), Column("from")], rows)
     out_console().print(f"{len(plan.sources)} variables from {len(inputs)} inputs", highlight=False)
 
 
-def _cast_plan(plan: Any) -> None:
+def _cast_plan(plan: Any, shown: Callable[[str], str]) -> None:
     rows = [
         (
-            item.name,
+            shown(item.name),
             item.dtype.name,
             plan.target.name,
             shape_text(item.shape),
