@@ -274,3 +274,15 @@ def test_tf2_tensors_have_one_display_name_and_both_are_accepted(
     assert (
         key in names and len(names) == 3 and all(n.startswith("model/out/kernel/") for n in names)
     )
+
+
+def test_diff_as_tsv_and_csv_for_scripts(pair: tuple[Path, Path]) -> None:
+    tsv = run("diff", *pair, "--format", "tsv", "--sort", "max-abs")
+    assert tsv.exit_code == 1
+    lines = tsv.stdout.splitlines()
+    assert lines[0].split("\t")[:2] == ["name", "status"]
+    assert [line.split("\t")[0] for line in lines[1:]] == ["b/medium", "a/small", LONG]
+    assert "│" not in tsv.stdout and "differences found" in tsv.stderr
+    bare = run("diff", *pair, "--format", "csv", "--no-headers", "-q")
+    assert bare.stdout.splitlines()[0].startswith("a/small,values,") and bare.stderr == ""
+    assert run("diff", *pair, "--format", "xml").exit_code == 2

@@ -11,14 +11,17 @@ from tfckpt.cli.app import app
 from tfckpt.cli.options import (
     Engine,
     EngineOpt,
+    FormatOpt,
     JsonOpt,
     KeysOpt,
     MappingOpt,
     MatchOpt,
+    NoHeadersOpt,
     QuietOpt,
     RegexOpt,
     SubOpt,
     parse_subs,
+    table_format,
 )
 from tfckpt.errors import ExitCode, UsageError
 
@@ -63,6 +66,8 @@ def diff_command(
     ] = None,
     engine: EngineOpt = Engine.native,
     keys: KeysOpt = False,
+    fmt: FormatOpt = "table",
+    no_headers: NoHeadersOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -86,11 +91,14 @@ def diff_command(
         tfckpt diff a b --names-only --match '*/kernel'
 
         tfckpt diff step100 step300 --sort max-abs --top 5
+
+        tfckpt diff a b --format tsv --no-headers | cut -f1
     """
     from tfckpt.api.checks import diff
     from tfckpt.render import ProgressBar, note
     from tfckpt.render.check import DIFF_SORTS, render_diff
 
+    fmt = table_format(fmt)
     if sort not in DIFF_SORTS:
         raise UsageError(f"--sort {sort!r}: choose one of {', '.join(DIFF_SORTS)}")
     with ProgressBar(quiet or as_json) as bar:
@@ -111,7 +119,7 @@ def diff_command(
         )
     for message in report.notes:
         note(message, quiet)
-    render_diff(report, as_json, show_all, quiet, sort, top, keys)
+    render_diff(report, as_json, show_all, quiet, sort, top, keys, fmt=fmt, headers=not no_headers)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))
 
 

@@ -113,6 +113,29 @@ KeysOpt = Annotated[
 ]
 
 
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Text output: table (default), tsv or csv (plain cells for scripts, no box drawing).",
+        metavar="FORMAT",
+    ),
+]
+NoHeadersOpt = Annotated[
+    bool, typer.Option("--no-headers", help="With --format tsv/csv: no header line.")
+]
+
+
+def table_format(value: str) -> str:
+    """The ``--format`` value, checked."""
+    from tfckpt.errors import UsageError
+
+    fmt = value.lower()
+    if fmt not in ("table", "tsv", "csv"):
+        raise UsageError(f"--format {value!r}: choose table, tsv or csv")
+    return fmt
+
+
 def parse_subs(values: list[str] | None) -> list[tuple[str, str]]:
     """Split the ``--sub`` pairs joined by the CLI group back into (pattern, replacement)."""
     from tfckpt.cli.app import PAIR_JOINER

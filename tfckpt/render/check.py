@@ -66,6 +66,8 @@ def render_diff(
     sort: str = "name",
     top: int | None = None,
     keys: bool = False,
+    fmt: str = "table",
+    headers: bool = True,
 ) -> None:
     summary = report.summary()
     variables = [v for v in report.variables if show_all or v.status != "same"]
@@ -108,8 +110,13 @@ def render_diff(
             ],
             rows,
             styles=[styles.get(v.status, "magenta") for v in variables],
+            fmt=fmt,
+            headers=headers,
         )
-    console.print(diff_summary_line(summary), highlight=False)
+    if fmt == "table":
+        console.print(diff_summary_line(summary), highlight=False)
+    elif not quiet:  # stdout holds only the cells
+        err_console().print(diff_summary_line(summary), highlight=False)
 
 
 def render_verify(report: Any, as_json: bool, quiet: bool = False, keys: bool = False) -> None:
