@@ -91,7 +91,7 @@ STEPS: list[tuple[str, str, str]] = [
         "A run directory moved after training: its `checkpoint` file still names the old place.",
         "tfckpt ls {out}/moved",
     ),
-    ("", "", "tfckpt ls --repair {out}/moved --write"),
+    ("", "", "tfckpt ls --repair {out}/moved"),
 ]
 
 
@@ -121,7 +121,7 @@ def main(demo: str, readme: str) -> None:
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     moved_run(demo, out)
-    env = dict(os.environ, COLUMNS="120", NO_COLOR="1", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, COLUMNS="80", NO_COLOR="1", TF_CPP_MIN_LOG_LEVEL="3")
     parts = [BEGIN, ""]
     for heading, text, template in STEPS:
         command = template.format(demo=demo, out=out)
