@@ -71,6 +71,27 @@ def build_fixtures(dest: Path | None = None) -> dict[str, Fixture]:
     return out
 
 
+def hostile_key() -> str:
+    return hashlib.sha1((EXAMPLES / "make_hostile_models.py").read_bytes()).hexdigest()[:12]
+
+
+def build_hostile(dest: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The models of examples/make_hostile_models.py (built once per script version, like
+    ``build_fixtures``): ``(directory, manifest)``; each case's ``path`` is made absolute."""
+    dest = dest or ROOT / ".fixtures" / f"hostile-{hostile_key()}"
+    if not (dest / ".complete").exists():
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        subprocess.run(
+            [sys.executable, str(EXAMPLES / "make_hostile_models.py"), str(dest)],
+            check=True,
+            env=env,
+        )
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for entry in manifest.values():
+        entry["path"] = str(dest / entry["path"])
+    return dest, manifest
+
+
 def corpus_checkpoints() -> list[Path]:
     """Every checkpoint prefix in the corpus (V2 by .index, incl. SavedModel variables; V1)."""
     if not CORPUS.is_dir():

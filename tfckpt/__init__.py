@@ -14,6 +14,8 @@ arguments and the same validation; the CLI only parses options and renders the r
     tfckpt.merge([("a/ckpt", "a/"), ("b/ckpt", "b/")], "out/both")
     report = tfckpt.diff("a/ckpt", "b/ckpt", atol=1e-6)   # report.ok, report.variables
     report = tfckpt.verify("model.ckpt-100", no_nan=True)  # report.ok, report.problems
+    report = tfckpt.scan(["export/1"])      # report.ok, report.findings: ops that reach out
+    report = tfckpt.check(["export/1"], policy=tfckpt.load_policy("policy.toml"))
 
 Errors are ``TfckptError`` subclasses (``tfckpt.errors``), each with the exit code the CLI uses.
 Imports are lazy so that ``import tfckpt`` (and ``tfckpt --help``) stay fast.
@@ -30,6 +32,7 @@ __version__ = "0.2.0"
 if TYPE_CHECKING:
     from tfckpt.api.checks import diff, verify
     from tfckpt.api.reading import list_checkpoints, open
+    from tfckpt.api.scan import PolicyReport, ScanReport, check, load_policy, scan
     from tfckpt.api.surgery import SurgeryResult, cast, merge, prune, rename, repair
     from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo, open_checkpoint
     from tfckpt.bundle.compat import CheckpointReader, load_checkpoint
@@ -51,25 +54,35 @@ _LAZY = {
     "SurgeryResult": "tfckpt.api.surgery",
     "diff": "tfckpt.api.checks",
     "verify": "tfckpt.api.checks",
+    "scan": "tfckpt.api.scan",
+    "check": "tfckpt.api.scan",
+    "load_policy": "tfckpt.api.scan",
+    "ScanReport": "tfckpt.api.scan",
+    "PolicyReport": "tfckpt.api.scan",
 }
 
 __all__ = [
     "Checkpoint",
     "CheckpointReader",
+    "PolicyReport",
+    "ScanReport",
     "SurgeryResult",
     "TensorInfo",
     "TfckptError",
     "__version__",
     "cast",
+    "check",
     "diff",
     "list_checkpoints",
     "load_checkpoint",
+    "load_policy",
     "merge",
     "open",
     "open_checkpoint",
     "prune",
     "rename",
     "repair",
+    "scan",
     "verify",
 ]
 

@@ -37,6 +37,11 @@ class UsageError(TfckptError):
     """Options that do not make sense together, or a bad argument value."""
 
 
+class PolicyError(UsageError):
+    """A ``check --policy`` file that cannot be read, is not TOML, or has an unknown key or a
+    bad value."""
+
+
 class CheckpointNotFound(TfckptError):
     """No checkpoint at the given path."""
 

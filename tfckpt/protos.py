@@ -70,11 +70,13 @@ TensorProto = tensor_pb2.TensorProto
 VersionDef = versions_pb2.VersionDef
 GraphDef = graph_pb2.GraphDef
 MetaGraphDef = meta_graph_pb2.MetaGraphDef
+AssetFileDef = meta_graph_pb2.AssetFileDef
 SaverDef = saver_pb2.SaverDef
 TrackableObjectGraph = trackable_object_graph_pb2.TrackableObjectGraph
 DataTypeEnum = types_pb2.DataType
 
 __all__ = [
+    "AssetFileDef",
     "BundleEntryProto",
     "BundleHeaderProto",
     "CheckpointState",

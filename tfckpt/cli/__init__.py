@@ -11,6 +11,7 @@ from tfckpt.cli import (  # noqa: F401  (imported to register their commands)
     cmd_check,
     cmd_graph,
     cmd_inspect,
+    cmd_scan,
     cmd_surgery,
     cmd_transfer,
 )

@@ -91,8 +91,9 @@ def graph_command(
         str | None,
         typer.Option(
             "--deny-ops",
-            help="Find these ops (comma-separated globs; 'default' = ops that touch files, the "
-            "network or Python) anywhere, library functions included; exit 1 if any occur.",
+            help="Find these ops (comma-separated globs; 'default' = the default policy of "
+            "`tfckpt scan`, which this runs) anywhere, library functions included; exit 1 if "
+            "any occur.",
             metavar="OPS",
         ),
     ] = None,
@@ -172,10 +173,9 @@ def graph_command(
     options: dict[str, Any] = {"type": type_name, "tags": tags, "engine": engine.value}
 
     if deny_ops is not None:
-        loaded = graphs.load_graph(path, type=type_name, engine=engine.value)
-        for message in loaded.notes:
-            note(message, quiet)
-        _deny(loaded, deny_ops, scope, tags, as_json)
+        if type_name is not None:
+            raise UsageError("--type does not apply to --deny-ops (the scan reads every graph)")
+        _deny(path, deny_ops, scope, tags, engine, as_json, quiet)
         return
     if signature is not None:
         report = graphs.signature(path, signature, tags=tags, engine=engine.value)
@@ -214,33 +214,32 @@ def graph_command(
         render_summary(report.data, as_json)
 
 
-def _deny(loaded: Any, value: str, scope: str | None, tags: str | None, as_json: bool) -> None:
-    from tfckpt.graph.scan import parse_deny_option, scan_graph
-    from tfckpt.graph.summary import pick_meta_graph
-    from tfckpt.render.graph import render_deny
+def _deny(
+    path: str,
+    value: str,
+    scope: str | None,
+    tags: str | None,
+    engine: Engine,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """``--deny-ops``: an alias of ``tfckpt scan PATH`` (one implementation). ``default`` is
+    the scan's default policy; other names are added to it, or are all there is without it."""
+    from tfckpt.api.scan import scan
+    from tfckpt.graph.scan import parse_ops_option
+    from tfckpt.render import note
+    from tfckpt.render.scan import render_scan
 
-    deny = parse_deny_option(value)
-    if not deny:
+    globs, default = parse_ops_option(value)
+    if not globs and not default:
         raise UsageError("--deny-ops needs op names (or 'default')")
-    hits: list[dict[str, Any]] = []
-    metas = loaded.meta_graphs
-    graphs: list[tuple[str | None, Any, Any]]
-    if tags is not None or not metas:
-        graph_def, meta, _ = pick_meta_graph(loaded, tags)
-        graphs = [(None, graph_def, meta)]
-    else:
-        graphs = [
-            (",".join(m.meta_info_def.tags) if len(metas) > 1 else None, m.graph_def, m)
-            for m in metas
-        ]
-    for label, graph_def, meta in graphs:
-        for hit in scan_graph(graph_def, meta, deny, scope):
-            if label is not None:
-                hit["meta_graph"] = label
-            hits.append(hit)
-    report = {"path": loaded.path, "denied": deny, "hits": hits, "ok": not hits}
-    render_deny(report, as_json)
-    if hits:
+    report = scan(
+        path, deny_ops=globs, default_policy=default, tags=tags, scope=scope, engine=engine.value
+    )
+    for message in report.notes:
+        note(message, quiet)
+    render_scan(report, as_json, kind="graph")
+    if not report.ok:
         raise typer.Exit(int(ExitCode.FAILED))
 
 

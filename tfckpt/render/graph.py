@@ -1,4 +1,5 @@
-"""Rendering for ``graph``: the summary, node lists, ``--check`` and ``--deny-ops`` reports."""
+"""Rendering for ``graph``: the summary, node lists and ``--check`` reports (``--deny-ops`` is
+``scan``, rendered by ``render.scan``)."""
 
 from __future__ import annotations
 
@@ -304,32 +305,3 @@ def render_check(report: dict[str, Any], as_json: bool) -> None:
     if report["unused"]:
         verdict += f"; {len(report['unused'])} unused in the checkpoint"
     console.print(Text(verdict, style="bold green" if report["ok"] else "bold red"))
-
-
-# ---- --deny-ops -------------------------------------------------------------------------------
-def render_deny(report: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        emit_json("graph", report)
-        return
-    console = out_console()
-    hits = report["hits"]
-    if not hits:
-        console.print(Text(f"no denied ops in {report['path']}", style="bold green"))
-        return
-    with_meta = any("meta_graph" in h for h in hits)
-    columns = ["op", "node", "where"] + (["meta graph"] if with_meta else [])
-    table = _table(*columns)
-    table.columns[0].ratio = None
-    table.columns[1].ratio = 1
-    table.columns[1].no_wrap = False
-    for h in hits:
-        where = f"function {h['function']}" if h["function"] else "graph"
-        row = [h["op"], h["node"], where] + ([h.get("meta_graph", "")] if with_meta else [])
-        table.add_row(*row)
-    console.print(table)
-    ops = sorted({h["op"] for h in hits})
-    console.print(
-        Text(
-            f"{len(hits)} denied op use(s) ({', '.join(ops)}) in {report['path']}", style="bold red"
-        )
-    )

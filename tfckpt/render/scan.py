@@ -1,0 +1,155 @@
+"""Rendering for ``scan`` (and ``graph --deny-ops``) and ``check --policy``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.text import Text
+
+from tfckpt.render import emit_json, out_console
+from tfckpt.render.table import Column, print_table
+
+_STYLES = {"high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
+# Rows of the text tables; --json always has everything.
+MAX_ROWS = 200
+
+
+def _sources(finding: Any) -> str:
+    return "; ".join(s.describe() for s in finding.sources)
+
+
+def _where(finding: Any, with_tags: bool) -> str:
+    where = finding.where
+    if with_tags and finding.tags is not None:
+        where += f" [{','.join(finding.tags) or 'no tags'}]"
+    return where
+
+
+def _finding_rows(findings: list[Any], with_tags: bool) -> list[list[str]]:
+    rows = []
+    for f in findings[:MAX_ROWS]:
+        why = f.why
+        sources = _sources(f)
+        if sources:
+            why += f" (file name from: {sources})"
+        rows.append([f.severity, f.op, f.node, _where(f, with_tags), f.runs, why])
+    return rows
+
+
+def _print_findings(title: str, findings: list[Any], with_tags: bool) -> None:
+    console = out_console()
+    console.print(Text(title, style="bold"))
+    columns = [
+        Column("severity"),
+        Column("op"),
+        Column("node", key=True),
+        Column("where"),
+        Column("runs"),
+        Column("why"),
+    ]
+    print_table(
+        columns,
+        _finding_rows(findings, with_tags),
+        styles=[_STYLES.get(f.severity) for f in findings[:MAX_ROWS]],
+    )
+    if len(findings) > MAX_ROWS:
+        console.print(Text(f"... {len(findings) - MAX_ROWS} more (use --json)", style="dim"))
+
+
+def render_scan(report: Any, as_json: bool, kind: str = "scan", show_info: bool = True) -> None:
+    """The scan report: a table of findings, one of info entries, a verdict line."""
+    if as_json:
+        emit_json(kind, report.to_dict())
+        return
+    console = out_console()
+    with_tags = len({tuple(g.tags or ()) for g in report.graphs}) > 1
+    summary = report.summary()
+    where = (
+        f"{summary['graphs']} graph(s), {summary['nodes']:,} nodes, "
+        f"{summary['functions']} functions"
+    )
+    if report.findings:
+        _print_findings("findings", report.findings, with_tags)
+    if report.info and show_info:
+        if report.findings:
+            console.print()
+        _print_findings("info (reported, not denied)", report.info, with_tags)
+    if report.findings or (report.info and show_info):
+        console.print()
+    if report.findings:
+        counts = ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items() if n)
+        console.print(
+            Text(
+                f"{summary['findings']} finding(s) ({counts}): {', '.join(summary['ops'])} "
+                f"in {where}",
+                style="bold red",
+            )
+        )
+    else:
+        info = f"; {summary['info']} info" if summary["info"] else ""
+        console.print(Text(f"clean: no findings in {where}{info}", style="bold green"))
+
+
+def write_sarif(document: dict[str, Any]) -> None:
+    """A SARIF document on stdout (``--sarif -``)."""
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+# ---- check --policy -------------------------------------------------------------------------
+def render_policy(report: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json("check", report.to_dict())
+        return
+    console = out_console()
+    rows: list[list[str]] = []
+    styles: list[str | None] = []
+    for artifact in report.artifacts:
+        for rule in artifact.rules:
+            rows.append([artifact.path, rule.rule, "pass" if rule.ok else "FAIL", rule.summary])
+            styles.append(None if rule.ok else "red")
+    print_table(
+        [Column("artifact", key=True), Column("rule"), Column("result"), Column("evidence")],
+        rows,
+        styles=styles,
+    )
+    failed = [a for a in report.artifacts if not a.ok]
+    for artifact in failed:
+        for rule in artifact.rules:
+            if rule.ok or not rule.evidence:
+                continue
+            console.print()
+            console.print(Text(f"{artifact.path}: {rule.rule}", style="bold red"))
+            for item in rule.evidence[:20]:
+                console.print(Text(f"  {_evidence_line(item)}"), soft_wrap=True)
+            if len(rule.evidence) > 20:
+                console.print(
+                    Text(f"  ... {len(rule.evidence) - 20} more (use --json)", style="dim")
+                )
+    console.print()
+    total = len(report.artifacts)
+    if failed:
+        n = sum(1 for a in report.artifacts for r in a.rules if not r.ok)
+        console.print(
+            Text(
+                f"FAILED: {n} rule(s) failed in {len(failed)} of {total} artifact(s)",
+                style="bold red",
+            )
+        )
+    else:
+        console.print(
+            Text(f"OK: {total} artifact(s) pass every rule of {report.policy}", style="bold green")
+        )
+
+
+def _evidence_line(item: Any) -> str:
+    if isinstance(item, dict):
+        if "message" in item:
+            return str(item["message"])
+        return ", ".join(f"{k}={v}" for k, v in item.items())
+    return str(item)
+
+
+__all__ = ["render_policy", "render_scan", "write_sarif"]
