@@ -205,6 +205,42 @@ if "convert-pbtxt" in _COMMANDS:
     register("convert-pbtxt", _convert_argv, writes=True, graphs_only=True)
 
 
+# ---- scan / check --policy --------------------------------------------------------------------
+# scan reads the same graphs as graph (every meta graph, functions, nested GraphDefs); check runs
+# every policy rule on the case (the checkpoint's values, the graph's ops and signatures). Their
+# SARIF goes beside the case directory, so writers still see an empty out/.
+_POLICY = """
+finite = true
+max_bytes = "1 GiB"
+max_parameters = 100_000_000
+dtypes = ["float32", "int64"]
+no_optimizer_state = true
+tensorflow_version = ">=1"
+deny_ops = ["Debug*"]
+[signatures.serving_default]
+inputs.x = { dtype = "float32", shape = [-1, 3] }
+"""
+
+
+def _scan_argv(env: Env) -> list[str]:
+    extra = ["--sarif", str(env.out_dir.parent / "scan.sarif"), "--force"]
+    return ["scan", _graph(env), *(extra if env.case.number % 3 == 0 else []), *_json(env)]
+
+
+def _check_argv(env: Env) -> list[str]:
+    policy = env.out_dir.parent / "policy.toml"
+    if not policy.exists():
+        policy.write_text(_POLICY)
+    target = _graph(env) if env.case.kind == "graph" else env.path
+    return ["check", "--policy", str(policy), target, *_json(env)]
+
+
+if "scan" in _COMMANDS:
+    register("scan", _scan_argv, graphs_only=True)
+if "check" in _COMMANDS:
+    register("check", _check_argv, graphs_only=True)
+
+
 # ---- guards -----------------------------------------------------------------------------------
 class Deadline(BaseException):
     """A command ran past the deadline."""

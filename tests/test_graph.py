@@ -749,21 +749,21 @@ def test_deny_ops_top_level_and_in_functions(fx: dict[str, Fixture]) -> None:
     report = json.loads(
         fails(1, "graph", gfile(fx, "denied_pb"), "--deny-ops", "default", "--json").stdout
     )
-    assert report["ok"] is False and "ReadFile" in report["denied"]
-    found = {(h["op"], h["node"], h["function"] is not None) for h in report["hits"]}
+    assert report["ok"] is False and report["policy"]["default"] is True
+    found = {(h["op"], h["node"], h["function"] is not None) for h in report["findings"]}
     assert found == {
         ("ReadFile", "read", False),
         ("WriteFile", "write", False),
         ("PrintV2", "PrintV2", True),
     }
-    printv2 = next(h for h in report["hits"] if h["op"] == "PrintV2")
+    printv2 = next(h for h in report["findings"] if h["op"] == "PrintV2")
     assert printv2["function"].startswith("__inference_leak")
     out = fails(1, "graph", gfile(fx, "denied_pb"), "--deny-ops", "default").stdout
-    assert "3 denied op use(s) (PrintV2, ReadFile, WriteFile)" in out
+    assert "3 finding(s) (2 high, 1 low): PrintV2, ReadFile, WriteFile" in out
     sm = json.loads(
         fails(1, "graph", gfile(fx, "denied_savedmodel"), "--deny-ops", "default", "--json").stdout
     )
-    assert {(h["op"], h["function"] is not None) for h in sm["hits"]} == {
+    assert {(h["op"], h["function"] is not None) for h in sm["findings"]} == {
         ("PrintV2", True),
         ("ReadFile", True),
     }
@@ -771,8 +771,8 @@ def test_deny_ops_top_level_and_in_functions(fx: dict[str, Fixture]) -> None:
     only = json.loads(
         fails(1, "graph", gfile(fx, "denied_pb"), "--deny-ops", "Write*", "--json").stdout
     )
-    assert [h["op"] for h in only["hits"]] == ["WriteFile"]
-    assert js("graph", gfile(fx, "denied_pb"), "--deny-ops", "PyFunc")["hits"] == []
+    assert [h["op"] for h in only["findings"]] == ["WriteFile"]
+    assert js("graph", gfile(fx, "denied_pb"), "--deny-ops", "PyFunc")["findings"] == []
 
 
 def test_deny_ops_spares_the_saver(fx: dict[str, Fixture], tmp_path: Path) -> None:
@@ -781,17 +781,21 @@ def test_deny_ops_spares_the_saver(fx: dict[str, Fixture], tmp_path: Path) -> No
             assert js("graph", f.meta, "--deny-ops", "default")["ok"], f.name
     # TF2: SaveV2/RestoreV2 live in the saver's library functions.
     sm = fx["savedmodel_tf2"].path
-    assert js("graph", sm, "--deny-ops", "default")["hits"] == []
+    assert js("graph", sm, "--deny-ops", "default")["findings"] == []
     # ... but asking for an op the saver uses inside its function finds nothing either, while
     # the same op outside the saver is reported.
     assert js("graph", fx["savedmodel_tf1"].path, "--deny-ops", "SaveV2,RestoreV2")["ok"]
     graph = protos.GraphDef()
-    graph.node.add(name="sneaky/RestoreV2", op="RestoreV2", input=["a", "b", "c"])
-    graph.node.add(name="save/RestoreV2", op="RestoreV2", input=["a", "b", "c"])
+    name = graph.node.add(name="save/Const", op="Const")  # a default saver's file name
+    name.attr["value"].tensor.dtype = 7
+    name.attr["value"].tensor.string_val.append(b"model")
+    graph.node.add(name="sneaky/RestoreV2", op="RestoreV2", input=["save/Const", "b", "c"])
+    graph.node.add(name="save/RestoreV2", op="RestoreV2", input=["save/Const", "b", "c"])
     path = tmp_path / "sneaky.pb"
     path.write_bytes(graph.SerializeToString())
     report = json.loads(fails(1, "graph", path, "--deny-ops", "default", "--json").stdout)
-    assert [h["node"] for h in report["hits"]] == ["sneaky/RestoreV2"]
+    assert [h["node"] for h in report["findings"]] == ["sneaky/RestoreV2"]
+    assert [h["node"] for h in report["info"]] == ["save/RestoreV2"]
 
 
 @needs_corpus
@@ -799,25 +803,27 @@ def test_deny_ops_on_the_corpus() -> None:
     # The Estimator graph restores warm-start values outside its saver, and its input
     # pipeline (library functions) lists and reads TFRecord files.
     report = json.loads(fails(1, "graph", TFX_META, "--deny-ops", "default", "--json").stdout)
-    top = [h for h in report["hits"] if h["function"] is None]
+    top = [h for h in report["findings"] if h["function"] is None]
     restores = [h for h in top if h["op"] == "RestoreV2"]
     assert len(restores) == 20
     assert all(h["node"].startswith("checkpoint_initializer") for h in restores)
     assert {h["op"] for h in top} == {"RestoreV2", "MatchingFiles"}
-    inner = {(h["op"], h["function"]) for h in report["hits"] if h["function"] is not None}
+    inner = {(h["op"], h["function"]) for h in report["findings"] if h["function"] is not None}
     assert {op for op, _ in inner} == {"MatchingFiles", "TFRecordDataset"}
     assert all(f.startswith(("__inference_Dataset", "_make_dataset")) for _, f in inner)
     scoped = js("graph", TFX_META, "--deny-ops", "default", "--scope", "dnn")
     assert scoped["ok"]
     for sm in (KERAS_SM, TF2_SERVING):
         assert js("graph", sm, "--deny-ops", "default")["ok"], sm
-    # The Estimator export: its traced saver functions (never called) are the saver's, but
-    # its vocabulary tables read files (the assets) when initialised.
+    # The Estimator export: its vocabulary tables read files in assets/ (info); its traced
+    # saver functions are never called (info, unless named on the deny list).
     export = TFX / "export/chicago-taxi/1646034756"
-    report = json.loads(fails(1, "graph", export, "--deny-ops", "default", "--json").stdout)
-    assert {h["op"] for h in report["hits"]} == {"InitializeTableFromTextFileV2"}
-    assert js("graph", export, "--deny-ops", "ReadFile,WriteFile,PrintV2,Save*,Restore*")["ok"]
-    assert "no denied ops" in ok("graph", KERAS_SM, "--deny-ops", "default").stdout
+    report = js("graph", export, "--deny-ops", "default")
+    assert report["ok"] and "InitializeTableFromTextFileV2" in {h["op"] for h in report["info"]}
+    assert js("graph", export, "--deny-ops", "ReadFile,WriteFile,PrintV2")["ok"]
+    named = json.loads(fails(1, "graph", export, "--deny-ops", "Save*", "--json").stdout)
+    assert {(h["op"], h["runs"]) for h in named["findings"]} == {("SaveV2", "never")}
+    assert "clean: no findings" in ok("graph", KERAS_SM, "--deny-ops", "default").stdout
 
 
 # ---- convert-pbtxt ----------------------------------------------------------------------------

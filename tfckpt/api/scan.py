@@ -361,10 +361,14 @@ def _open_artifact(path: str) -> _Artifact:
     from tfckpt.bundle.checkpoint import is_savedmodel_dir, open_checkpoint, resolve_prefix
     from tfckpt.graph.load import load_graph
 
-    if os.path.isdir(path) and is_savedmodel_dir(path):
-        variables = os.path.join(path, "variables", "variables")
+    directory = path
+    if os.path.isfile(path) and os.path.basename(path) in ("saved_model.pb", "saved_model.pbtxt"):
+        directory = os.path.dirname(path) or "."  # a SavedModel named by its graph file
+    if os.path.isdir(directory) and is_savedmodel_dir(directory):
+        variables = os.path.join(directory, "variables", "variables")
         prefix = variables if os.path.isfile(variables + ".index") else None
-        return _Artifact(path, "savedmodel", _load(path, "native"), prefix, _files_under(path))
+        graphs = _load(directory, "native")
+        return _Artifact(path, "savedmodel", graphs, prefix, _files_under(directory))
     if os.path.isfile(path) and path.endswith((".pb", ".pbtxt", ".meta")):
         graph = load_graph(path)
         kind = "metagraph" if graph.type == "MetaGraphDef" else "graphdef"

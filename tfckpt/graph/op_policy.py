@@ -275,6 +275,7 @@ OPS: dict[str, OpRule] = {
         urls=True,
     ),
     # ---- names that look like I/O but are not ----
+    "Snapshot": _none("copies a tensor (an identity op; not a dataset snapshot)"),
     "RegexFullMatch": _none("matches strings against a regex (pattern is not a file)"),
     "RegexReplace": _none("rewrites strings with a regex (pattern is not a file)"),
     "StaticRegexFullMatch": _none("matches strings against a regex (pattern is not a file)"),

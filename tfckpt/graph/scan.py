@@ -697,7 +697,12 @@ def _func_attr(node: Any, key: str) -> str | None:
 
 
 def _dedup(sources: list[Source]) -> list[Source]:
-    return list(dict.fromkeys(sources))
+    """One source per distinct origin (the same asset reached through the graph and through
+    the object graph is one)."""
+    seen: dict[tuple[Any, ...], Source] = {}
+    for s in sources:
+        seen.setdefault((s.kind, s.detail, s.values, s.escapes), s)
+    return list(seen.values())
 
 
 # ---- the scan -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from tfckpt.render.table import Column, print_table
 _STYLES = {"high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 # Rows of the text tables; --json always has everything.
 MAX_ROWS = 200
+MAX_EVIDENCE = 10
 
 
 def _sources(finding: Any) -> str:
@@ -100,48 +101,42 @@ def write_sarif(document: dict[str, Any]) -> None:
 
 # ---- check --policy -------------------------------------------------------------------------
 def render_policy(report: Any, as_json: bool) -> None:
+    """Per artifact: a verdict line, then each rule with its result and evidence."""
     if as_json:
         emit_json("check", report.to_dict())
         return
+    from rich.table import Table
+
     console = out_console()
-    rows: list[list[str]] = []
-    styles: list[str | None] = []
-    for artifact in report.artifacts:
-        for rule in artifact.rules:
-            rows.append([artifact.path, rule.rule, "pass" if rule.ok else "FAIL", rule.summary])
-            styles.append(None if rule.ok else "red")
-    print_table(
-        [Column("artifact", key=True), Column("rule"), Column("result"), Column("evidence")],
-        rows,
-        styles=styles,
-    )
-    failed = [a for a in report.artifacts if not a.ok]
-    for artifact in failed:
-        for rule in artifact.rules:
-            if rule.ok or not rule.evidence:
-                continue
+    for n, artifact in enumerate(report.artifacts):
+        if n:
             console.print()
-            console.print(Text(f"{artifact.path}: {rule.rule}", style="bold red"))
-            for item in rule.evidence[:20]:
-                console.print(Text(f"  {_evidence_line(item)}"), soft_wrap=True)
-            if len(rule.evidence) > 20:
-                console.print(
-                    Text(f"  ... {len(rule.evidence) - 20} more (use --json)", style="dim")
-                )
+        verdict = ("pass", "bold green") if artifact.ok else ("FAIL", "bold red")
+        console.print(Text.assemble((artifact.path, "bold"), f" ({artifact.kind}): ", verdict))
+        table = Table(show_edge=False, show_header=False, box=None, padding=(0, 1))
+        table.add_column("result", no_wrap=True)
+        table.add_column("rule", no_wrap=True)
+        table.add_column("evidence", overflow="fold", ratio=1)
+        for rule in artifact.rules:
+            mark = Text("pass", "green") if rule.ok else Text("FAIL", "bold red")
+            table.add_row(mark, rule.rule, rule.summary)
+            if not rule.ok:
+                for item in rule.evidence[:MAX_EVIDENCE]:
+                    table.add_row("", "", Text(f"- {_evidence_line(item)}", "dim"))
+                if len(rule.evidence) > MAX_EVIDENCE:
+                    more = len(rule.evidence) - MAX_EVIDENCE
+                    table.add_row("", "", Text(f"... {more} more (use --json)", "dim"))
+        console.print(table)
     console.print()
+    failed = [a for a in report.artifacts if not a.ok]
     total = len(report.artifacts)
     if failed:
         n = sum(1 for a in report.artifacts for r in a.rules if not r.ok)
-        console.print(
-            Text(
-                f"FAILED: {n} rule(s) failed in {len(failed)} of {total} artifact(s)",
-                style="bold red",
-            )
-        )
+        line = f"FAILED: {n} rule(s) failed in {len(failed)} of {total} artifact(s)"
+        console.print(Text(line, style="bold red"))
     else:
-        console.print(
-            Text(f"OK: {total} artifact(s) pass every rule of {report.policy}", style="bold green")
-        )
+        line = f"OK: {total} artifact(s) pass every rule of {report.policy}"
+        console.print(Text(line, style="bold green"))
 
 
 def _evidence_line(item: Any) -> str:
