@@ -133,7 +133,6 @@ PENDING = {
     ("cli/cmd_transfer.py", "transfer"),
     ("cli/cmd_transfer.py", "bundle"),
     ("cli/cmd_inspect.py", "ops"),
-    ("cli/cmd_graph.py", "graph"),
     ("cli/options.py", "bundle"),
 }
 

@@ -178,6 +178,8 @@ def scan(
     tags: str | None = None,
     scope: str | None = None,
     engine: str = "native",
+    sarif: PathLike | None = None,
+    force: bool = False,
 ) -> ScanReport:
     """Scan SavedModels (every meta graph), ``.meta`` files and GraphDefs (``.pb`` /
     ``.pbtxt``) for ops that reach outside the process; ``report.ok`` is True when there are
@@ -189,6 +191,8 @@ def scan(
     ``allow_ops`` turns matching findings into info; ``default_policy=False`` reports only
     ``deny_ops``. ``tags`` scans one meta graph (``"serve"``); ``scope`` only the nodes in a
     name scope and the functions they call. ``engine="tf"`` loads each graph with TensorFlow.
+    ``sarif``: also write the findings there as SARIF 2.1.0 (an existing file needs ``force``;
+    checked before anything is read).
 
     >>> report = tfckpt.scan("export/1")
     >>> report.ok, [(f.op, f.capability) for f in report.findings]
@@ -203,10 +207,42 @@ def scan(
     if not default_policy and not deny:
         raise UsageError("nothing to look for: no deny_ops and the default policy is off")
     options = ScanOptions(tuple(deny), tuple(allow), default_policy, scope or None)
+    destination = _sarif_destination(sarif, force)
     report = ScanReport(paths=items, default_policy=default_policy, deny_ops=deny, allow_ops=allow)
     loaded = [m for p in items for m in _load(p, engine)]  # every input readable, or an error
     _scan_loaded(report, loaded, options, tags)
+    _write_sarif(destination, report.to_sarif(), force, report.notes)
     return report
+
+
+def _sarif_destination(sarif: PathLike | None, force: bool) -> str | None:
+    """Refuse a SARIF destination before any work: a directory, an existing file without
+    ``force``, an unusable parent directory."""
+    if sarif is None:
+        return None
+    from tfckpt.errors import OutputExists
+    from tfckpt.storage import check_parent
+
+    path = os.fspath(sarif)
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory (the SARIF output is a file)")
+    if os.path.lexists(path) and not force:
+        raise OutputExists(f"{path}: exists", fix="force")
+    check_parent(path)
+    return path
+
+
+def _write_sarif(path: str | None, document: dict[str, Any], force: bool, notes: list[str]) -> None:
+    if path is None:
+        return
+    import json
+
+    from tfckpt.storage import write_file_atomic
+
+    data = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+    write_file_atomic(path, data, force)
+    results = len(document["runs"][0]["results"])
+    notes.append(f"wrote {path} (SARIF 2.1.0, {results} result(s))")
 
 
 def _scan_loaded(
@@ -397,6 +433,8 @@ def check(
     artifacts: PathLike | Iterable[PathLike],
     *,
     policy: Any,
+    sarif: PathLike | None = None,
+    force: bool = False,
     progress: Progress | None = None,
 ) -> PolicyReport:
     """Check artifacts (SavedModels, checkpoints, .meta / GraphDef files) against a policy
@@ -406,7 +444,8 @@ def check(
     Rules: ``ops`` (the scan, with the policy's deny_ops / allow_ops), ``signatures``,
     ``finite``, ``max_bytes``, ``max_parameters``, ``dtypes``, ``no_optimizer_state``,
     ``tensorflow_version``. Tensor rules read the checkpoint (a SavedModel's variables); an
-    artifact without one (a frozen GraphDef) is judged by its graph's constants.
+    artifact without one (a frozen GraphDef) is judged by its graph's constants. ``sarif``:
+    also write the failures there as SARIF 2.1.0 (an existing file needs ``force``).
 
     >>> report = tfckpt.check(["export/1"], policy={"finite": True, "max_parameters": 10**6})
     >>> report.ok, [(r.rule, r.summary) for r in report.artifacts[0].rules]
@@ -420,6 +459,7 @@ def check(
         raise UsageError("policy: expected tfckpt.load_policy(path), a Policy or a dict")
     items = _paths(artifacts)
     progress = or_none(progress)
+    destination = _sarif_destination(sarif, force)
     opened = [_open_artifact(p) for p in items]  # every artifact readable, or an error
     report = PolicyReport(policy.source, policy.rules)
     for artifact in opened:
@@ -429,6 +469,7 @@ def check(
         for rule in policy.rules:
             result.rules.append(_RULES[rule](artifact, policy, progress))
         report.artifacts.append(result)
+    _write_sarif(destination, report.to_sarif(), force, report.notes)
     return report
 
 
@@ -512,7 +553,7 @@ class _Tensors:
         from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, open_checkpoint
 
         self.ckpt = None
-        self.source = "checkpoint"
+        self.source = ""
         if self.artifact.prefix is not None:
             self.ckpt = open_checkpoint(self.artifact.prefix)
             self.infos = [i for i in self.ckpt.tensors() if i.name != OBJECT_GRAPH_KEY]
@@ -522,7 +563,7 @@ class _Tensors:
 
             # A frozen graph's weights: constants with more than one element; strings (names,
             # paths) and scalars (hyperparameters, axes) are not weights.
-            self.source = "graph constants (no checkpoint)"
+            self.source = " (graph constants: no checkpoint)"
             self.infos = []
             self.consts = [
                 t
@@ -578,10 +619,10 @@ def _rule_finite(artifact: _Artifact, policy: Any, progress: Any) -> RuleResult:
         return RuleResult(
             "finite",
             False,
-            f"{len(names)} tensor(s) with NaN or Inf, e.g. {names[0]!r} ({source})",
+            f"{len(names)} tensor(s) with NaN or Inf, e.g. {names[0]!r}{source}",
             problems,
         )
-    return RuleResult("finite", True, f"{checked} floating-point tensor(s) finite ({source})")
+    return RuleResult("finite", True, f"{checked} floating-point tensor(s) finite{source}")
 
 
 def _optimizer_names(tensors: _Tensors) -> list[str]:
@@ -602,7 +643,7 @@ def _rule_parameters(artifact: _Artifact, policy: Any, progress: Any) -> RuleRes
         source = tensors.source
     budget = policy.max_parameters
     extra = f", plus {slots:,} of optimizer state" if slots else ""
-    summary = f"{params:,} parameters{extra} ({source})"
+    summary = f"{params:,} parameters{extra}{source}"
     if params > budget:
         largest = sorted(
             ((size, name) for name, _, _, size in numeric if name not in optimizer), reverse=True
@@ -629,10 +670,10 @@ def _rule_dtypes(artifact: _Artifact, policy: Any, progress: Any) -> RuleResult:
             for d, names in sorted(bad.items())
         ]
         found = ", ".join(f"{d} ({len(n)})" for d, n in sorted(bad.items()))
-        return RuleResult("dtypes", False, f"tensors of other dtypes: {found} ({source})", evidence)
+        return RuleResult("dtypes", False, f"tensors of other dtypes: {found}{source}", evidence)
     used = sorted({dtype.name for _, dtype, _, _ in entries})
     return RuleResult(
-        "dtypes", True, f"{len(entries)} tensor(s) of {', '.join(used) or 'no dtype'} ({source})"
+        "dtypes", True, f"{len(entries)} tensor(s) of {', '.join(used) or 'no dtype'}{source}"
     )
 
 
@@ -644,10 +685,10 @@ def _rule_optimizer(artifact: _Artifact, policy: Any, progress: Any) -> RuleResu
         return RuleResult(
             "no_optimizer_state",
             False,
-            f"{len(names)} optimizer tensor(s), e.g. {names[0]!r} ({source})",
+            f"{len(names)} optimizer tensor(s), e.g. {names[0]!r}{source}",
             names,
         )
-    return RuleResult("no_optimizer_state", True, f"no optimizer state ({source})")
+    return RuleResult("no_optimizer_state", True, f"no optimizer state{source}")
 
 
 _RULES = {

@@ -226,11 +226,12 @@ def _deny(
     """``--deny-ops``: an alias of ``tfckpt scan PATH`` (one implementation). ``default`` is
     the scan's default policy; other names are added to it, or are all there is without it."""
     from tfckpt.api.scan import scan
-    from tfckpt.graph.scan import parse_ops_option
     from tfckpt.render import note
     from tfckpt.render.scan import render_scan
 
-    globs, default = parse_ops_option(value)
+    names = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    default = any(n.lower() == "default" for n in names)
+    globs = [n for n in names if n.lower() != "default"]
     if not globs and not default:
         raise UsageError("--deny-ops needs op names (or 'default')")
     report = scan(

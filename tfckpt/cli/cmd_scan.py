@@ -3,8 +3,7 @@ pass, 1 findings / a rule failed, 2 unreadable input or a bad policy."""
 
 from __future__ import annotations
 
-import os
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,42 +28,11 @@ def _ops(values: list[str] | None) -> list[str] | None:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
-def sarif_destination(sarif: str | None, as_json: bool, force: bool) -> None:
-    """Refuse a SARIF destination before any work: stdout taken by --json, an existing file
-    without --force, an unusable directory."""
-    if sarif is None:
-        return
-    if sarif == "-":
-        if as_json:
-            raise UsageError("--json and --sarif - both write stdout; give --sarif a file")
-        return
-    from tfckpt.errors import OutputExists
-    from tfckpt.storage import check_parent
-
-    if os.path.isdir(sarif):
-        raise UsageError(f"--sarif {sarif}: is a directory")
-    if os.path.exists(sarif) and not force:
-        raise OutputExists(f"{sarif}: exists", fix="force")
-    check_parent(sarif)
-
-
-def write_sarif(sarif: str | None, document: dict[str, Any], force: bool, quiet: bool) -> None:
-    if sarif is None:
-        return
-    from tfckpt.render.scan import write_sarif as to_stdout
-
-    if sarif == "-":
-        to_stdout(document)
-        return
-    import json
-
-    from tfckpt.render import note
-    from tfckpt.storage import write_file_atomic
-
-    data = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
-    write_file_atomic(sarif, data, force)
-    results = len(document["runs"][0]["results"])
-    note(f"wrote {sarif} (SARIF 2.1.0, {results} result(s))", quiet)
+def _sarif(sarif: str | None, as_json: bool) -> str | None:
+    """The file the library writes SARIF to (None: none, or stdout, which the CLI writes)."""
+    if sarif == "-" and as_json:
+        raise UsageError("--json and --sarif - both write stdout; give --sarif a file")
+    return None if sarif == "-" else sarif
 
 
 @app.command("scan")
@@ -129,7 +97,7 @@ def scan_command(
 
         tfckpt scan export/1
 
-        tfckpt scan export/1 frozen_graph.pb model.ckpt-1000.meta --json | jq '.findings[].op'
+        tfckpt scan export/1 frozen.pb --json | jq '.findings[].op'
 
         tfckpt scan export/1 --sarif scan.sarif
 
@@ -137,15 +105,22 @@ def scan_command(
     """
     from tfckpt.api.scan import scan
     from tfckpt.render import note
-    from tfckpt.render.scan import render_scan
+    from tfckpt.render.scan import render_scan, write_sarif
 
-    sarif_destination(sarif, as_json, force)
-    report = scan(paths, deny_ops=_ops(deny_ops), allow_ops=_ops(allow_ops), tags=tags)
+    report = scan(
+        paths,
+        deny_ops=_ops(deny_ops),
+        allow_ops=_ops(allow_ops),
+        tags=tags,
+        sarif=_sarif(sarif, as_json),
+        force=force,
+    )
     for message in report.notes:
         note(message, quiet)
-    if sarif != "-":
+    if sarif == "-":
+        write_sarif(report.to_sarif())
+    else:
         render_scan(report, as_json, show_info=not no_info)
-    write_sarif(sarif, report.to_sarif(), force, quiet or as_json)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))
 
 
@@ -185,23 +160,24 @@ def check_command(
 
     Examples:
 
-        tfckpt check --policy model-policy.toml export/1
+        tfckpt check --policy policy.toml export/1
 
-        tfckpt check --policy model-policy.toml export/* --json | jq '.artifacts[].rules'
+        tfckpt check --policy policy.toml export/* --json | jq .summary
 
-        tfckpt check --policy model-policy.toml export/1 --sarif policy.sarif
+        tfckpt check --policy policy.toml export/1 --sarif policy.sarif
     """
     from tfckpt.api.scan import check, load_policy
     from tfckpt.render import ProgressBar, note
-    from tfckpt.render.scan import render_policy
+    from tfckpt.render.scan import render_policy, write_sarif
 
+    destination = _sarif(sarif, as_json)
     rules = load_policy(policy)
-    sarif_destination(sarif, as_json, force)
     with ProgressBar(quiet or as_json) as bar:
-        report = check(artifacts, policy=rules, progress=bar)
+        report = check(artifacts, policy=rules, sarif=destination, force=force, progress=bar)
     for message in report.notes:
         note(message, quiet)
-    if sarif != "-":
+    if sarif == "-":
+        write_sarif(report.to_sarif())
+    else:
         render_policy(report, as_json)
-    write_sarif(sarif, report.to_sarif(), force, quiet or as_json)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.FAILED))

@@ -978,23 +978,6 @@ def scan_graph(
     return scanner.findings, scanner.info, scanner.stats
 
 
-def parse_ops_option(value: str | Iterable[str] | None) -> tuple[list[str], bool]:
-    """``"default,PyFunc,Debug*"`` -> (globs, whether ``default`` was named)."""
-    if value is None:
-        return [], False
-    items = value.split(",") if isinstance(value, str) else [v for x in value for v in x.split(",")]
-    globs: list[str] = []
-    default = False
-    for item in (v.strip() for v in items):
-        if not item:
-            continue
-        if item.lower() == "default":
-            default = True
-        else:
-            globs.append(item)
-    return list(dict.fromkeys(globs)), default
-
-
 __all__ = [
     "AT_LOAD",
     "GRAPH_INPUT_OPS",
@@ -1004,6 +987,5 @@ __all__ = [
     "GraphStats",
     "ScanOptions",
     "Source",
-    "parse_ops_option",
     "scan_graph",
 ]

@@ -9,7 +9,6 @@ from typing import Any
 from rich.text import Text
 
 from tfckpt.render import emit_json, out_console
-from tfckpt.render.table import Column, print_table
 
 _STYLES = {"high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 # Rows of the text tables; --json always has everything.
@@ -21,40 +20,31 @@ def _sources(finding: Any) -> str:
     return "; ".join(s.describe() for s in finding.sources)
 
 
-def _where(finding: Any, with_tags: bool) -> str:
-    where = finding.where
-    if with_tags and finding.tags is not None:
-        where += f" [{','.join(finding.tags) or 'no tags'}]"
-    return where
+def _print_findings(title: str, findings: list[Any], with_tags: bool, with_files: bool) -> None:
+    """One block per finding: severity and op on the first line, then where it is, when it
+    runs, why, and where its file name comes from (wrapped under the op, never truncated)."""
+    from rich.table import Table
 
-
-def _finding_rows(findings: list[Any], with_tags: bool) -> list[list[str]]:
-    rows = []
-    for f in findings[:MAX_ROWS]:
-        why = f.why
-        sources = _sources(f)
-        if sources:
-            why += f" (file name from: {sources})"
-        rows.append([f.severity, f.op, f.node, _where(f, with_tags), f.runs, why])
-    return rows
-
-
-def _print_findings(title: str, findings: list[Any], with_tags: bool) -> None:
     console = out_console()
     console.print(Text(title, style="bold"))
-    columns = [
-        Column("severity"),
-        Column("op"),
-        Column("node", key=True),
-        Column("where"),
-        Column("runs"),
-        Column("why"),
-    ]
-    print_table(
-        columns,
-        _finding_rows(findings, with_tags),
-        styles=[_STYLES.get(f.severity) for f in findings[:MAX_ROWS]],
-    )
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold", ratio=1)
+    for f in findings[:MAX_ROWS]:
+        style = _STYLES.get(f.severity, "")
+        body = Text.assemble((f.op, "bold"), "  ", f.node)
+        where = f.where
+        if with_tags and f.tags is not None:
+            where += f", meta graph {','.join(f.tags) or '(no tags)'}"
+        if with_files:
+            where += f", {f.file}"
+        body.append(f"\n{where}; runs {f.runs}", "dim")
+        body.append(f"\n{f.why}")
+        sources = _sources(f)
+        if sources:
+            body.append(f"\nfile name from: {sources}")
+        grid.add_row(Text(f.severity, style), body)
+    console.print(grid)
     if len(findings) > MAX_ROWS:
         console.print(Text(f"... {len(findings) - MAX_ROWS} more (use --json)", style="dim"))
 
@@ -66,17 +56,18 @@ def render_scan(report: Any, as_json: bool, kind: str = "scan", show_info: bool 
         return
     console = out_console()
     with_tags = len({tuple(g.tags or ()) for g in report.graphs}) > 1
+    with_files = len({g.file for g in report.graphs}) > 1
     summary = report.summary()
     where = (
         f"{summary['graphs']} graph(s), {summary['nodes']:,} nodes, "
         f"{summary['functions']} functions"
     )
     if report.findings:
-        _print_findings("findings", report.findings, with_tags)
+        _print_findings("findings", report.findings, with_tags, with_files)
     if report.info and show_info:
         if report.findings:
             console.print()
-        _print_findings("info (reported, not denied)", report.info, with_tags)
+        _print_findings("info (reported, not denied)", report.info, with_tags, with_files)
     if report.findings or (report.info and show_info):
         console.print()
     if report.findings:
