@@ -400,7 +400,7 @@ def test_custom_ops_descriptor_sources_print_streams_and_graphs_as_data(tmp_path
     report = tfckpt.scan(write_graph(tmp_path / "c.pb", graph))
     got = {(f.node, f.capability, f.severity) for f in report.findings}
     assert got == {
-        ("mine", "file-read", "medium"),
+        ("mine", "unclassified", "medium"),
         ("proto_file", "file-read", "high"),
         ("print", "log", "low"),
         ("print_log", "log", "low"),

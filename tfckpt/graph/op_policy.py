@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# capability -> what it means (shown in SARIF rule descriptions and docs)
+# capability -> what an op of it does ("a graph op that ..."; SARIF rule descriptions, docs)
 CAPABILITIES: dict[str, str] = {
     "python": "runs Python code of the loading process",
     "process": "ends the loading process",
@@ -32,7 +32,8 @@ CAPABILITIES: dict[str, str] = {
     "graph": "runs a GraphDef given as data",
     "debug": "exports tensors to a debugger",
     "log": "prints tensor values to the process's log",
-    "denied": "an op the policy denies",
+    "denied": "is on the policy's deny list",
+    "unclassified": "is unknown to tfckpt's op table and named like input/output",
     "none": "stays inside the process's memory",
 }
 SEVERITIES = ("high", "medium", "low")
@@ -290,7 +291,7 @@ IO_NAME_RE = re.compile(
 )
 
 UNCLASSIFIED = OpRule(
-    "file-read",
+    "unclassified",
     "not in tfckpt's op table, and its name suggests I/O (a custom or newer op)",
     "medium",
 )
