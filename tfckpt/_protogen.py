@@ -1,7 +1,8 @@
 """Dev-time generator for ``tfckpt/_descriptors.py`` (run: ``python -m tfckpt._protogen``).
 
 Declares the TensorFlow protos that ``tensorboard.compat.proto`` does not ship (bundle header and
-entry, tensor slices, the V1 slice table, CheckpointState, SavedModel, FingerprintDef) with field
+entry, tensor slices, the V1 slice table, CheckpointState, SavedModel, FingerprintDef, and the
+MetaGraphDef collection messages for TF1 control flow and queue runners) with field
 numbers from FORMAT.md, and writes them as serialized FileDescriptorProtos, the way generated
 ``_pb2`` modules embed theirs, so importing tfckpt never pays for ``descriptor_pb2``. A test
 checks that the generated file is current.
@@ -214,7 +215,88 @@ _saved_model_file = _file(
 )
 
 
-FILES = (_slice_file, _bundle_file, _v1_file, _state_file, _saved_model_file)
+# The messages TF1 stores in the ``cond_context`` / ``while_context`` / ``queue_runners``
+# collections of a MetaGraphDef (FORMAT.md, "MetaGraphDef collections").
+_values_entry = _msg(
+    "ExternalValuesEntry",
+    [
+        ("key", 1, _F.TYPE_STRING, _OPT, None, None),
+        ("value", 2, _F.TYPE_STRING, _OPT, None, None),
+    ],
+)
+_values_entry.options.map_entry = True
+
+_control_flow_file = _file(
+    "tfckpt/control_flow.proto",
+    [],
+    [
+        _msg(
+            "ValuesDef",
+            [
+                ("values", 1, _F.TYPE_STRING, _REP, None, None),
+                ("external_values", 2, _MSG, _REP, ".tfckpt.ValuesDef.ExternalValuesEntry", None),
+            ],
+            nested=(_values_entry,),
+        ),
+        _msg(
+            "ControlFlowContextDef",
+            [
+                ("cond_ctxt", 1, _MSG, _OPT, ".tfckpt.CondContextDef", 0),
+                ("while_ctxt", 2, _MSG, _OPT, ".tfckpt.WhileContextDef", 0),
+            ],
+            oneofs=("ctxt",),
+        ),
+        _msg(
+            "CondContextDef",
+            [
+                ("context_name", 1, _F.TYPE_STRING, _OPT, None, None),
+                ("pred_name", 2, _F.TYPE_STRING, _OPT, None, None),
+                ("pivot_name", 3, _F.TYPE_STRING, _OPT, None, None),
+                ("branch", 4, _F.TYPE_INT32, _OPT, None, None),
+                ("values_def", 5, _MSG, _OPT, ".tfckpt.ValuesDef", None),
+                ("nested_contexts", 6, _MSG, _REP, ".tfckpt.ControlFlowContextDef", None),
+            ],
+        ),
+        _msg(
+            "WhileContextDef",
+            [
+                ("context_name", 1, _F.TYPE_STRING, _OPT, None, None),
+                ("parallel_iterations", 2, _F.TYPE_INT32, _OPT, None, None),
+                ("back_prop", 3, _F.TYPE_BOOL, _OPT, None, None),
+                ("swap_memory", 4, _F.TYPE_BOOL, _OPT, None, None),
+                ("pivot_name", 5, _F.TYPE_STRING, _OPT, None, None),
+                ("pivot_for_pred_name", 6, _F.TYPE_STRING, _OPT, None, None),
+                ("pivot_for_body_name", 7, _F.TYPE_STRING, _OPT, None, None),
+                ("loop_exit_names", 8, _F.TYPE_STRING, _REP, None, None),
+                ("values_def", 9, _MSG, _OPT, ".tfckpt.ValuesDef", None),
+                ("loop_enter_names", 10, _F.TYPE_STRING, _REP, None, None),
+                ("maximum_iterations_name", 11, _F.TYPE_STRING, _OPT, None, None),
+                ("nested_contexts", 12, _MSG, _REP, ".tfckpt.ControlFlowContextDef", None),
+            ],
+        ),
+        _msg(
+            "QueueRunnerDef",
+            [
+                ("queue_name", 1, _F.TYPE_STRING, _OPT, None, None),
+                ("enqueue_op_name", 2, _F.TYPE_STRING, _REP, None, None),
+                ("close_op_name", 3, _F.TYPE_STRING, _OPT, None, None),
+                ("cancel_op_name", 4, _F.TYPE_STRING, _OPT, None, None),
+                # tensorflow.error.Code values, kept as plain numbers (same wire format)
+                ("queue_closed_exception_types", 5, _F.TYPE_INT32, _REP, None, None),
+            ],
+        ),
+    ],
+)
+
+
+FILES = (
+    _slice_file,
+    _bundle_file,
+    _v1_file,
+    _state_file,
+    _saved_model_file,
+    _control_flow_file,
+)
 
 
 def render() -> str:

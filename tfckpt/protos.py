@@ -20,6 +20,7 @@ from tensorboard.compat.proto import (
     tensor_shape_pb2,
     trackable_object_graph_pb2,
     types_pb2,
+    variable_pb2,
     versions_pb2,
 )
 
@@ -45,6 +46,11 @@ def _register() -> dict[str, Any]:
         "CheckpointState",
         "SavedModel",
         "FingerprintDef",
+        "ValuesDef",
+        "ControlFlowContextDef",
+        "CondContextDef",
+        "WhileContextDef",
+        "QueueRunnerDef",
     ]
     return {
         n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PKG}.{n}")) for n in names
@@ -63,6 +69,11 @@ SavedTensorSlices: Any = _classes["SavedTensorSlices"]
 CheckpointState: Any = _classes["CheckpointState"]
 SavedModel: Any = _classes["SavedModel"]
 FingerprintDef: Any = _classes["FingerprintDef"]
+ValuesDef: Any = _classes["ValuesDef"]
+ControlFlowContextDef: Any = _classes["ControlFlowContextDef"]
+CondContextDef: Any = _classes["CondContextDef"]
+WhileContextDef: Any = _classes["WhileContextDef"]
+QueueRunnerDef: Any = _classes["QueueRunnerDef"]
 
 # Compiled classes re-exported so the rest of tfckpt imports protos from one place.
 TensorShapeProto = tensor_shape_pb2.TensorShapeProto
@@ -72,6 +83,7 @@ GraphDef = graph_pb2.GraphDef
 MetaGraphDef = meta_graph_pb2.MetaGraphDef
 AssetFileDef = meta_graph_pb2.AssetFileDef
 SaverDef = saver_pb2.SaverDef
+VariableDef = variable_pb2.VariableDef
 TrackableObjectGraph = trackable_object_graph_pb2.TrackableObjectGraph
 DataTypeEnum = types_pb2.DataType
 
@@ -80,10 +92,13 @@ __all__ = [
     "BundleEntryProto",
     "BundleHeaderProto",
     "CheckpointState",
+    "CondContextDef",
+    "ControlFlowContextDef",
     "DataTypeEnum",
     "FingerprintDef",
     "GraphDef",
     "MetaGraphDef",
+    "QueueRunnerDef",
     "SavedModel",
     "SavedSlice",
     "SavedSliceMeta",
@@ -94,5 +109,8 @@ __all__ = [
     "TensorShapeProto",
     "TensorSliceProto",
     "TrackableObjectGraph",
+    "ValuesDef",
+    "VariableDef",
     "VersionDef",
+    "WhileContextDef",
 ]
