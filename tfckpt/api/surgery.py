@@ -212,6 +212,7 @@ def rename(
     meta: bool = False,
     link: bool = False,
     allow_unchanged: bool = False,
+    verify: bool = True,
     dry_run: bool = False,
     force: bool = False,
     sync: bool = False,
@@ -228,6 +229,9 @@ def rename(
 
     Raises ``RenameConflict`` (two names to one, a clash with an unchanged name, an empty name)
     and ``NoChange`` when no name changes (unless ``allow_unchanged``); nothing is written then.
+    A damaged source raises ``CorruptCheckpoint`` and nothing is written: every copied tensor
+    must lie inside its shard and (unless ``verify=False``) match its CRC32C, checked while it
+    is copied (before hard-linking with ``link``).
 
     >>> tfckpt.rename("ckpt", "out/ckpt", sub=[("^model/", "net/")], dry_run=True).plan.renames
     {'model/dense/kernel': 'net/dense/kernel', ...}
@@ -266,7 +270,7 @@ def rename(
         meta_src = ckpt.prefix + ".meta"
         new_meta = None
         if meta:
-            new_meta = _renamed_meta(ckpt, meta_src, dst, plan, force)
+            new_meta = _renamed_meta(ckpt, meta_src, dst, plan, force, notes)
         result = SurgeryResult("rename", dst, plan, dry_run, notes=notes)
         if dry_run:
             return result
@@ -274,7 +278,9 @@ def rename(
         from tfckpt.bundle.checkpoint import data_bytes_on_disk
 
         progress.start("link" if link else "copy", data_bytes_on_disk(ckpt.prefix))
-        written = apply_rename(ckpt, dst, plan, link, force, progress.advance, sync, keep_meta=meta)
+        written = apply_rename(
+            ckpt, dst, plan, link, force, progress.advance, sync, keep_meta=meta, verify=verify
+        )
     if new_meta is not None:
         from tfckpt.storage import write_file_atomic
 
@@ -285,7 +291,9 @@ def rename(
     return result
 
 
-def _renamed_meta(ckpt: Any, meta_src: str, dst: str, plan: Any, force: bool) -> bytes:
+def _renamed_meta(
+    ckpt: Any, meta_src: str, dst: str, plan: Any, force: bool, notes: list[str]
+) -> bytes:
     if not os.path.exists(meta_src):
         raise UsageError(f"{meta_src}: no .meta to rename")
     if ckpt.format == "V1":
@@ -299,7 +307,7 @@ def _renamed_meta(ckpt: Any, meta_src: str, dst: str, plan: Any, force: bool) ->
     from tfckpt.storage import open_regular
 
     with open_regular(meta_src) as f:
-        return rename_metagraph(f.read(), plan.renames)  # type: ignore[no-any-return]
+        return rename_metagraph(f.read(), plan.renames, notes)
 
 
 def _publish_state(prefix: str) -> None:
@@ -319,6 +327,7 @@ def prune(
     drop_global_step: bool = False,
     match: Iterable[str] = (),
     regex: Iterable[str] = (),
+    verify: bool = True,
     dry_run: bool = False,
     force: bool = False,
     sync: bool = False,
@@ -328,10 +337,14 @@ def prune(
 
     ``drop``: regexes (``re.search``) of names to drop; ``keep``: regexes that win over
     everything; ``optimizer=True`` drops optimizer state (TF1 slots such as ``/Adam``, TF2
-    ``.OPTIMIZER_SLOT`` entries and the optimizer's own variables); ``drop_global_step``;
-    ``match`` (globs) / ``regex``: keep only the names they select (keys or TF2 object paths),
-    as ``export`` does. Kept bytes are copied with their stored checksums; a TF2 object graph
-    loses the dropped attributes so the model restores without them.
+    ``.OPTIMIZER_SLOT`` entries and the optimizer's own variables, wherever the optimizer
+    sits in a TF2 object graph, e.g. a Keras model's ``optimizer`` under
+    ``tf.train.Checkpoint(net=model)``); ``drop_global_step``; ``match`` (globs) / ``regex``:
+    keep only the names they select (keys or TF2 object paths), as ``export`` does. Kept bytes
+    are copied with their stored checksums; a TF2 object graph loses the dropped attributes so
+    the model restores without them. A damaged kept tensor raises ``CorruptCheckpoint`` and
+    nothing is written (its CRC32C is checked while it is copied, unless ``verify=False``; its
+    byte range always).
 
     >>> tfckpt.prune("model.ckpt-1000", "small/model.ckpt-1000", optimizer=True)
     """
@@ -361,7 +374,7 @@ def prune(
             return result
         _check_destination(dst, force)
         progress.start("prune", plan.bytes_after)
-        written = apply_prune(ckpt, dst, plan, force, progress.advance, sync)
+        written = apply_prune(ckpt, dst, plan, force, progress.advance, sync, verify=verify)
     _publish_state(dst)
     result.notes += written.notes
     result.written = WriteSummary(dst, written.shards, written.tensors, written.bytes_written)
@@ -378,6 +391,7 @@ def merge(
     *,
     prefer: str | None = None,
     link: bool = False,
+    verify: bool = True,
     dry_run: bool = False,
     force: bool = False,
     sync: bool = False,
@@ -390,7 +404,8 @@ def merge(
     in the kernel, or hard-linked with ``link=True``) and only a new index is written. Duplicate
     names raise ``RenameConflict`` unless ``prefer`` is ``"first"`` or ``"last"``. TF2 object
     graphs are merged too (an input under ``scope`` restores with
-    ``tf.train.Checkpoint(scope=tf.train.Checkpoint(model=...))``).
+    ``tf.train.Checkpoint(scope=tf.train.Checkpoint(model=...))``). Damaged inputs raise
+    ``CorruptCheckpoint`` as in ``rename`` (``verify=False`` skips the CRC32C check).
 
     >>> tfckpt.merge([("pretrained/model.ckpt", "pretrained/"), "head/model.ckpt"], "out/all")
     """
@@ -425,7 +440,7 @@ def merge(
             return result
         _check_destination(dst, force)
         progress.start("merge", sum(data_bytes_on_disk(c.prefix) for c in ckpts))
-        written = apply_merge(ckpts, dst, plan, link, force, progress.advance, sync)
+        written = apply_merge(ckpts, dst, plan, link, force, progress.advance, sync, verify=verify)
     _publish_state(dst)
     result.written = WriteSummary(dst, written.shards, written.tensors, written.bytes_written)
     return result

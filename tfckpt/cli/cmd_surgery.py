@@ -20,6 +20,7 @@ from tfckpt.cli.options import (
     MappingOpt,
     MatchOpt,
     NoOptimizerOpt,
+    NoVerifyOpt,
     QuietOpt,
     RegexOpt,
     SubOpt,
@@ -33,7 +34,9 @@ LinkOpt = Annotated[
     typer.Option(
         "--link",
         help="Hard-link data files instead of copying (falls back to a copy across file "
-        "systems). The output then shares its data files with the source.",
+        "systems). The output then shares its data files with the source. The tensors' "
+        "checksums are still read first (a link reads nothing, so damage would pass unseen); "
+        "--no-verify skips that.",
     ),
 ]
 SrcArg = Annotated[str, typer.Argument(help="Source checkpoint (never modified).")]
@@ -89,6 +92,7 @@ def rename_command(
         ),
     ] = False,
     link: LinkOpt = False,
+    no_verify: NoVerifyOpt = False,
     sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
@@ -105,6 +109,10 @@ def rename_command(
     everything (exit 2), and so does a rename that changes no name (with the closest names
     shown). For TF2 checkpoints the object graph is renamed too, so tf.train.Checkpoint
     restores into objects whose attributes carry the new names.
+
+    A damaged source is refused (exit 2, nothing written): every tensor's bytes are checked
+    against the index and, while they are copied, against their CRC32C (--no-verify skips
+    the CRC).
 
     Examples:
 
@@ -131,6 +139,7 @@ def rename_command(
             meta=meta,
             link=link,
             allow_unchanged=allow_unchanged,
+            verify=not no_verify,
             dry_run=dry_run,
             force=force,
             sync=sync,
@@ -176,6 +185,7 @@ def prune_command(
             "--regex", "-r", help="Keep only names matching this regex (repeatable).", metavar="RE"
         ),
     ] = None,
+    no_verify: NoVerifyOpt = False,
     sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
@@ -189,7 +199,9 @@ def prune_command(
     (--drop-global-step), and with --match/--regex every name they do not select; --keep wins
     over all of these. Kept tensors' bytes are streamed in bounded chunks with their stored
     checksums; TF2 object graphs lose the dropped attributes and slot references, so the model
-    restores without them. The source's .meta is not carried over (a note says so).
+    restores without them. The source's .meta is not carried over (a note says so). Kept
+    tensors are checked against their CRC32C while they are copied (--no-verify skips
+    that); a damaged source is refused (exit 2, nothing written).
 
     Examples:
 
@@ -213,6 +225,7 @@ def prune_command(
             drop_global_step=drop_global_step,
             match=match or (),
             regex=regex or (),
+            verify=not no_verify,
             dry_run=dry_run,
             force=force,
             sync=sync,
@@ -244,6 +257,7 @@ def merge_command(
         typer.Option("--prefer", help="On duplicate names, take the first or the last input's."),
     ] = None,
     link: LinkOpt = False,
+    no_verify: NoVerifyOpt = False,
     sync: SyncOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
@@ -258,7 +272,9 @@ def merge_command(
     possible: every input data file becomes a shard of the output (copied, or hard-linked with
     --link) and only a new index is written. Duplicate names are an error unless --prefer
     first|last. TF2 object graphs are merged too: an input under SCOPE/ restores with
-    tf.train.Checkpoint(SCOPE=tf.train.Checkpoint(model=...)).
+    tf.train.Checkpoint(SCOPE=tf.train.Checkpoint(model=...)). Every tensor taken is checked
+    against its CRC32C while it is copied (--no-verify skips that); a damaged input is refused
+    (exit 2, nothing written).
 
     Examples:
 
@@ -276,6 +292,7 @@ def merge_command(
             output,
             prefer=prefer.value if prefer else None,
             link=link,
+            verify=not no_verify,
             dry_run=dry_run,
             force=force,
             sync=sync,

@@ -38,6 +38,15 @@ SyncOpt = Annotated[
     ),
 ]
 
+NoVerifyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-verify",
+        help="Do not check the copied tensors' bytes against their CRC32C (for sources verified "
+        "already); shard sizes are still checked against the index.",
+    ),
+]
+
 
 def complete_tensor_names(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of variable names from the checkpoint already given on the line (its

@@ -13,7 +13,9 @@ from tfckpt.ops.writing import (
     WriteResult,
     add_object_graph,
     add_with_slices,
+    adopt_checked,
     key_bytes,
+    shard_checks,
     write_decoded,
 )
 
@@ -120,9 +122,14 @@ def apply_merge(
     force: bool = False,
     on_bytes: Progress | None = None,
     sync: bool = False,
+    verify: bool = True,
 ) -> WriteResult:
     """Every V2 input's data files become shards of the output; V1 inputs are decoded into one
-    extra shard. Only inputs that contribute a tensor are included."""
+    extra shard. Only inputs that contribute a tensor are included.
+
+    The tensors taken from each input are checked as in ``apply_rename`` (shard sizes before
+    writing; CRC32C while copying unless ``verify`` is False): damage raises CorruptCheckpoint
+    and nothing is written."""
     used = sorted({index for index, _ in plan.sources.values()})
     offsets: dict[int, int] = {}
     total = 0
@@ -136,13 +143,26 @@ def apply_merge(
         plan.object_graph is not None or total == 0 or any(inputs[i].format == "V1" for i in used)
     )
     shards = total + 1 if needs_own else total
+    taken: dict[int, list[str]] = {}
+    for index, name in plan.sources.values():
+        taken.setdefault(index, []).append(name)
+    checks = {
+        index: shard_checks(
+            inputs[index].bundle,
+            [inputs[index].bundle.entries[key_bytes(name)] for name in taken[index]],
+            verify,
+            on_bytes,
+        )
+        for index in offsets
+    }
     with BundleWriter(
         dst, shards, force, own_shard=total if needs_own else None, sync=sync
     ) as writer:
         for index, offset in offsets.items():
             bundle = inputs[index].bundle
             for shard in range(bundle.num_shards):
-                writer.adopt_shard(bundle.data_path(shard), offset + shard, link, on_bytes)
+                check = checks[index].get(shard)
+                adopt_checked(writer, bundle, shard, offset + shard, check, link, on_bytes)
         count = 0
         for new_name, (index, name) in sorted(plan.sources.items()):
             ckpt = inputs[index]

@@ -15,6 +15,7 @@ from tfckpt.errors import UsageError
 from tfckpt.names import display_name
 from tfckpt.ops.writing import (
     Progress,
+    ShardCheck,
     WriteResult,
     add_object_graph,
     copy_entry,
@@ -139,9 +140,14 @@ def apply_prune(
     force: bool = False,
     on_bytes: Progress | None = None,
     sync: bool = False,
+    verify: bool = True,
 ) -> WriteResult:
     """Kept tensors' stored bytes go, unchanged and with their checksums, into one compacted data
-    file; neighbours in the source are copied together, in the kernel, in file order."""
+    file; neighbours in the source are copied together, in the kernel, in file order.
+
+    Every kept tensor's byte range is checked against its shard before anything is written and,
+    with ``verify`` (the default), its bytes against their CRC32C while they are copied; damage
+    raises CorruptCheckpoint and nothing is written."""
     kept = set(plan.keep)
     if ckpt.format == "V1":
         with BundleWriter(dst, 1, force, sync=sync) as writer:
@@ -171,11 +177,16 @@ def apply_prune(
             else:
                 pieces.append((entry.key, entry))
         pieces.sort(key=lambda item: (item[1].shard_id, item[1].offset))
+        runs = list(_runs(pieces))
+        # Each run's byte range is checked against its shard before anything is copied.
+        checks = [
+            ShardCheck(bundle, shard, [e for _, e in run], verify, start, on_bytes)
+            for shard, start, _, run in runs
+        ]
         written = 0
-        for shard, start, end, run in _runs(pieces):
-            for _, entry in run:
-                bundle.raw(entry)  # bounds-checked against the shard: refuses truncated sources
-            new_start = writer.add_range(bundle.data_path(shard), start, end - start, on_bytes)
+        for (shard, start, end, run), check in zip(runs, checks):
+            new_start = writer.add_range(bundle.data_path(shard), start, end - start, check.advance)
+            check.finish()
             written += end - start
             for key, entry in run:
                 proto = copy_entry(entry)

@@ -14,6 +14,8 @@ from tfckpt.ops.writing import (
     WriteResult,
     add_object_graph,
     add_with_slices,
+    adopt_checked,
+    shard_checks,
     write_decoded,
 )
 
@@ -124,7 +126,16 @@ def apply_rename(
     on_bytes: Progress | None = None,
     sync: bool = False,
     keep_meta: bool = False,
+    verify: bool = True,
 ) -> WriteResult:
+    """Write ``plan`` applied to ``ckpt`` at ``dst``: the source data files adopted as they are
+    (copied, or hard-linked with ``link``) under a new index.
+
+    Every copied tensor's bytes are checked against the index (their shard holds them) and, with
+    ``verify`` (the default), against their CRC32C while they are copied, or before a link;
+    damage raises CorruptCheckpoint and nothing is written. V1 sources are decoded (V1 has no
+    tensor checksums; its table blocks are checked).
+    """
     if ckpt.format == "V1":
         with BundleWriter(dst, 1, force, sync=sync, keep_meta=keep_meta) as writer:
             for info in ckpt.tensors():
@@ -135,6 +146,12 @@ def apply_rename(
     n = bundle.num_shards
     new_graph = plan.object_graph  # TF2: edited by plan_renames, stored in an extra shard
     shards = n + 1 if new_graph is not None else n
+    copied = [
+        e
+        for e in bundle.entries.values()
+        if not e.is_slice_key and not (e.name == OBJECT_GRAPH_KEY and new_graph is not None)
+    ]
+    checks = shard_checks(bundle, copied, verify, on_bytes)  # sizes checked before writing
     with BundleWriter(
         dst,
         shards,
@@ -144,7 +161,7 @@ def apply_rename(
         keep_meta=keep_meta,
     ) as w:
         for shard in range(n):
-            w.adopt_shard(bundle.data_path(shard), shard, link, on_bytes)
+            adopt_checked(w, bundle, shard, shard, checks.get(shard), link, on_bytes)
         count = 0
         for entry in bundle.entries.values():
             if entry.is_slice_key:

@@ -5,6 +5,12 @@ files as shards (copied in-kernel or hard-linked) and write only a new index; ``
 each kept tensor's raw bytes into one compacted data file and reuses its stored checksum. TF2
 object graphs are rewritten to match (see bundle/objgraph.py) and stored in an extra shard so the
 source files stay byte-identical.
+
+Nothing damaged is copied (``ShardCheck``): before anything is written every source shard must
+hold the bytes the index places in it, and while the bytes are copied each copied tensor's bytes
+are checked against its CRC32C (``verify=False`` skips that read); a hard link is checked before
+it is made. Any damage raises CorruptCheckpoint naming the tensor and the shard, and the writer
+removes everything it wrote.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
-from tfckpt.bundle.reader import BundleReader, Entry
+from tfckpt.bundle.reader import RELEASE_BYTES, BundleReader, Entry, quoted
 from tfckpt.bundle.slices import encode_slice_key
+from tfckpt.bundle.table import crc32c, mask_crc
 from tfckpt.bundle.writer import BundleWriter
-from tfckpt.dtypes import STRING, dtype_from_enum
+from tfckpt.dtypes import STRING, VARIANT, dtype_from_enum
+from tfckpt.errors import CorruptCheckpoint
 
 Progress = Callable[[int], None]
 
@@ -67,3 +75,138 @@ def add_with_slices(
 def write_decoded(writer: BundleWriter, ckpt: Checkpoint, name: str, new_name: str) -> None:
     info = ckpt.info(name)
     writer.add_array(key_bytes(new_name), ckpt.read(name), info.dtype)
+
+
+# ---- checking what is copied ----------------------------------------------------------------
+def stored_pieces(bundle: BundleReader, entry: Entry) -> list[Entry]:
+    """The entries holding a tensor's bytes: its slices for a partitioned tensor, else itself."""
+    if entry.slices:
+        return [bundle.slice_entry(entry, spec) for spec in entry.slices]
+    return [entry]
+
+
+class ShardCheck:
+    """The entries a copy takes from one source shard, checked as the copy proceeds.
+
+    Creating it checks the shard against the index (the file exists and holds every byte range
+    the entries claim; CorruptCheckpoint otherwise). ``advance(n)``, given as the copy's progress
+    callback, checks each entry once the copy has passed its last byte (the bytes are in the
+    page cache then); ``finish()`` checks whatever is left (all of it before a hard link, which
+    reads nothing). Entries are read from the mapped source in file order, in bounded steps, with
+    the mapped pages released behind them.
+    """
+
+    def __init__(
+        self,
+        bundle: BundleReader,
+        shard: int,
+        entries: list[Entry],
+        verify: bool = True,
+        start: int = 0,
+        on_bytes: Progress | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.shard = shard
+        self.entries = sorted(entries, key=lambda e: (e.offset + e.size, e.offset))
+        self.verify = verify
+        self.position = start  # source offset the copy has reached
+        self.on_bytes = on_bytes
+        self._next = 0
+        self._released = start
+        if self.entries:
+            # The farthest-reaching entry maps the shard and must fit in it: a missing,
+            # truncated or foreign data file is refused before anything is written.
+            self._raw(self.entries[-1])
+
+    def _raw(self, entry: Entry) -> memoryview:
+        try:
+            return self.bundle.raw(entry)
+        except CorruptCheckpoint as exc:
+            raise CorruptCheckpoint(f"{exc}; nothing written") from None
+
+    def advance(self, nbytes: int) -> None:
+        self.position += nbytes
+        self._check_upto(self.position)
+        if self.on_bytes is not None:
+            self.on_bytes(nbytes)
+
+    def finish(self) -> None:
+        self._check_upto(None)
+
+    def _check_upto(self, end: int | None) -> None:
+        while self._next < len(self.entries):
+            entry = self.entries[self._next]
+            if end is not None and entry.offset + entry.size > end:
+                return
+            self._next += 1
+            if self.verify:
+                self._check(entry)
+
+    def _check(self, entry: Entry) -> None:
+        bundle = self.bundle
+        try:
+            bundle.check_size(entry)
+            if entry.dtype.enum in (STRING, VARIANT):
+                # Their checksums cover decoded lengths, not the raw bytes (FORMAT.md §5).
+                if entry.dtype.enum == STRING:
+                    bundle.read_entry(entry, verify=True)
+                else:
+                    bundle.check_crc(entry)
+                return
+            raw = bundle.raw(entry)
+            crc = 0
+            for step in range(0, len(raw), RELEASE_BYTES):
+                crc = crc32c(raw[step : step + RELEASE_BYTES], crc)
+                self._release_before(entry.offset + step)
+            if mask_crc(crc) != entry.crc32c:
+                raise CorruptCheckpoint(
+                    f"{bundle.data_path(entry.shard_id)}: checksum mismatch for "
+                    f"{quoted(entry.label)} (corrupt data)"
+                )
+        except CorruptCheckpoint as exc:
+            raise CorruptCheckpoint(f"{exc}; nothing written") from None
+        self._release_before(entry.offset + entry.size)
+
+    def _release_before(self, offset: int) -> None:
+        """Drop mapped pages below ``offset`` once a release step's worth has accumulated."""
+        if offset - self._released >= RELEASE_BYTES:
+            self.bundle.release(self.shard, self._released, offset - self._released)
+            self._released = offset
+
+
+def shard_checks(
+    bundle: BundleReader,
+    entries: list[Entry],
+    verify: bool = True,
+    on_bytes: Progress | None = None,
+) -> dict[int, ShardCheck]:
+    """One ShardCheck per shard the ``entries`` (tensors, or a partitioned tensor's headers)
+    store bytes in; every shard's size is checked here, before anything is written."""
+    by_shard: dict[int, list[Entry]] = {}
+    for entry in entries:
+        for piece in stored_pieces(bundle, entry):
+            by_shard.setdefault(piece.shard_id, []).append(piece)
+    return {
+        shard: ShardCheck(bundle, shard, pieces, verify, 0, on_bytes)
+        for shard, pieces in sorted(by_shard.items())
+    }
+
+
+def adopt_checked(
+    writer: BundleWriter,
+    bundle: BundleReader,
+    shard: int,
+    new_shard: int,
+    check: ShardCheck | None,
+    link: bool = False,
+    on_bytes: Progress | None = None,
+) -> None:
+    """Adopt one source shard into the writer, checking the entries copied from it: during the
+    copy, or entirely before a hard link."""
+    if check is None:  # no tensor is taken from this shard: its bytes are not checked
+        writer.adopt_shard(bundle.data_path(shard), new_shard, link, on_bytes)
+        return
+    if link:
+        check.finish()
+    writer.adopt_shard(bundle.data_path(shard), new_shard, link, check.advance)
+    check.finish()
