@@ -259,23 +259,66 @@ def _update_has_values(graph: Any) -> None:
             node.has_checkpoint_values.value = node_id in marked
 
 
+# What an optimizer object's edges say about it. Keras >= 2.11 and Keras 3 optimizers own no
+# slot variables: they track ``_iterations`` (Keras 2.11+: also ``iterations``), a learning-rate
+# variable (``_learning_rate``) and their state in ``_variables/N`` (Keras 3 also lists the
+# moments under ``_momentums`` / ``_velocities``). Keras 2 (OptimizerV2) keeps ``iter`` and
+# ``learning_rate`` hyperparameters beside its slot variables.
+_ITERATIONS_EDGES = frozenset({"iter", "iterations", "_iterations"})
+_LEARNING_RATE_EDGES = frozenset({"lr", "learning_rate", "_learning_rate"})
+# A wrapper whose inner optimizer is one (LossScaleOptimizer) is optimizer state as a whole.
+_WRAPPED_EDGES = frozenset({"inner_optimizer", "_optimizer"})
+
+
+def optimizer_nodes(graph: Any) -> set[int]:
+    """The node ids of the optimizer objects in a TrackableObjectGraph, wherever they are.
+
+    An optimizer is recognised by what the graph says about it: it owns slot variables (TF1
+    and Keras 2 optimizers), or it has both an iteration counter edge (``iter``,
+    ``iterations``, ``_iterations``) and a learning-rate edge (``lr``, ``learning_rate``,
+    ``_learning_rate``), as Keras >= 2.11 and Keras 3 optimizers have, or it wraps one under
+    ``inner_optimizer``; a root edge named like "optimizer" marks one too (the usual
+    ``tf.train.Checkpoint(optimizer=...)``).
+    """
+    count = len(graph.nodes)
+    found = {node_id for node_id, node in enumerate(graph.nodes) if node.slot_variables}
+    for node_id, node in enumerate(graph.nodes):
+        edges = {child.local_name for child in node.children}
+        if edges & _ITERATIONS_EDGES and edges & _LEARNING_RATE_EDGES:
+            found.add(node_id)
+    if count:
+        found.update(
+            c.node_id
+            for c in graph.nodes[0].children
+            if "optimizer" in c.local_name.lower() and 0 <= c.node_id < count
+        )
+    changed = True
+    while changed:  # wrappers of wrappers
+        changed = False
+        for node_id, node in enumerate(graph.nodes):
+            if node_id not in found and any(
+                c.local_name in _WRAPPED_EDGES and c.node_id in found for c in node.children
+            ):
+                found.add(node_id)
+                changed = True
+    found.discard(0)  # the root is never optimizer state as a whole
+    return found
+
+
 def optimizer_keys(raw: bytes) -> set[str]:
     """Keys that belong to optimizer state only.
 
     A node is optimizer state when it cannot be reached from the root without passing through an
-    optimizer: a root edge named like ``optimizer`` or a node that owns slot variables. Model
-    variables an optimizer also tracks (Keras 3 lists them under
-    ``optimizer/_trainable_variables``, and breadth-first keys may even name them that way) stay,
-    because the model reaches them too. Slot variables are reachable only through their
-    optimizer, so they go.
+    optimizer (``optimizer_nodes``: at the root or nested anywhere, e.g. a Keras model's
+    ``optimizer`` under ``tf.train.Checkpoint(net=model)``). Model variables an optimizer also
+    tracks (Keras 3 lists them under ``optimizer/_trainable_variables``, and breadth-first keys
+    may even name them that way) stay, because the model reaches them too. Slot variables are
+    reachable only through their optimizer, so they go.
     """
     graph = parse(raw)
-    optimizers = {node_id for node_id, node in enumerate(graph.nodes) if node.slot_variables}
     if not graph.nodes:
         return set()
-    optimizers.update(
-        c.node_id for c in graph.nodes[0].children if "optimizer" in c.local_name.lower()
-    )
+    optimizers = optimizer_nodes(graph)
     kept = {0}
     queue = deque([0])
     while queue:

@@ -5,7 +5,7 @@ path can run through the optimizer: Keras 3 optimizers track the model's variabl
 ``optimizer/_trainable_variables``, so a kernel's key may read
 ``optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE``. For export the name should say
 where the weight lives in the model, so the path is searched avoiding optimizer objects first
-(root edges named like "optimizer", and objects owning slot variables); objects reachable only
+(``objgraph.optimizer_nodes``: wherever they are in the graph); objects reachable only
 through an optimizer keep their own path, and slot variables (not reachable by edges) the path
 their key spells.
 """
@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tfckpt.bundle.checkpoint import Checkpoint, object_path_of
+from tfckpt.bundle.objgraph import optimizer_nodes
 from tfckpt.errors import RenameConflict
 
 VALUE_ATTRIBUTE = "VARIABLE_VALUE"
@@ -37,10 +38,7 @@ def model_paths(graph: Any) -> dict[str, str]:
     """checkpoint key -> object path (local names joined by '/'), model routes first."""
     if graph is None or not graph.nodes:
         return {}
-    optimizers = {i for i, node in enumerate(graph.nodes) if node.slot_variables}
-    optimizers.update(
-        c.node_id for c in graph.nodes[0].children if "optimizer" in c.local_name.lower()
-    )
+    optimizers = optimizer_nodes(graph)  # at the root or nested (bundle/objgraph.py)
     found: dict[int, list[str]] = {0: []}
     _bfs(graph, optimizers, found)  # through the model only
     _bfs(graph, set(), found)  # then everything else, continuing from what was found
