@@ -123,9 +123,10 @@ def verify(
     return verify_checkpoint(path, options, progress.advance)
 
 
-def open_engine(path: PathLike, engine: str = "native") -> Any:
+def open_engine(path: PathLike, engine: str = "native", need_data: bool = True) -> Any:
     """A checkpoint read natively (``tfckpt.open``) or, with ``engine="tf"``, through
-    ``tf.train.load_checkpoint`` behind the same interface."""
+    ``tf.train.load_checkpoint`` behind the same interface. ``need_data=False``: for a listing,
+    which works (with a warning in ``notes``) when data shards are missing."""
     _check_engine(engine)
     if engine == "tf":
         from tfckpt.tf_engine.adapter import open_tf_checkpoint
@@ -133,7 +134,7 @@ def open_engine(path: PathLike, engine: str = "native") -> Any:
         return open_tf_checkpoint(os.fspath(path))
     from tfckpt.bundle.checkpoint import open_checkpoint
 
-    return open_checkpoint(path)
+    return open_checkpoint(path, need_data=need_data)
 
 
 __all__ = ["diff", "open_engine", "verify"]

@@ -22,17 +22,21 @@ from tfckpt.bundle.compat import CheckpointReader, load_checkpoint
 from tfckpt.bundle.discover import Found
 
 
-def open(path: str | os.PathLike[str]) -> Checkpoint:
+def open(path: str | os.PathLike[str], *, need_data: bool = True) -> Checkpoint:
     """Open the checkpoint at ``path``: a prefix, any of its files (``.index``, ``.data-*``,
     ``.meta``), a directory (the latest checkpoint per its ``checkpoint`` file, else the
     newest) or a SavedModel directory. Returns a read-only ``Checkpoint`` mapping
     (name -> numpy array) to use as a context manager.
 
+    Data shards the index names must exist (``CorruptCheckpoint`` otherwise), unless
+    ``need_data=False``: then an index alone opens for listing (as ``tf.train.list_variables``
+    does), with a warning in ``ckpt.notes``; reading a value from a missing shard raises.
+
     >>> with tfckpt.open("model.ckpt-1000") as ckpt:
     ...     len(ckpt), "dense/kernel" in ckpt
     (12, True)
     """
-    return open_checkpoint(path)
+    return open_checkpoint(path, need_data=need_data)
 
 
 def list_checkpoints(

@@ -72,6 +72,8 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
     prefix: str
     format: str  # "V1" or "V2"
     notes: list[str] = field(default_factory=list)  # things the user should hear about
+    # Data shards the index uses that do not exist (only with open_checkpoint(need_data=False)).
+    missing_shards: list[int] = field(default_factory=list)
     _bundle: BundleReader | None = None
     _v1: V1Reader | None = None
     _infos: dict[str, TensorInfo] | None = None
@@ -374,6 +376,10 @@ def resolve_prefix(path: str, notes: list[str] | None = None) -> tuple[str, str]
         # the reader can say what is wrong with it (a directory scan stays strict).
         if looks_like_v1(path) or has_table_magic(path):
             return path, "V1"
+        from tfckpt.storage.lfs import LFS_POINTER, is_lfs_pointer
+
+        if is_lfs_pointer(path):
+            raise CorruptCheckpoint(f"{path}: {LFS_POINTER}")
         raise CorruptCheckpoint(f"{path}: not a checkpoint (neither a V2 index nor a V1 table)")
     if v1_files(path):
         return path, "V1"
@@ -384,9 +390,7 @@ def _resolve_dir(directory: str, notes: list[str]) -> tuple[str, str]:
     if is_savedmodel_dir(directory):
         prefix = os.path.join(directory, "variables", "variables")
         if not is_v2_prefix(prefix):
-            raise CheckpointNotFound(
-                f"{directory}: SavedModel has no variables/ checkpoint (it holds no variables)"
-            )
+            raise CheckpointNotFound(_savedmodel_without_variables(directory))
         return prefix, "V2"
     state_path = os.path.join(directory, "checkpoint")
     if os.path.isfile(state_path) and not is_v2_prefix(state_path):
@@ -413,21 +417,54 @@ def _resolve_dir(directory: str, notes: list[str]) -> tuple[str, str]:
     return prefix, "V2" if is_v2_prefix(prefix) else "V1"
 
 
-def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Open the checkpoint at ``path`` (see the module docstring for what a path may be)."""
+def _savedmodel_without_variables(directory: str) -> str:
+    """What is wrong with a SavedModel directory that has no ``variables/variables`` index."""
+    beside = sorted(prefixes_in_dir(directory))
+    if beside:
+        # A "flattened" copy: the variables checkpoint sits next to saved_model.pb, where
+        # TensorFlow's loader does not look for it.
+        return (
+            f"{directory}: SavedModel without variables/variables.index, but the checkpoint "
+            f"{beside[0]} lies beside saved_model.pb (flattened copy?); give that prefix to read "
+            "it, or move its files into variables/ for TensorFlow to load the SavedModel"
+        )
+    variables = os.path.join(directory, "variables")
+    if os.path.isdir(variables) and any(
+        name.startswith("variables.data-") for name in os.listdir(variables)
+    ):
+        return (
+            f"{variables}/variables.index: no such file (the data files are there; "
+            "incomplete copy?)"
+        )
+    return f"{directory}: SavedModel has no variables/ checkpoint (it holds no variables)"
+
+
+def open_checkpoint(path: str | os.PathLike[str], need_data: bool = True) -> Checkpoint:
+    """Open the checkpoint at ``path`` (see the module docstring for what a path may be).
+
+    A V2 checkpoint whose index names data shards that are missing raises CorruptCheckpoint,
+    unless ``need_data`` is False (listing names, dtypes and shapes needs only the index, as
+    ``tf.train.list_variables`` does): then it opens with a warning in ``notes``, its
+    ``missing_shards`` listed, and reading a value from a missing shard raises.
+    """
     notes: list[str] = []
     prefix, fmt = resolve_prefix(os.fspath(path), notes)
     if fmt == "V2":
         bundle = BundleReader(prefix)
-        # A listing needs only the index, but a checkpoint without all its data is unusable:
-        # say so at once rather than when the first value is read (verify lists every gap).
+        # A checkpoint without all its data cannot give values: say so at once rather than when
+        # the first value is read (verify lists every gap).
         used = sorted({e.shard_id for e in bundle.entries.values() if not e.slices})
         missing = [i for i in used if not os.path.exists(bundle.data_path(i))]
         if missing:
-            bundle.close()
-            raise CorruptCheckpoint(
+            problem = (
                 f"{bundle.data_path(missing[0])}: data shard is missing ({len(missing)} of "
                 f"{bundle.num_shards} shards missing; incomplete copy?)"
             )
-        return Checkpoint(prefix=prefix, format="V2", notes=notes, _bundle=bundle)
+            if need_data:
+                bundle.close()
+                raise CorruptCheckpoint(problem)
+            notes.append(f"warning: {problem}: listed from the index alone; values cannot be read")
+        return Checkpoint(
+            prefix=prefix, format="V2", notes=notes, missing_shards=missing, _bundle=bundle
+        )
     return Checkpoint(prefix=prefix, format="V1", notes=notes, _v1=V1Reader(prefix))

@@ -136,7 +136,8 @@ def vars_command(
     from tfckpt.render import note, progress
     from tfckpt.render.inspect import render_value, render_vars, var_record
 
-    with open_engine(path, engine.value) as ckpt:
+    # A listing needs only the index (missing data is a warning); values need the data.
+    with open_engine(path, engine.value, need_data=stats or show is not None) as ckpt:
         for message in ckpt.notes:
             note(message, quiet)
         if show is not None:
