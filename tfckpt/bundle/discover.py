@@ -112,6 +112,12 @@ def _scan_dir(
                 item.note = f"{max(totals) - len(shards)} data shard(s) missing"
             elif not shards:
                 item.note = "no data file"
+            pointers = _lfs_pointers([full, *(os.path.join(directory, n) for _, _, n in shards)])
+            if pointers:
+                item.note = (
+                    f"{', '.join(pointers)}: Git LFS pointer(s), not the files (fetch them: "
+                    "git lfs pull)"
+                )
             prefixes[prefix] = item
     # Data files whose index is missing: a write killed between its data and index renames (or
     # a partial copy). Not a checkpoint; the next write to that prefix replaces them.
@@ -185,6 +191,16 @@ def _real(path: str) -> str:
         return os.path.abspath(path)
 
 
+def _lfs_pointers(paths: list[str]) -> list[str]:
+    """The base names of the files among ``paths`` that are Git LFS pointers (only small files
+    are opened: a listing stays instant)."""
+    from tfckpt.storage.lfs import MAX_POINTER_BYTES, is_lfs_pointer
+
+    return [
+        os.path.basename(p) for p in paths if _size(p) <= MAX_POINTER_BYTES and is_lfs_pointer(p)
+    ]
+
+
 def _apply_state(
     directory: str, prefixes: dict[str, Found], state_reader: StateReader
 ) -> list[Found]:
@@ -201,14 +217,18 @@ def _apply_state(
     for path in listed:
         item = by_abs.get(_real(path))
         if item is None:
+            # Its .meta may have been copied without the index and data: say so.
+            has_meta = os.path.isfile(path + ".meta")
             extra.append(
                 Found(
                     kind="missing",
                     path=path,
                     step=step_of(path),
+                    has_meta=has_meta,
                     listed=True,
                     latest=path == state.latest,
-                    note=f"listed in {state.path} but does not exist",
+                    note=f"listed in {state.path} but does not exist"
+                    + (" (only its .meta is there)" if has_meta else ""),
                     extra={"state_file": state.path},
                 )
             )

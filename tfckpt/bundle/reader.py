@@ -244,11 +244,12 @@ class BundleReader:
             if not digits.isdigit() or len(digits) < 5:
                 continue
             shard = int(digits)
-            path = os.path.join(directory, name)
-            if shard >= self.num_shards or path != self.data_path(shard):
+            # Compare file names, not paths: a bare prefix ("model.ckpt") has no directory part
+            # while the listing's paths do ("./model.ckpt.data-...").
+            if shard >= self.num_shards or name != os.path.basename(self.data_path(shard)):
                 continue
             try:
-                st = os.stat(path)
+                st = os.stat(os.path.join(directory, name))
             except OSError:
                 continue
             if stat.S_ISREG(st.st_mode):
@@ -266,6 +267,11 @@ class BundleReader:
         except OSError as exc:
             raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
         size = os.fstat(f.fileno()).st_size
+        from tfckpt.storage.lfs import LFS_POINTER, MAX_POINTER_BYTES, is_lfs_pointer_bytes
+
+        if size <= MAX_POINTER_BYTES and is_lfs_pointer_bytes(f.read(size)):
+            f.close()
+            raise CorruptCheckpoint(f"{path}: {LFS_POINTER}")
         mapped: mmap.mmap | bytes
         if size == 0:
             mapped = b""

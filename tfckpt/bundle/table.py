@@ -188,6 +188,10 @@ class TableReader:
         foot = self._read(size - FOOTER_SIZE, FOOTER_SIZE)
         lo, hi = struct.unpack_from("<II", foot, FOOTER_SIZE - 8)
         if (hi << 32) | lo != MAGIC:
+            from tfckpt.storage.lfs import LFS_POINTER, MAX_POINTER_BYTES, is_lfs_pointer_bytes
+
+            if size <= MAX_POINTER_BYTES and is_lfs_pointer_bytes(self._read(0, size)):
+                raise CorruptCheckpoint(f"{path}: {LFS_POINTER}")
             raise CorruptCheckpoint(f"{path}: not a checkpoint table (bad magic; truncated?)")
         try:
             self.metaindex_handle, pos = _decode_handle(foot, 0, FOOTER_SIZE - 8)

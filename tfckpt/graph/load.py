@@ -291,6 +291,10 @@ def parse_bytes(
     """``(type, encoding, message)`` for the bytes of one file."""
     if not data.strip():
         raise GraphError(f"{where}: empty file")
+    from tfckpt.storage.lfs import LFS_POINTER, is_lfs_pointer_bytes
+
+    if is_lfs_pointer_bytes(data):
+        raise GraphError(f"{where}: {LFS_POINTER}")
     if looks_like_text(data):
         if type_name is None:
             type_name = detect_text_type(data, where)

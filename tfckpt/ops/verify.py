@@ -12,6 +12,7 @@ produces problems (exit 1).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,12 +21,14 @@ from tfckpt.bundle.checkpoint import Checkpoint, resolve_prefix
 from tfckpt.bundle.reader import BundleReader, Entry, num_elements
 from tfckpt.bundle.slices import (
     Slice,
+    decode_slice_key,
     encode_slice_key,
     format_slice,
     slice_index,
     slice_shape,
 )
 from tfckpt.errors import CorruptCheckpoint, UnsupportedCheckpoint
+from tfckpt.storage.lfs import LFS_POINTER, MAX_POINTER_BYTES, is_lfs_pointer
 
 # Missing shards listed one by one; beyond this they are counted (a header may claim 10^6).
 MAX_LISTED = 20
@@ -106,9 +109,26 @@ def _verify_bundle(
 ) -> None:
     sizes = bundle.present_shards()
     missing = [s for s in range(bundle.num_shards) if s not in sizes]
+    # A Git LFS pointer in place of a shard: one line for the shard, not one per tensor in it.
+    for shard in sorted(sizes):
+        if sizes[shard] <= MAX_POINTER_BYTES and is_lfs_pointer(bundle.data_path(shard)):
+            path = bundle.data_path(shard)
+            report.problems.append(Problem("shard", f"{path}: {LFS_POINTER}", file=path))
+            del sizes[shard]
+    # One line per missing shard (not one per tensor in it), saying how many tensors it holds.
+    held: dict[int, set[bytes]] = {}
+    for entry in bundle.entries.values():
+        if not entry.slices and entry.shard_id not in sizes:
+            tensor = entry.key
+            if entry.is_slice_key:
+                with contextlib.suppress(ValueError):
+                    tensor = decode_slice_key(entry.key)[0]
+            held.setdefault(entry.shard_id, set()).add(tensor)
     for shard in missing[:MAX_LISTED]:
         path = bundle.data_path(shard)
-        report.problems.append(Problem("shard", f"{path}: data shard is missing", file=path))
+        count = len(held.get(shard, ()))
+        what = f" (it holds {count} tensor{'' if count == 1 else 's'})" if count else ""
+        report.problems.append(Problem("shard", f"{path}: data shard is missing{what}", file=path))
     if len(missing) > MAX_LISTED:
         report.problems.append(
             Problem(
@@ -127,10 +147,7 @@ def _verify_bundle(
         size = sizes.get(entry.shard_id)
         path = bundle.data_path(entry.shard_id)
         if size is None:
-            report.problems.append(
-                Problem("shard", f"{entry.label!r} is in a missing shard", entry.label, path)
-            )
-            continue
+            continue  # reported once for its shard, above (missing, or an LFS pointer)
         if entry.offset + entry.size > size:
             report.problems.append(
                 Problem(
