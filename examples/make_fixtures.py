@@ -5,7 +5,11 @@ Every kind of checkpoint tfckpt must handle, made by TensorFlow itself: TF1 Save
 two-device sharded save, partitioned variables, one tensor of every dtype (strings, bfloat16,
 quantized, float8, empty and rank-5 shapes), TF2 ``tf.train.Checkpoint``s of a Keras model with
 its optimizer and of a ``tf.Module``, SavedModels (TF1 and TF2), GraphDefs and a legacy V1
-checkpoint. ``OUTDIR/manifest.json`` describes them; ``OUTDIR/.complete`` is written last.
+checkpoint. Real-world oddities too: an Estimator-style TF1 graph with control flow under
+variable names (``global_step/cond``, a ``tf.while_loop`` in a variable's scope), a Keras 3 model
+whose optimizer is tracked below the root, an index whose data is missing, and damaged copies
+(truncated shard, another checkpoint's data, one flipped bit) whose damage TensorFlow's reader
+confirms. ``OUTDIR/manifest.json`` describes them; ``OUTDIR/.complete`` is written last.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -369,6 +374,172 @@ def make_v1(tf: Any, out: Path, manifest: Manifest) -> None:
         manifest["_skipped_v1"] = {"reason": f"{type(exc).__name__}: {exc}"[:300]}
 
 
+def make_estimator_cf(tf: Any, out: Path, manifest: Manifest) -> None:
+    """A TF1 graph as an Estimator builds it, with TF1 (v1) control flow under variable names:
+    ``global_step/cond`` (the initialized-value read Estimators make of the global step), a
+    ``tf.while_loop`` holding a ``tf.cond`` inside the ``model`` variable scope that reads a
+    variable from outside the loop, and a while loop in the name scope of variable ``model/w``
+    itself. Ref variables, as TF 1.x made them; trained one Adam step and saved with its .meta.
+    The manifest records the fetched values the restored graph must reproduce."""
+    tf1 = tf.compat.v1
+    cf_v2 = tf1.control_flow_v2_enabled()
+    resource = tf1.resource_variables_enabled()
+    tf1.disable_control_flow_v2()
+    tf1.disable_resource_variables()
+    try:
+        g = tf.Graph()
+        with g.as_default():
+            step = tf1.train.get_or_create_global_step()
+            with g.name_scope(None), g.name_scope(step.op.name + "/"):
+                step_read = tf.identity(step.initialized_value(), name="step_read")
+            with tf1.variable_scope("model"):
+                w = tf1.get_variable("w", [3], initializer=tf1.constant_initializer([1, 2, 3]))
+
+                def body(i: Any, acc: Any) -> Any:
+                    acc = tf1.cond(tf.equal(i % 2, 0), lambda: acc + w, lambda: acc - 0.5 * w)
+                    return i + 1, acc
+
+                _, total = tf1.while_loop(lambda i, a: i < 5, body, [tf.constant(0), tf.zeros([3])])
+                with g.name_scope(w.op.name + "/"):
+                    _, doubled = tf1.while_loop(
+                        lambda i, a: i < 3, lambda i, a: (i + 1, a * 2.0), [tf.constant(0), w]
+                    )
+            total = tf.identity(total, name="total")
+            doubled = tf.identity(doubled, name="doubled")
+            loss = tf.reduce_sum(total) + tf.reduce_sum(doubled)
+            train = tf1.train.AdamOptimizer(0.1).minimize(loss, global_step=step)
+            saver = tf1.train.Saver()
+            with tf1.Session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                sess.run(train)
+                prefix = saver.save(sess, str(out / "estimator_cf" / "model.ckpt"), global_step=1)
+                values = sess.run({"total": total, "doubled": doubled, "step": step_read})
+                sess.run(train)
+                after = sess.run(total)
+    finally:
+        if cf_v2:
+            tf1.enable_control_flow_v2()
+        if resource:
+            tf1.enable_resource_variables()
+    manifest["estimator_cf"] = {
+        "kind": "tf1",
+        "path": prefix,
+        "meta": prefix + ".meta",
+        "fetch": {
+            "total": values["total"].tolist(),
+            "doubled": values["doubled"].tolist(),
+            "step": int(values["step"]),
+            "total_after_train": after.tolist(),
+        },
+        "tensors": {"total": "total:0", "doubled": "doubled:0", "step": "global_step/step_read:0"},
+    }
+
+
+def make_keras3_nested(tf: Any, out: Path, manifest: Manifest) -> None:
+    """``tf.train.Checkpoint(net=model)`` of a compiled and fitted Keras 3 model: its Adam
+    optimizer (no slot variables: ``_iterations``, ``_learning_rate``, ``_variables/N``) is
+    tracked below the root, at ``net/optimizer``."""
+    import numpy as np
+
+    tf.random.set_seed(5)
+    model = fixture_models.build_keras_model(tf)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, fixture_models.KERAS_INPUT)).astype(np.float32)
+    y = rng.standard_normal((8, fixture_models.KERAS_LAYERS[-1])).astype(np.float32)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    prefix = tf.train.Checkpoint(net=model).save(str(out / "tf2_nested_optimizer" / "ckpt"))
+    manifest["tf2_nested_optimizer"] = {
+        "kind": "tf2",
+        "path": prefix,
+        "meta": None,
+        "model_variables": len(model.weights),
+        "optimizer_variables": len(model.optimizer.variables),
+    }
+
+
+def _tf_unreadable(tf: Any, prefix: str) -> list[str]:
+    """The tensors TensorFlow's own reader refuses to read (checksum or size errors)."""
+    reader = tf.train.load_checkpoint(prefix)
+    bad = []
+    for name in sorted(reader.get_variable_to_shape_map()):
+        try:
+            reader.get_tensor(name)
+        except Exception:
+            bad.append(name)
+    return bad
+
+
+def make_damaged(tf: Any, out: Path, manifest: Manifest) -> None:
+    """Damaged copies of intact fixtures, as found in the wild: a data shard cut short, an index
+    paired with another step's data (same layout, other values), one flipped bit, and an index
+    without its data (plus a two-shard checkpoint missing one shard). TensorFlow's reader
+    confirms which tensors each damage breaks (``unreadable``)."""
+    data = ".data-00000-of-00001"
+    src = Path(manifest["tf1_adam"]["path"])
+
+    def copy(name: str, prefix: Path, files: tuple[str, ...]) -> Path:
+        (out / name).mkdir(parents=True, exist_ok=True)
+        for suffix in files:
+            shutil.copyfile(str(prefix) + suffix, out / name / (prefix.name + suffix))
+        return out / name / prefix.name
+
+    truncated = copy("damaged_truncated", src, (".index", data, ".meta"))
+    shard = Path(str(truncated) + data)
+    size = shard.stat().st_size
+    with open(shard, "r+b") as f:
+        f.truncate(size - 100)
+    # One bit flipped inside a model weight (which every writer, prune included, must copy):
+    # the first byte from the middle on whose flip TensorFlow reports for that tensor alone.
+    flipped = copy("damaged_bitflip", src, (".index", data, ".meta"))
+    shard = Path(str(flipped) + data)
+    pristine = shard.read_bytes()
+    for position in [*range(len(pristine) // 2, len(pristine)), *range(len(pristine) // 2)]:
+        raw = bytearray(pristine)
+        raw[position] ^= 0x10
+        shard.write_bytes(bytes(raw))
+        if _tf_unreadable(tf, str(flipped)) == ["model/dense0/kernel"]:
+            break
+    else:
+        raise SystemExit("no byte of the data file belongs to model/dense0/kernel")
+    multi = out / "tf1_multi"
+    (out / "damaged_swapped").mkdir(exist_ok=True)
+    swapped = out / "damaged_swapped" / "model.ckpt-10"
+    shutil.copyfile(multi / "model.ckpt-10.index", str(swapped) + ".index")
+    shutil.copyfile(multi / ("model.ckpt-20" + data), str(swapped) + data)
+    for name, prefix, damage in (
+        ("damaged_truncated", truncated, "truncated"),
+        ("damaged_bitflip", flipped, "bitflip"),
+        ("damaged_swapped", swapped, "swapped"),
+    ):
+        manifest[name] = {
+            "kind": "damaged",
+            "path": str(prefix),
+            "meta": str(prefix) + ".meta" if Path(str(prefix) + ".meta").exists() else None,
+            "damage": damage,
+            "source": "tf1_multi/model.ckpt-10" if damage == "swapped" else "tf1_adam",
+            "unreadable": _tf_unreadable(tf, str(prefix)),
+        }
+        if not manifest[name]["unreadable"]:
+            raise SystemExit(f"{name}: TensorFlow reads every tensor; the damage did not take")
+    only = copy("index_only", src, (".index", ".meta"))
+    sharded = Path(manifest["sharded"]["path"])
+    half = copy("index_half", sharded, (".index", ".data-00000-of-00002", ".meta"))
+    names = sorted(tf.train.load_checkpoint(str(src)).get_variable_to_shape_map())
+    manifest["index_only"] = {
+        "kind": "index_only",
+        "path": str(only),
+        "meta": str(only) + ".meta",
+        "names": names,
+    }
+    manifest["index_half"] = {
+        "kind": "index_only",
+        "path": str(half),
+        "meta": str(half) + ".meta",
+        "missing_shards": [1],
+    }
+
+
 def main(out_dir: str) -> None:
     import tensorflow as tf
 
@@ -378,6 +549,7 @@ def main(out_dir: str) -> None:
     manifest: Manifest = {}
     for name in ("tf1_adam", "tf1_slots", "tf1_multi", "sharded", "partitioned", "dtypes", "v1"):
         (out / name).mkdir(exist_ok=True)
+    (out / "estimator_cf").mkdir(exist_ok=True)
     make_tf1(tf, out, manifest)
     make_sharded(tf, out, manifest)
     make_partitioned(tf, out, manifest)
@@ -386,6 +558,9 @@ def main(out_dir: str) -> None:
     make_savedmodels(tf, out, manifest)
     make_graphs(tf, out, manifest)
     make_v1(tf, out, manifest)
+    make_estimator_cf(tf, out, manifest)
+    make_keras3_nested(tf, out, manifest)
+    make_damaged(tf, out, manifest)
     for entry in manifest.values():  # store paths relative to OUTDIR
         for key in ("path", "meta"):
             if entry.get(key):

@@ -31,10 +31,15 @@ V1_CORPUS = (
 @dataclass(frozen=True)
 class Fixture:
     name: str
-    kind: str  # tf1 | dir | raw | tf2 | savedmodel | graphs | v1
+    kind: str  # tf1 | dir | raw | tf2 | savedmodel | graphs | v1 | damaged | index_only
     path: Path  # checkpoint prefix, or a directory
     meta: Path | None
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def intact(self) -> bool:
+        """A whole, undamaged checkpoint (not a damaged copy or an index without its data)."""
+        return self.kind not in ("damaged", "index_only", "graphs")
 
 
 def fixtures_key() -> str:

@@ -69,7 +69,7 @@ def test_corpus_checkpoint_matches_tensorflow(prefix: Path, tf: object) -> None:
 def _fixture_prefixes(fx: dict) -> list[tuple[str, str]]:
     out = []
     for name, fixture in fx.items():
-        if fixture.kind in ("graphs",) or fixture.path is None:
+        if not fixture.intact or fixture.path is None:
             continue
         out.append((name, str(fixture.path)))
     return out
