@@ -3,6 +3,8 @@
 Targets (issue #3), as ratios measured in the same run: ``rename`` within 1.5x the time of
 ``cp`` of the data file and under 0.5 s with ``--link``; ``prune --no-optimizer`` (keeping one
 third of the bytes) within 1.5x of copying the kept bytes; peak RSS under 150 MB for all three.
+Every copied tensor is CRC32C-checked by default (issue 12); the ``--no-verify`` runs show what
+that check costs.
 The load-and-save approach (``tf.train.load_variable`` + ``tf.Variable`` + ``Saver``) is measured
 once for comparison; set ``TFCKPT_BENCH_QUICK=1`` to skip it (it needs ~15 GB of RAM).
 """
@@ -75,8 +77,16 @@ def main() -> None:
     report("cp of the data file", cp_t, cp_rss, nbytes)
     rt, rrss = fresh_run([*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "-q"])
     report("tfckpt rename --add-prefix scope/", rt, rrss, nbytes)
+    rnv, _ = fresh_run(
+        [*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "-q", "--no-verify"]
+    )
+    report("tfckpt rename --no-verify (no CRC check)", rnv, 0.0, nbytes)
     lt, lrss = fresh_run([*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "--link"])
-    report("tfckpt rename --link", lt, lrss)
+    report("tfckpt rename --link (CRC checked before linking)", lt, lrss, nbytes)
+    lnv, _ = fresh_run(
+        [*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "--link", "--no-verify"]
+    )
+    report("tfckpt rename --link --no-verify", lnv, 0.0)
     # Durable variants: both flush the bytes to the disk before returning.
     cps_t, _ = fresh_run(["sh", "-c", f'cp "{data}" "{OUT}/copy" && sync -f "{OUT}/copy"'])
     report("cp + sync of the data file", cps_t, 0.0, nbytes)
@@ -89,9 +99,14 @@ def main() -> None:
     report(f"dd of the kept bytes ({keep / nbytes:.0%})", dt, drss, keep)
     pt, prss = fresh_run([*TFCKPT, "prune", prefix, out, "--no-optimizer", "-q"])
     report("tfckpt prune --no-optimizer", pt, prss, keep)
+    pnv, _ = fresh_run([*TFCKPT, "prune", prefix, out, "--no-optimizer", "-q", "--no-verify"])
+    report("tfckpt prune --no-optimizer --no-verify", pnv, 0.0, keep)
 
-    mt, mrss = fresh_run([*TFCKPT, "merge", f"{prefix}:a/", f"{prefix}:b/", "-o", out, "-q"])
+    merge = [*TFCKPT, "merge", f"{prefix}:a/", f"{prefix}:b/", "-o", out, "-q"]
+    mt, mrss = fresh_run(merge)
     report("tfckpt merge (the checkpoint twice, under a/ and b/)", mt, mrss, 2 * nbytes)
+    mnv, _ = fresh_run([*merge, "--no-verify"])
+    report("tfckpt merge --no-verify", mnv, 0.0, 2 * nbytes)
 
     print(
         f"  -> rename {rt / cp_t:.2f}x the time of cp (target <= 1.5x); --link {lt:.2f} s "
@@ -102,6 +117,10 @@ def main() -> None:
     print(
         f"  -> without the fixed {st:.2f} s start-up: rename {(rt - st) / cp_t:.2f}x cp, prune "
         f"{(pt - st) / dt:.2f}x dd of the kept bytes"
+    )
+    print(
+        f"  -> CRC32C checks cost: rename +{rt - rnv:.2f} s, --link +{lt - lnv:.2f} s, prune "
+        f"+{pt - pnv:.2f} s, merge +{mt - mnv:.2f} s"
     )
     print(
         f"  -> peak RSS: rename {rrss:.0f} MB, --link {lrss:.0f} MB, prune {prss:.0f} MB, "

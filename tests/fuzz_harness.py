@@ -142,6 +142,17 @@ register(
     writes=True,
 )
 register(
+    "rename-meta",
+    # Cases whose checkpoint has a .meta (Estimator graphs with control-flow collections among
+    # the seeds): the graph is renamed too, through every collection's registered type.
+    lambda env: (
+        ["rename", env.path, _dst(env), "--add-prefix", "r/", "--meta", "-q"]
+        if env.case.graph_path and env.case.graph_path.endswith(".meta") and env.case.kind == "V2"
+        else None
+    ),
+    writes=True,
+)
+register(
     "prune",
     lambda env: ["prune", env.path, _dst(env), "--drop", "^[ab]", "--no-optimizer", "-q"],
     writes=True,
@@ -381,17 +392,33 @@ def check_destination(name: str, env: Env, exit_code: int) -> str | None:
 _UNSUPPORTED = ("cannot decode", "opaque", "not supported", "no variable named")
 
 
-def check_consistency(results: dict[str, tuple[list[str], int, str]]) -> list[str]:
+# Damage found by ``verify`` in bytes that ``rename`` copies (it copies every tensor).
+_DAMAGE = ("crc", "range", "size", "shard")
+
+
+def check_consistency(results: dict[str, tuple[list[str], int, str, str]]) -> list[str]:
     """A checkpoint that ``verify`` passes (no value checks) is readable by every reader:
-    verify must not miss what makes another command call it corrupt."""
+    verify must not miss what makes another command call it corrupt. And the converse for
+    writers: ``rename`` copies every tensor, so it must not succeed on a checkpoint in which
+    verify found damaged tensor bytes."""
     verify = results.get("verify")
-    if verify is None or verify[1] != 0 or "--no-nan" in verify[0]:
+    if verify is None:
         return []
     out = []
+    if verify[1] == 1 and "--json" in verify[0]:
+        damage = [p for p in json.loads(verify[3])["problems"] if p["check"] in _DAMAGE]
+        for name in ("rename", "rename-meta"):
+            if damage and results.get(name, ([], 2))[1] == 0:
+                out.append(
+                    f"verify found {damage[0]['check']} damage ({damage[0]['message'][:300]}), "
+                    f"but {name} copied it and exited 0; argv {results[name][0]}"
+                )
+    if verify[1] != 0 or "--no-nan" in verify[0]:
+        return out
     for name in ("vars", "vars-stats", "vars-show", "diff"):
         if name not in results:
             continue
-        argv, code, stderr = results[name]
+        argv, code, stderr, _ = results[name]
         if code == 2 and not any(reason in stderr for reason in _UNSUPPORTED):
             out.append(f"verify passed, but {name} failed: {stderr.strip()[-400:]}; argv {argv}")
     return out
@@ -442,7 +469,7 @@ class Fuzzer:
         )
         before = snapshot(case_dir)
         failures = []
-        results: dict[str, tuple[list[str], int, str]] = {}
+        results: dict[str, tuple[list[str], int, str, str]] = {}
         if targets is None and os.environ.get("TFCKPT_FUZZ_TARGETS"):
             targets = os.environ["TFCKPT_FUZZ_TARGETS"].split(",")
         for target in TARGETS.values():
@@ -465,7 +492,7 @@ class Fuzzer:
             except Deadline as exc:
                 failures.append(f"{target.name}: hang ({exc}); argv {argv}")
                 continue
-            results[target.name] = (argv, result.exit_code, result.stderr)
+            results[target.name] = (argv, result.exit_code, result.stderr, result.stdout)
             problem = check_result(target.name, argv, result)
             if problem is None and target.writes:
                 problem = check_destination(target.name, env, result.exit_code)

@@ -683,6 +683,26 @@ def test_harness_flags_contract_violations() -> None:
         assert message is not None and expected in message, (expected, message)
 
 
+def test_harness_flags_a_writer_that_copies_damage() -> None:
+    """rename copies every tensor: exit 0 after verify found damaged bytes is a violation."""
+    import json
+
+    from fuzz_harness import check_consistency
+
+    def verify(check: str) -> tuple[list[str], int, str, str]:
+        report = {"problems": [{"check": check, "message": "x: checksum mismatch"}]}
+        return (["verify", "p", "--json"], 1, "", json.dumps(report))
+
+    refused = (["rename"], 2, "tfckpt: error: x: checksum mismatch\n", "")
+    copied = (["rename"], 0, "", "")
+    assert check_consistency({"verify": verify("crc"), "rename": refused}) == []
+    flagged = check_consistency({"verify": verify("crc"), "rename-meta": copied})
+    assert len(flagged) == 1 and "rename-meta copied it" in flagged[0]
+    # Value findings (NaN) and slice coverage are not damage rename must refuse.
+    assert check_consistency({"verify": verify("nan"), "rename": copied}) == []
+    assert check_consistency({"verify": verify("slices"), "rename": copied}) == []
+
+
 def test_harness_guards_time_and_memory() -> None:
     from fuzz_harness import Deadline, deadline
 

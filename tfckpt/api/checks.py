@@ -78,7 +78,9 @@ def diff(
     # Filters see the compared key and, for TF2, its object path.
     select = (lambda name: names_filter([name, display_name(name)])) if names_filter else None
     progress = or_none(progress)
-    with open_engine(a, engine) as ca, open_engine(b, engine) as cb:
+    # Names, dtypes and shapes come from the index: --names-only works without the data.
+    need = not names_only
+    with open_engine(a, engine, need) as ca, open_engine(b, engine, need) as cb:
         notes = ca.notes + cb.notes
         progress.start("diff", 0 if names_only else sum(i.nbytes for i in ca.tensors()))
         report = diff_checkpoints(
