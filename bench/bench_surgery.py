@@ -77,16 +77,16 @@ def main() -> None:
     report("cp of the data file", cp_t, cp_rss, nbytes)
     rt, rrss = fresh_run([*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "-q"])
     report("tfckpt rename --add-prefix scope/", rt, rrss, nbytes)
-    rnv, _ = fresh_run(
+    rnv, rnv_rss = fresh_run(
         [*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "-q", "--no-verify"]
     )
-    report("tfckpt rename --no-verify (no CRC check)", rnv, 0.0, nbytes)
+    report("tfckpt rename --no-verify (no CRC check)", rnv, rnv_rss, nbytes)
     lt, lrss = fresh_run([*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "--link"])
     report("tfckpt rename --link (CRC checked before linking)", lt, lrss, nbytes)
-    lnv, _ = fresh_run(
+    lnv, lnv_rss = fresh_run(
         [*TFCKPT, "rename", prefix, out, "--add-prefix", "scope/", "--link", "--no-verify"]
     )
-    report("tfckpt rename --link --no-verify", lnv, 0.0)
+    report("tfckpt rename --link --no-verify", lnv, lnv_rss)
     # Durable variants: both flush the bytes to the disk before returning.
     cps_t, _ = fresh_run(["sh", "-c", f'cp "{data}" "{OUT}/copy" && sync -f "{OUT}/copy"'])
     report("cp + sync of the data file", cps_t, 0.0, nbytes)
@@ -99,14 +99,14 @@ def main() -> None:
     report(f"dd of the kept bytes ({keep / nbytes:.0%})", dt, drss, keep)
     pt, prss = fresh_run([*TFCKPT, "prune", prefix, out, "--no-optimizer", "-q"])
     report("tfckpt prune --no-optimizer", pt, prss, keep)
-    pnv, _ = fresh_run([*TFCKPT, "prune", prefix, out, "--no-optimizer", "-q", "--no-verify"])
-    report("tfckpt prune --no-optimizer --no-verify", pnv, 0.0, keep)
+    pnv, pnv_rss = fresh_run([*TFCKPT, "prune", prefix, out, "--no-optimizer", "-q", "--no-verify"])
+    report("tfckpt prune --no-optimizer --no-verify", pnv, pnv_rss, keep)
 
     merge = [*TFCKPT, "merge", f"{prefix}:a/", f"{prefix}:b/", "-o", out, "-q"]
     mt, mrss = fresh_run(merge)
     report("tfckpt merge (the checkpoint twice, under a/ and b/)", mt, mrss, 2 * nbytes)
-    mnv, _ = fresh_run([*merge, "--no-verify"])
-    report("tfckpt merge --no-verify", mnv, 0.0, 2 * nbytes)
+    mnv, mnv_rss = fresh_run([*merge, "--no-verify"])
+    report("tfckpt merge --no-verify", mnv, mnv_rss, 2 * nbytes)
 
     print(
         f"  -> rename {rt / cp_t:.2f}x the time of cp (target <= 1.5x); --link {lt:.2f} s "

@@ -229,7 +229,7 @@ WRITERS = {
     "rename-link": lambda src, dst: ["rename", src, dst, "--add-prefix", "x/", "--link"],
     "merge": lambda src, dst: ["merge", f"{src}:x/", "-o", dst],
     "merge-link": lambda src, dst: ["merge", f"{src}:x/", "-o", dst, "--link"],
-    "prune": lambda src, dst: ["prune", src, dst, "--optimizer"],
+    "prune": lambda src, dst: ["prune", src, dst, "--no-optimizer"],
 }
 
 
@@ -282,7 +282,7 @@ def test_prune_checks_only_what_it_copies(fx: dict[str, Fixture], tmp_path: Path
     with pytest.raises(Exception, match=r"(?i)checksum"):
         tf.train.load_checkpoint(str(src)).get_tensor("model/dense0/kernel/Adam")
     out = tmp_path / "out" / "m"
-    ok("prune", src, out, "--optimizer", "-q")
+    ok("prune", src, out, "--no-optimizer", "-q")
     pruned = tf.train.load_checkpoint(str(out))
     names = sorted(pruned.get_variable_to_shape_map())
     assert names and not any("Adam" in n for n in names)
@@ -320,7 +320,7 @@ def test_prune_drops_a_nested_keras3_optimizer(
 ) -> None:
     fixture = fx["tf2_nested_optimizer"]
     out = tmp_path / "out" / "ckpt"
-    plan = json.loads(ok("prune", fixture.path, out, "--optimizer", "--json", "-q").stdout)
+    plan = json.loads(ok("prune", fixture.path, out, "--no-optimizer", "--json", "-q").stdout)
     assert len(plan["drop"]) == fixture.info["optimizer_variables"]
     kept = dict(tf.train.list_variables(str(out)))
     # The model's weights, save_counter and the object graph: nothing of the optimizer.
@@ -385,7 +385,7 @@ def test_index_without_data_lists_with_a_warning(
         ["vars", prefix, "--show", "global_step"],
         ["diff", prefix, fx["tf1_adam"].path],
         ["rename", prefix, str(tmp_path / "r" / "m"), "--add-prefix", "x/"],
-        ["prune", prefix, str(tmp_path / "p" / "m"), "--optimizer"],
+        ["prune", prefix, str(tmp_path / "p" / "m"), "--no-optimizer"],
         ["export", prefix, str(tmp_path / "e.npz")],
     ):
         assert "data shard is missing" in one_error(run(*args)), args
@@ -416,7 +416,7 @@ def _commands(path: str, other: str) -> dict[str, list[str]]:
         "graph": ["graph", path],
         "graph-check": ["graph", path, "--check", path],
         "rename": ["rename", path, "out/r", "--add-prefix", "x/", "--meta", "-q"],
-        "prune": ["prune", path, "out/p", "--optimizer", "-q"],
+        "prune": ["prune", path, "out/p", "--no-optimizer", "-q"],
         "merge": ["merge", f"{path}:a/", f"{other}:b/", "-o", "out/m", "-q"],
         "export": ["export", path, "out/e.npz", "-q"],
         "cast": ["cast", path, "out/c", "--dtype", "float16", "-q"],

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
-from tfckpt.bundle.reader import RELEASE_BYTES, BundleReader, Entry, quoted
+from tfckpt.bundle.reader import RELEASE_BYTES, BundleReader, Entry, num_elements, quoted
 from tfckpt.bundle.slices import encode_slice_key
 from tfckpt.bundle.table import crc32c, mask_crc
 from tfckpt.bundle.writer import BundleWriter
@@ -132,6 +132,9 @@ class ShardCheck:
 
     def finish(self) -> None:
         self._check_upto(None)
+        if self.entries:  # drop what is still mapped: RSS stays bounded over many checks
+            end = max(e.offset + e.size for e in self.entries)
+            self._release_before(end, force=True)
 
     def _check_upto(self, end: int | None) -> None:
         while self._next < len(self.entries):
@@ -145,7 +148,15 @@ class ShardCheck:
     def _check(self, entry: Entry) -> None:
         bundle = self.bundle
         try:
-            bundle.check_size(entry)
+            # Fixed-width tensors: size against shape (as BundleReader.check_size, without
+            # importing numpy, which a copy never needs).
+            itemsize = entry.dtype.itemsize
+            if itemsize and entry.size != num_elements(entry.shape) * itemsize:
+                raise CorruptCheckpoint(
+                    f"{bundle.index_path}: {quoted(entry.label)} has {entry.size} bytes, shape "
+                    f"{list(entry.shape)} of {entry.dtype.name} needs "
+                    f"{num_elements(entry.shape) * itemsize}"
+                )
             if entry.dtype.enum in (STRING, VARIANT):
                 # Their checksums cover decoded lengths, not the raw bytes (FORMAT.md §5).
                 if entry.dtype.enum == STRING:
@@ -167,9 +178,9 @@ class ShardCheck:
             raise CorruptCheckpoint(f"{exc}; nothing written") from None
         self._release_before(entry.offset + entry.size)
 
-    def _release_before(self, offset: int) -> None:
+    def _release_before(self, offset: int, force: bool = False) -> None:
         """Drop mapped pages below ``offset`` once a release step's worth has accumulated."""
-        if offset - self._released >= RELEASE_BYTES:
+        if offset - self._released >= (1 if force else RELEASE_BYTES):
             self.bundle.release(self.shard, self._released, offset - self._released)
             self._released = offset
 
