@@ -380,6 +380,19 @@ def test_index_without_data_lists_with_a_warning(
     listing = json.loads(ok("ls", fixture.path.parent, "--json").stdout)
     (item,) = [i for i in listing if i["kind"] == "checkpoint"]
     assert item["has_meta"] and item["note"] == "no data file"
+    same = ok("diff", prefix, fx["tf1_adam"].path, "--names-only")
+    assert "data shard is missing" in same.stderr
+    # The library: an index alone opens for listing only when asked.
+    import tfckpt
+    from tfckpt.errors import CorruptCheckpoint
+
+    with tfckpt.open(prefix, need_data=False) as ckpt:
+        assert ckpt.missing_shards == [0] and "data shard is missing" in ckpt.notes[0]
+        assert sorted(i.name for i in ckpt.tensors()) == listed
+        with pytest.raises(CorruptCheckpoint, match="data shard is missing"):
+            ckpt.read("global_step")
+    with pytest.raises(CorruptCheckpoint, match="data shard is missing"):
+        tfckpt.open(prefix)
     for args in (
         ["vars", prefix, "--stats"],
         ["vars", prefix, "--show", "global_step"],

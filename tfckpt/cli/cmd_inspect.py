@@ -118,7 +118,8 @@ def vars_command(
 
     TF2 object-based checkpoints show object paths (model/layer_with_weights-0/kernel); JSON keeps
     the key as "name" and adds "path". --stats streams every tensor (CRC-checked) in bounded
-    memory.
+    memory. Listing reads only the index: with data files missing it still lists, with a
+    warning (--stats and --show need the data and exit 2).
 
     Examples:
 
