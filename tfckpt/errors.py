@@ -77,6 +77,17 @@ class GraphMergeError(RenameConflict):
     """Two TF2 object graphs that cannot share one root (an attribute name used by both)."""
 
 
+class CheckFailed(TfckptError):
+    """A written output that does not match its source, or an input that does not match the
+    checkpoint it must look like (``like``) or the architecture it must fit (a preset's config)."""
+
+    exit_code = ExitCode.FAILED
+
+
+class UnrepresentableTensor(UnsupportedCheckpoint):
+    """A tensor the target format cannot hold, refused under ``strict``."""
+
+
 class OutputExists(TfckptError):
     """The destination exists and ``--force`` was not given."""
 

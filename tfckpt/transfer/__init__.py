@@ -7,7 +7,7 @@ See ``formats`` for how TF dtypes map onto each format.
 
 from __future__ import annotations
 
-from tfckpt.transfer.errors import CheckFailed, UnrepresentableTensor
+from tfckpt.errors import CheckFailed, UnrepresentableTensor
 from tfckpt.transfer.export import (
     ExportOptions,
     ExportPlan,

@@ -22,10 +22,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo
 from tfckpt.bundle.table import crc32c, mask_crc
 from tfckpt.dtypes import DType
-from tfckpt.errors import CorruptCheckpoint, OutputExists, UsageError
+from tfckpt.errors import (
+    CheckFailed,
+    CorruptCheckpoint,
+    OutputExists,
+    UnrepresentableTensor,
+    UsageError,
+)
 from tfckpt.ops.rules import NameRules
 from tfckpt.storage import check_parent, copy_range, temp_name, write_error
-from tfckpt.transfer.errors import CheckFailed, UnrepresentableTensor
 from tfckpt.transfer.fileformats import (
     ALIGN_GRANULE,
     METADATA_KEY,

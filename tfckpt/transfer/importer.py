@@ -19,9 +19,8 @@ from tfckpt.bundle.reader import data_filename
 from tfckpt.bundle.state import record_latest
 from tfckpt.bundle.table import crc32c, mask_crc
 from tfckpt.dtypes import DType
-from tfckpt.errors import CorruptCheckpoint
+from tfckpt.errors import CheckFailed, CorruptCheckpoint, UnrepresentableTensor
 from tfckpt.ops.rules import NameRules
-from tfckpt.transfer.errors import CheckFailed, UnrepresentableTensor
 from tfckpt.transfer.export import Skipped, counted
 from tfckpt.transfer.formats import Format
 from tfckpt.transfer.names import check_names
