@@ -199,9 +199,9 @@ def test_safetensors_copies_keep_their_offset_modulo_1mib(
     """In big exports copied tensors sit at the same offset modulo 1 MiB as in the source data
     file (the kernel then copies whole folios) where element alignment allows; the padded
     header is still valid safetensors."""
-    from tfckpt.transfer import export
+    from tfckpt.transfer import safetensors
 
-    monkeypatch.setattr(export, "ALIGN_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(safetensors, "ALIGN_MIN_BYTES", 1 << 20)
     arrays = {
         "a_small": np.arange(2, dtype=np.int64),
         "b_big": np.arange(1 << 19, dtype=np.float32),
@@ -398,9 +398,9 @@ def test_missing_directories_are_created_and_removed_on_failure(
         ok("export", src, f"{tmp_path}/{out}", "--sync")
     ok("import", tmp_path / "a/b/w.safetensors", tmp_path / "g/h/ckpt", "--sync")
     ok("cast", tmp_path / "g/h/ckpt", tmp_path / "i/j/ckpt", "--dtype", "float16", "--sync")
-    from tfckpt.transfer import export
+    from tfckpt.transfer import common
 
-    monkeypatch.setattr(export._Source, "expected_crc", lambda self, item: 12345)
+    monkeypatch.setattr(common.Source, "expected_crc", lambda self, item: 12345)
     for out in ("x/y/w.safetensors", "x/y/w.npz", "x/y/w/"):
         assert run("export", src, f"{tmp_path}/{out}").exit_code == 1
     assert files_in(tmp_path) == {"a", "c", "e", "g", "i"}
@@ -458,9 +458,9 @@ def test_unknown_format_and_bad_options_are_exit_2(fx: dict[str, Fixture], tmp_p
 def test_failed_check_is_exit_1_and_leaves_nothing(
     fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tfckpt.transfer import export
+    from tfckpt.transfer import common
 
-    monkeypatch.setattr(export._Source, "expected_crc", lambda self, item: 12345)
+    monkeypatch.setattr(common.Source, "expected_crc", lambda self, item: 12345)
     for out in ("w.safetensors", "w.npz", "w/"):
         result = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}")
         assert result.exit_code == 1, out
@@ -472,16 +472,16 @@ def test_check_reads_back_what_was_written(
     fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer that puts zeros on disk instead of the tensor: the re-read catches it."""
-    from tfckpt.transfer import export
+    from tfckpt.transfer import common
 
     def zeros_to_fd(src: int, offset: int, size: int, dst: int, on_bytes: Any) -> None:
-        export._write_all(dst, bytes(size))
+        common.write_all(dst, bytes(size))
 
     def zero_chunks(self: Any, item: Any) -> Any:
         yield bytes(item.nbytes)
 
-    monkeypatch.setattr(export, "_copy_range", zeros_to_fd)
-    monkeypatch.setattr(export._Source, "raw_chunks", zero_chunks)
+    monkeypatch.setattr(common, "copy_to_fd", zeros_to_fd)
+    monkeypatch.setattr(common.Source, "raw_chunks", zero_chunks)
     for out in ("w.safetensors", "w.npz", "w/"):
         result = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}")
         assert result.exit_code == 1, (out, result.stderr)

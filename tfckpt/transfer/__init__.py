@@ -2,12 +2,14 @@
 
 ``export``: a checkpoint -> safetensors, .npz, or a directory of .npy files (streamed, checked).
 ``import``: those formats -> a V2 checkpoint, optionally shaped ``like`` an existing one.
-See ``formats`` for how TF dtypes map onto each format.
+One module per file format (``safetensors``, ``npz``, ``npy``), each with its header code,
+writer, checker and reader; ``export`` and ``importer`` drive them through ``formats.file_format``.
 """
 
 from __future__ import annotations
 
 from tfckpt.errors import CheckFailed, UnrepresentableTensor
+from tfckpt.transfer.common import InputFile
 from tfckpt.transfer.export import (
     ExportOptions,
     ExportPlan,
@@ -22,10 +24,10 @@ from tfckpt.transfer.importer import (
     ImportPlan,
     ImportResult,
     LikeReport,
+    open_input,
     plan_import,
     write_import,
 )
-from tfckpt.transfer.readers import InputFile, open_input
 
 __all__ = [
     "CheckFailed",

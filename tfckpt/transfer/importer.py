@@ -19,14 +19,25 @@ from tfckpt.bundle.reader import data_filename
 from tfckpt.bundle.state import record_latest
 from tfckpt.bundle.table import crc32c, mask_crc
 from tfckpt.dtypes import DType
-from tfckpt.errors import CheckFailed, CorruptCheckpoint, UnrepresentableTensor
+from tfckpt.errors import (
+    CheckFailed,
+    CheckpointNotFound,
+    CorruptCheckpoint,
+    UnrepresentableTensor,
+)
 from tfckpt.ops.rules import NameRules
-from tfckpt.transfer.export import Skipped, counted
-from tfckpt.transfer.formats import Format
+from tfckpt.transfer.common import InputFile, InputTensor, Skipped, counted
+from tfckpt.transfer.formats import Format, file_format
 from tfckpt.transfer.names import check_names
-from tfckpt.transfer.readers import InputFile, InputTensor
 
 OnBytes = Callable[[int], None]
+
+
+def open_input(path: str, fmt: Format, allow_pickle: bool = False) -> InputFile:
+    """The file (or .npy directory) at ``path`` opened for reading as ``fmt``."""
+    if not os.path.exists(path):
+        raise CheckpointNotFound(f"{path}: no such file or directory")
+    return file_format(fmt).open(path, allow_pickle)
 
 
 @dataclass
@@ -162,7 +173,7 @@ def plan_import(
     if plan.skipped and options.strict:
         listed = ", ".join(f"{s.source} ({s.reason})" for s in plan.skipped[:10])
         raise UnrepresentableTensor(
-            f"{len(plan.skipped)} tensor(s) cannot be imported: {listed} (drop --strict to skip)"
+            f"{len(plan.skipped)} tensor(s) cannot be imported: {listed}", fix="strict"
         )
     plan.items.sort(key=lambda i: i.name)
     if like is not None:
