@@ -417,6 +417,8 @@ def test_dry_run_writes_nothing(fx: dict[str, Fixture], tmp_path: Path) -> None:
 def test_export_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
     doc = ok_json("export", fx["dtypes"].path, tmp_path / "d.safetensors")
     assert set(doc) == {
+        "kind",
+        "version",
         "source",
         "output",
         "format",
@@ -435,6 +437,7 @@ def test_export_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
     assert set(doc["tensors"][0]) == {"source", "name", "dtype", "stored", "shape", "bytes"}
     assert set(doc["skipped"][0]) == {"source", "dtype", "reason"}
     assert doc["count"] == len(doc["tensors"]) and doc["format"] == "safetensors"
+    assert doc["kind"] == "export" and doc["version"] == 1
 
 
 def test_unknown_format_and_bad_options_are_exit_2(fx: dict[str, Fixture], tmp_path: Path) -> None:
@@ -679,6 +682,9 @@ def test_import_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
     ok("export", fx["tf1_adam"].path, tmp_path / "w.npz")
     doc = ok_json("import", tmp_path / "w.npz", tmp_path / "c", "--dry-run")
     assert set(doc) == {
+        "kind",
+        "version",
+        "ok",
         "source",
         "output",
         "format",
@@ -695,6 +701,7 @@ def test_import_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
         "notes",
     }
     assert set(doc["tensors"][0]) == {"source", "name", "dtype", "stored", "shape", "bytes"}
+    assert doc["kind"] == "import" and doc["ok"] and doc["dry_run"] and not doc["written"]
     assert not (tmp_path / "c.index").exists()
 
 

@@ -16,6 +16,8 @@ arguments and the same validation; the CLI only parses options and renders the r
     report = tfckpt.verify("model.ckpt-100", no_nan=True)  # report.ok, report.problems
     report = tfckpt.scan(["export/1"])      # report.ok, report.findings: ops that reach out
     report = tfckpt.check(["export/1"], policy=tfckpt.load_policy("policy.toml"))
+    tfckpt.export("model.ckpt-100", "model.safetensors", no_optimizer=True)
+    tfckpt.import_weights("model.safetensors", "out/model.ckpt-100", like="model.ckpt-100")
 
 Errors are ``TfckptError`` subclasses (``tfckpt.errors``), each with the exit code the CLI uses.
 Imports are lazy so that ``import tfckpt`` (and ``tfckpt --help``) stay fast.
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from tfckpt.api.reading import list_checkpoints, open
     from tfckpt.api.scan import PolicyReport, ScanReport, check, load_policy, scan
     from tfckpt.api.surgery import SurgeryResult, cast, merge, prune, rename, repair
+    from tfckpt.api.transfer import ExportResult, ImportResult, export, import_weights
     from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo, open_checkpoint
     from tfckpt.bundle.compat import CheckpointReader, load_checkpoint
 
@@ -52,6 +55,10 @@ _LAZY = {
     "cast": "tfckpt.api.surgery",
     "repair": "tfckpt.api.surgery",
     "SurgeryResult": "tfckpt.api.surgery",
+    "export": "tfckpt.api.transfer",
+    "import_weights": "tfckpt.api.transfer",
+    "ExportResult": "tfckpt.api.transfer",
+    "ImportResult": "tfckpt.api.transfer",
     "diff": "tfckpt.api.checks",
     "verify": "tfckpt.api.checks",
     "scan": "tfckpt.api.scan",
@@ -64,6 +71,8 @@ _LAZY = {
 __all__ = [
     "Checkpoint",
     "CheckpointReader",
+    "ExportResult",
+    "ImportResult",
     "PolicyReport",
     "ScanReport",
     "SurgeryResult",
@@ -73,6 +82,8 @@ __all__ = [
     "cast",
     "check",
     "diff",
+    "export",
+    "import_weights",
     "list_checkpoints",
     "load_checkpoint",
     "load_policy",

@@ -7,6 +7,7 @@ Every class carries its exit code. The CLI turns any ``TfckptError`` into one li
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -82,6 +83,16 @@ class CheckFailed(TfckptError):
     checkpoint it must look like (``like``) or the architecture it must fit (a preset's config)."""
 
     exit_code = ExitCode.FAILED
+
+
+class MismatchError(CheckFailed):
+    """An input that does not fit what it must match: the checkpoint given as ``like``, or the
+    model a preset (and its config) describes. Nothing was written; ``result`` holds the whole
+    comparison (the result a dry run would have returned)."""
+
+    def __init__(self, message: str = "", *, result: Any = None, fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.result = result
 
 
 class UnrepresentableTensor(UnsupportedCheckpoint):

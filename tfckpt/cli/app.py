@@ -52,6 +52,7 @@ FIX_HINTS = {
     "strict": "drop --strict to skip them",
     "type": "use --type to say what it is",
     "tags": "choose one with --tags",
+    "format": "name it with --to (export) or --from (import): safetensors|npz|npy",
 }
 
 

@@ -17,14 +17,12 @@ from tfckpt.cli.options import (
     RegexOpt,
     SubOpt,
     SyncOpt,
-    output_prefix,
     parse_subs,
 )
 from tfckpt.errors import ExitCode, UsageError
-from tfckpt.ops.rules import name_selector
 
 if TYPE_CHECKING:
-    from tfckpt.transfer.formats import Format
+    pass
 
 NoCheckOpt = Annotated[
     bool,
@@ -49,22 +47,6 @@ SepOpt = Annotated[
         metavar="SEP",
     ),
 ]
-
-
-def _formats() -> type[Format]:
-    from tfckpt.transfer.formats import Format
-
-    return Format
-
-
-def _parse_format(value: str | None, option: str) -> Format | None:
-    if value is None:
-        return None
-    fmt = _formats()
-    try:
-        return fmt(value.lower())
-    except ValueError:
-        raise UsageError(f"{option} {value!r}: choose safetensors, npz or npy") from None
 
 
 def _parse_metadata(values: list[str] | None) -> dict[str, str]:
@@ -155,42 +137,31 @@ def export_command(
 
         tfckpt export ckpt arrays/ --sub '^model/' ''
     """
-    from tfckpt.bundle.checkpoint import open_checkpoint
-    from tfckpt.ops.rules import build_rules
-    from tfckpt.render import note, progress
+    from tfckpt.api.transfer import export
+    from tfckpt.render import ProgressBar
     from tfckpt.render.transfer import render_export
-    from tfckpt.transfer import (
-        ExportOptions,
-        check_output,
-        detect_format,
-        plan_export,
-        write_export,
-    )
 
-    fmt = detect_format(out, _parse_format(to, "--to"), reading=False)
-    options = ExportOptions(
-        rules=build_rules(parse_subs(sub), mapping),
-        sep=sep or None,
-        select=name_selector(match, regex),
-        no_optimizer=no_optimizer,
-        keep_keys=keep_keys,
-        strict=strict,
-        metadata=_parse_metadata(metadata),
-    )
-    with open_checkpoint(src) as ckpt:
-        for message in ckpt.notes:
-            note(message, quiet)
-        plan = plan_export(ckpt, out, fmt, options)
-        if dry_run:
-            render_export(plan, None, as_json, dry_run=True)
-            return
-        check_output(out, fmt, force)
-        passes = 1 if no_check else 2  # writing, then re-reading
-        with progress("export", plan.total_bytes * passes, quiet) as bar:
-            result = write_export(
-                ckpt, plan, force, not no_check, bar.advance, bar.advance, sync=sync
-            )
-    render_export(plan, result, as_json, dry_run=False)
+    with ProgressBar(quiet or as_json) as bar:
+        result = export(
+            src,
+            out,
+            format=to,
+            sub=parse_subs(sub),
+            mapping=mapping,
+            sep=sep,
+            match=match or (),
+            regex=regex or (),
+            no_optimizer=no_optimizer,
+            keep_keys=keep_keys,
+            strict=strict,
+            metadata=_parse_metadata(metadata),
+            check=not no_check,
+            dry_run=dry_run,
+            force=force,
+            sync=sync,
+            progress=bar,
+        )
+    render_export(result, as_json, quiet)
 
 
 @app.command("import")
@@ -263,44 +234,36 @@ def import_command(
 
         tfckpt import arrays/ out/model.ckpt --force
     """
-    from contextlib import ExitStack
-
-    from tfckpt.bundle.checkpoint import open_checkpoint
-    from tfckpt.ops.rules import build_rules
-    from tfckpt.render import note, progress
+    from tfckpt.api.transfer import import_weights
+    from tfckpt.errors import MismatchError
+    from tfckpt.render import ProgressBar
     from tfckpt.render.transfer import render_import
-    from tfckpt.transfer import ImportOptions, detect_format, open_input, plan_import, write_import
 
-    dst = output_prefix(dst)
-
-    fmt = detect_format(src, _parse_format(from_, "--from"), reading=True)
-    if allow_missing and like is None:
-        raise UsageError("--allow-missing goes with --like")
-    names_filter = name_selector(match, regex)
-    options = ImportOptions(
-        rules=build_rules(parse_subs(sub), mapping),
-        sep=sep or None,
-        select=(lambda name: names_filter([name])) if names_filter else None,
-        strict=strict,
-        allow_missing=allow_missing,
-    )
-    with ExitStack() as stack:
-        inp = stack.enter_context(open_input(src, fmt, allow_pickle))
-        like_ckpt = stack.enter_context(open_checkpoint(like)) if like is not None else None
-        plan = plan_import(inp, dst, options, like_ckpt)
-        if plan.like is not None and not plan.like.ok:
-            render_import(plan, None, as_json, dry_run)
-            note("nothing written", quiet or as_json)
-            raise typer.Exit(int(ExitCode.FAILED))
-        if dry_run:
-            render_import(plan, None, as_json, dry_run=True)
-            return
-        from tfckpt.bundle.writer import check_destination
-
-        check_destination(dst, force)
-        passes = 1 if no_check else 2
-        with progress("import", plan.total_bytes * passes, quiet) as bar:
-            result = write_import(
-                inp, plan, force, not no_check, bar.advance, bar.advance, sync=sync
+    try:
+        with ProgressBar(quiet or as_json) as bar:
+            result = import_weights(
+                src,
+                dst,
+                format=from_,
+                sub=parse_subs(sub),
+                mapping=mapping,
+                sep=sep,
+                match=match or (),
+                regex=regex or (),
+                like=like,
+                allow_missing=allow_missing,
+                allow_pickle=allow_pickle,
+                strict=strict,
+                check=not no_check,
+                dry_run=dry_run,
+                force=force,
+                sync=sync,
+                progress=bar,
             )
-    render_import(plan, result, as_json, dry_run=False)
+    except MismatchError as exc:
+        if exc.result is None:
+            raise
+        result = exc.result
+    render_import(result, as_json, quiet)
+    if not result.ok:
+        raise typer.Exit(int(ExitCode.FAILED))

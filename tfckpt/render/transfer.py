@@ -6,7 +6,15 @@ from typing import Any
 
 from rich.table import Table
 
-from tfckpt.render import err_console, human_bytes, out_console, print_json, shape_text, warn
+from tfckpt.render import (
+    emit_json,
+    err_console,
+    human_bytes,
+    note,
+    out_console,
+    shape_text,
+    warn,
+)
 
 
 def _table(*columns: tuple[str, str]) -> Table:
@@ -46,25 +54,15 @@ def _warn_skipped(skipped: list[Any], where: str, reasons: bool = False) -> None
     warn(f"skipped {len(skipped)} tensor(s) {where}: {listed}{more}")
 
 
-def _record(plan: Any, dry_run: bool, result: Any | None, notes: list[str]) -> dict[str, Any]:
-    return {
-        **plan.to_dict(),
-        "dry_run": dry_run,
-        "written": result is not None,
-        "checked": bool(result is not None and result.checked),
-        "notes": notes,
-    }
-
-
 # ---- export -------------------------------------------------------------------------------------
-def render_export(plan: Any, result: Any | None, as_json: bool, dry_run: bool) -> None:
-    notes = list(result.notes) if result is not None else []
-    fmt = plan.format.value
-    _warn_skipped(plan.skipped, f"{fmt} cannot hold")
+def render_export(result: Any, as_json: bool, quiet: bool = False) -> None:
+    """An ``ExportResult``: JSON, or (dry run) the plan as a table on stdout; then the summary
+    and notes on stderr."""
+    plan = result.plan
+    _warn_skipped(plan.skipped, f"{plan.format.value} cannot hold")
     if as_json:
-        print_json(_record(plan, dry_run, result, notes))
-        return
-    if dry_run:
+        emit_json("export", result.to_dict())
+    elif result.dry_run:
         table = _items_table(
             [
                 (
@@ -81,13 +79,11 @@ def render_export(plan: Any, result: Any | None, as_json: bool, dry_run: bool) -
         console = out_console()
         console.print(table)
         console.print(_export_summary(plan, "would export"), highlight=False)
-        return
-    for note in notes:
-        _stderr(f"tfckpt: note: {note}")
-    checked = (
-        "checked against the source" if result is not None and result.checked else "not checked"
-    )
-    _stderr(f"{_export_summary(plan, 'exported')}; {checked}")
+    for message in result.notes:
+        note(f"note: {message}", quiet or as_json)
+    if result.written and not (quiet or as_json):
+        checked = "checked against the source" if result.checked else "not checked"
+        _stderr(f"{_export_summary(plan, 'exported')}; {checked}")
 
 
 def _export_summary(plan: Any, verb: str) -> str:
@@ -105,20 +101,27 @@ def _export_summary(plan: Any, verb: str) -> str:
 
 
 # ---- import -------------------------------------------------------------------------------------
-def render_import(plan: Any, result: Any | None, as_json: bool, dry_run: bool) -> None:
+def render_import(result: Any, as_json: bool, quiet: bool = False) -> None:
+    """An ``ImportResult``: JSON, or the mismatches with ``like`` / (dry run) the plan as a table
+    on stdout; then the summary and notes on stderr."""
+    plan = result.plan
     _warn_skipped(plan.skipped, "that cannot be imported", reasons=True)
+    if any(s.reason.startswith("pickled") for s in plan.skipped):
+        warn("pickled arrays load with --allow-pickle (it runs code from the file)")
     if plan.like is not None and plan.like.missing and plan.like.ok:
         warn(
             f"{len(plan.like.missing)} name(s) of {plan.like.like} are not imported "
             f"(--allow-missing): " + ", ".join(plan.like.missing[:5])
         )
+    for message in result.notes:
+        note(f"note: {message}", quiet or as_json)
     if as_json:
-        print_json(_record(plan, dry_run, result, []))
+        emit_json("import", result.to_dict())
         return
     if plan.like is not None and not plan.like.ok:
         render_like_mismatches(plan.like)
         return
-    if dry_run:
+    if result.dry_run:
         table = _items_table(
             [
                 (
@@ -136,10 +139,9 @@ def render_import(plan: Any, result: Any | None, as_json: bool, dry_run: bool) -
         console.print(table)
         console.print(_import_summary(plan, "would import"), highlight=False)
         return
-    checked = (
-        "checked against the input" if result is not None and result.checked else "not checked"
-    )
-    _stderr(f"{_import_summary(plan, 'imported')}; {checked}")
+    if not quiet:
+        checked = "checked against the input" if result.checked else "not checked"
+        _stderr(f"{_import_summary(plan, 'imported')}; {checked}")
 
 
 def _import_summary(plan: Any, verb: str) -> str:

@@ -38,7 +38,7 @@ __all__ = [
     "ExportItem",
     "ExportOptions",
     "ExportPlan",
-    "ExportResult",
+    "ExportWritten",
     "Skipped",
     "check_output",
     "output_name",
@@ -59,7 +59,7 @@ class ExportOptions:
 
 
 @dataclass
-class ExportResult:
+class ExportWritten:
     output: str
     format: Format
     tensors: int
@@ -191,7 +191,7 @@ def write_export(
     on_bytes: OnBytes | None = None,
     on_check_bytes: OnBytes | None = None,
     sync: bool = False,
-) -> ExportResult:
+) -> ExportWritten:
     """Write the plan's output under a temp name, check it, and rename it into place.
 
     Like ``cp``, TensorFlow's own writer and safetensors, nothing is fsync'ed unless ``sync``:
@@ -228,7 +228,7 @@ def write_export(
         if early is not None:
             early.close()
         src.close()
-    return ExportResult(final, plan.format, len(plan.items), size, check, notes)
+    return ExportWritten(final, plan.format, len(plan.items), size, check, notes)
 
 
 def _sync_tree(path: str) -> None:

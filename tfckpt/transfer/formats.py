@@ -48,7 +48,7 @@ def tf_dtype(name: str) -> DType | None:
 
 
 def detect_format(path: str, explicit: Format | None, reading: bool) -> Format:
-    """The format named by ``--to``/``--from``, else by the path: ``.safetensors``, ``.npz``,
+    """The format named by ``explicit``, else by the path: ``.safetensors``, ``.npz``,
     or a directory (existing, or written with a trailing slash)."""
     if explicit is not None:
         return explicit
@@ -63,8 +63,7 @@ def detect_format(path: str, explicit: Format | None, reading: bool) -> Format:
         raise UsageError(
             f"{path}: a single .npy file; give the directory that holds the .npy files"
         )
-    option = "--from" if reading else "--to"
     raise UsageError(
-        f"{path}: cannot tell the format from the name (.safetensors, .npz, or a directory/); "
-        f"use {option} safetensors|npz|npy"
+        f"{path}: cannot tell the format from the name (.safetensors, .npz, or a directory/)",
+        fix="format",
     )

@@ -86,6 +86,14 @@ class LikeReport:
             self.unexpected or self.dtype or self.shape or (self.missing and not self.allow_missing)
         )
 
+    def summary(self) -> str:
+        """``2 not in it, 1 missing, 0 dtype, 1 shape (5 match)``."""
+        missing = 0 if self.allow_missing else len(self.missing)
+        return (
+            f"{len(self.unexpected)} not in it, {missing} missing, {len(self.dtype)} dtype, "
+            f"{len(self.shape)} shape ({self.matched} match)"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "like": self.like,
@@ -130,7 +138,7 @@ class ImportPlan:
 
 
 @dataclass
-class ImportResult:
+class ImportWritten:
     output: str
     tensors: int
     checked: bool
@@ -220,7 +228,7 @@ def write_import(
     on_bytes: OnBytes | None = None,
     on_check_bytes: OnBytes | None = None,
     sync: bool = False,
-) -> ImportResult:
+) -> ImportWritten:
     """Write the bundle (atomically, by BundleWriter; fsync'ed with ``sync``), then re-read it
     against the input."""
 
@@ -228,7 +236,7 @@ def write_import(
     from tfckpt.ops.writing import add_object_graph
 
     if plan.like is not None and not plan.like.ok:
-        raise CheckFailed(f"{plan.source} does not match {plan.like.like}; nothing written")
+        raise CheckFailed(f"{plan.source} does not match {plan.like.like}: nothing written")
     with BundleWriter(plan.output, num_shards=1, force=force, sync=sync) as writer:
         for item in plan.items:
             t = item.tensor
@@ -251,7 +259,7 @@ def write_import(
         except CheckFailed:
             _remove_prefix(plan.output)
             raise
-    return ImportResult(plan.output, len(plan.items), check)
+    return ImportWritten(plan.output, len(plan.items), check)
 
 
 def _remove_prefix(prefix: str) -> None:
