@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fixtures import Fixture, build_fixtures
+from fixtures import Fixture, HfFixture, build_fixtures, build_hf_checkpoints
 
 HAVE_TF = importlib.util.find_spec("tensorflow") is not None
 # Bugs keep their traceback in tests (the CLI otherwise turns them into one line, exit 2).
@@ -29,6 +29,14 @@ def fx() -> dict[str, Fixture]:
     if not HAVE_TF:
         pytest.skip("TensorFlow is not installed (needed to make the fixtures)")
     return build_fixtures()
+
+
+@pytest.fixture(scope="session")
+def hf_fx() -> dict[str, HfFixture]:
+    """Checkpoints in the BERT / ALBERT / ELECTRA / T5 releases' layouts, made by TensorFlow."""
+    if not HAVE_TF:
+        pytest.skip("TensorFlow is not installed (needed to make the fixtures)")
+    return build_hf_checkpoints()
 
 
 @pytest.fixture(scope="session")

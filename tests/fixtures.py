@@ -97,6 +97,49 @@ def build_hostile(dest: Path | None = None) -> tuple[Path, dict[str, Any]]:
     return dest, manifest
 
 
+@dataclass(frozen=True)
+class HfFixture:
+    """A checkpoint in an original release's layout (examples/make_hf_checkpoints.py), with the
+    Hugging Face config of its architecture and the preset that converts it."""
+
+    name: str
+    path: Path  # checkpoint prefix
+    config: Path
+    preset: str
+    model: str  # the transformers class the preset targets
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def hf_fixtures_key() -> str:
+    return hashlib.sha1((EXAMPLES / "make_hf_checkpoints.py").read_bytes()).hexdigest()[:12]
+
+
+def build_hf_checkpoints(dest: Path | None = None) -> dict[str, HfFixture]:
+    """Run examples/make_hf_checkpoints.py once into ``dest`` (default: .fixtures/hf-<hash of the
+    script>, or $TFCKPT_HF_FIXTURES) and return ``{name: HfFixture}``."""
+    override = os.environ.get("TFCKPT_HF_FIXTURES")
+    dest = dest or (Path(override) if override else ROOT / ".fixtures" / f"hf-{hf_fixtures_key()}")
+    if not (dest / ".complete").exists():
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        subprocess.run(
+            [sys.executable, str(EXAMPLES / "make_hf_checkpoints.py"), str(dest)],
+            check=True,
+            env=env,
+        )
+    manifest = json.loads((dest / "manifest.json").read_text())
+    return {
+        name: HfFixture(
+            name=name,
+            path=dest / entry["path"],
+            config=dest / entry["config"],
+            preset=entry["preset"],
+            model=entry["model"],
+            info=entry,
+        )
+        for name, entry in manifest.items()
+    }
+
+
 def corpus_checkpoints() -> list[Path]:
     """Every checkpoint prefix in the corpus (V2 by .index, incl. SavedModel variables; V1)."""
     if not CORPUS.is_dir():

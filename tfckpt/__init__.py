@@ -18,6 +18,7 @@ arguments and the same validation; the CLI only parses options and renders the r
     report = tfckpt.check(["export/1"], policy=tfckpt.load_policy("policy.toml"))
     tfckpt.export("model.ckpt-100", "model.safetensors", no_optimizer=True)
     tfckpt.import_weights("model.safetensors", "out/model.ckpt-100", like="model.ckpt-100")
+    tfckpt.export("bert_model.ckpt", "hf/", preset="hf-bert", config="bert_config.json")
 
 Errors are ``TfckptError`` subclasses (``tfckpt.errors``), each with the exit code the CLI uses.
 Imports are lazy so that ``import tfckpt`` (and ``tfckpt --help``) stay fast.
@@ -36,7 +37,14 @@ if TYPE_CHECKING:
     from tfckpt.api.reading import list_checkpoints, open
     from tfckpt.api.scan import PolicyReport, ScanReport, check, load_policy, scan
     from tfckpt.api.surgery import SurgeryResult, cast, merge, prune, rename, repair
-    from tfckpt.api.transfer import ExportResult, ImportResult, export, import_weights
+    from tfckpt.api.transfer import (
+        ExportResult,
+        ImportResult,
+        export,
+        import_weights,
+        list_presets,
+        load_preset,
+    )
     from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo, open_checkpoint
     from tfckpt.bundle.compat import CheckpointReader, load_checkpoint
 
@@ -59,6 +67,8 @@ _LAZY = {
     "import_weights": "tfckpt.api.transfer",
     "ExportResult": "tfckpt.api.transfer",
     "ImportResult": "tfckpt.api.transfer",
+    "list_presets": "tfckpt.api.transfer",
+    "load_preset": "tfckpt.api.transfer",
     "diff": "tfckpt.api.checks",
     "verify": "tfckpt.api.checks",
     "scan": "tfckpt.api.scan",
@@ -85,8 +95,10 @@ __all__ = [
     "export",
     "import_weights",
     "list_checkpoints",
+    "list_presets",
     "load_checkpoint",
     "load_policy",
+    "load_preset",
     "merge",
     "open",
     "open_checkpoint",

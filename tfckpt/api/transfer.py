@@ -29,6 +29,7 @@ from tfckpt.api.surgery import PathLike, build_name_rules, output_prefix
 from tfckpt.errors import MismatchError, UsageError
 from tfckpt.progress import Progress, or_none
 from tfckpt.transfer.formats import Format
+from tfckpt.transfer.presets import Preset
 
 
 @dataclass
@@ -46,20 +47,30 @@ class ExportResult:
     checked: bool = False
     size: int | None = None
     notes: list[str] = field(default_factory=list)
+    config: str | None = None  # with a preset and an output directory: the config.json copy
 
     @property
     def output(self) -> str:
         return str(self.plan.output)
 
+    @property
+    def ok(self) -> bool:
+        """False when a preset found problems (only a dry run returns such a result)."""
+        return self.plan.preset is None or bool(self.plan.preset.ok)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON payload: the same keys with and without ``dry_run``."""
-        return {
+        out = {
             **self.plan.to_dict(),
             "dry_run": self.dry_run,
             "written": self.written,
             "checked": self.checked,
             "notes": list(self.notes),
         }
+        if self.plan.preset is not None:
+            out["ok"] = self.ok
+            out["config_written"] = self.config
+        return out
 
 
 @dataclass
@@ -83,7 +94,8 @@ class ImportResult:
 
     @property
     def ok(self) -> bool:
-        return self.plan.like is None or bool(self.plan.like.ok)
+        like_ok = self.plan.like is None or bool(self.plan.like.ok)
+        return like_ok and (self.plan.preset is None or bool(self.plan.preset.ok))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON payload: the same keys with and without ``dry_run``."""
@@ -132,6 +144,86 @@ def _sep(value: str | None) -> str | None:
     return value or None
 
 
+def _preset(value: str | PathLike | Preset | None) -> Preset | None:
+    from tfckpt.transfer.presets import Preset, load_preset
+
+    if value is None or isinstance(value, Preset):
+        return value
+    if not isinstance(value, str | os.PathLike):
+        raise UsageError(f"preset: expected a name, a path or a Preset, got {value!r}")
+    return load_preset(value)
+
+
+def _config(
+    value: PathLike | Mapping[str, Any] | None,
+) -> tuple[dict[str, Any] | None, bytes | None, str | None]:
+    """A config.json given as a path or a mapping: (fields, bytes to copy, where)."""
+    import json
+
+    from tfckpt.transfer.presets import load_config
+
+    if value is None:
+        return None, None, None
+    if isinstance(value, Mapping):
+        data = (json.dumps(dict(value), indent=2, sort_keys=True) + "\n").encode()
+        return dict(value), data, "config"
+    if not isinstance(value, str | os.PathLike):
+        raise UsageError(f"config: expected a config.json path or a mapping, got {value!r}")
+    fields, data = load_config(value)
+    return fields, data, os.fspath(value)
+
+
+def _preset_only(preset: Preset | None, **given: Any) -> None:
+    if preset is None:
+        for name, value in given.items():
+            if value:
+                raise UsageError(f"{name} goes with preset")
+
+
+HF_WEIGHTS = "model.safetensors"
+HF_CONFIG = "config.json"
+
+
+def _hf_directory(out: str, fmt: Format | None) -> tuple[str, str]:
+    """A preset's output directory: (its model.safetensors, its config.json)."""
+    if fmt not in (None, Format.safetensors):
+        raise UsageError(
+            f"{out}: a preset writes a directory as {HF_WEIGHTS}; name a .safetensors or .npz "
+            "file to write another format"
+        )
+    return os.path.join(out, HF_WEIGHTS), os.path.join(out, HF_CONFIG)
+
+
+def _mismatch(report: Any, result: Any, what: str) -> MismatchError:
+    problem, fix = report.problem()
+    return MismatchError(f"{what}: {problem}; nothing written", result=result, fix=fix)
+
+
+# ---- presets -----------------------------------------------------------------------------------
+def list_presets() -> list[Preset]:
+    """The presets shipped with tfckpt (``hf-bert``, ``hf-t5``, ...), each with its ``name``,
+    one-line ``description`` and rules.
+
+    >>> [p.name for p in tfckpt.list_presets()][:2]
+    ['hf-albert', 'hf-bert']
+    """
+    from tfckpt.transfer.presets import list_presets as builtins
+
+    return builtins()
+
+
+def load_preset(spec: str | PathLike) -> Preset:
+    """A built-in preset by name, or a preset file (TOML, the built-in ones' format) by path;
+    raises UsageError naming the file and key for a mistake in it.
+
+    >>> tfckpt.load_preset("hf-bert").to_hf("bert/pooler/dense/kernel")[2]
+    'bert.pooler.dense.weight'
+    """
+    from tfckpt.transfer.presets import load_preset as load
+
+    return load(spec)
+
+
 # ---- export ------------------------------------------------------------------------------------
 def export(
     src: PathLike,
@@ -147,6 +239,10 @@ def export(
     keep_keys: bool = False,
     strict: bool = False,
     metadata: Mapping[str, str] | None = None,
+    preset: str | PathLike | Preset | None = None,
+    config: PathLike | Mapping[str, Any] | None = None,
+    allow_unmapped: bool = False,
+    allow_missing: bool = False,
     check: bool = True,
     dry_run: bool = False,
     force: bool = False,
@@ -169,9 +265,22 @@ def export(
     into place. Raises ``CheckFailed`` if the check fails, ``RenameConflict`` for colliding
     names, ``OutputExists`` without ``force``; nothing is left behind on error.
 
+    ``preset`` (a built-in name such as ``"hf-bert"``, a preset file, or a ``Preset``) converts
+    to another framework's names and layouts (Hugging Face transformers for the built-in ones):
+    its rules rename (after ``mapping`` / ``sub``), transpose and convert dtypes, and drop
+    optimizer state. Before anything is written, every other tensor of the checkpoint that the
+    preset does not map is an error unless ``allow_unmapped``, and so is every tensor the model
+    needs that the checkpoint lacks unless ``allow_missing``; with ``config`` (a Hugging Face
+    ``config.json``), every shape is checked against the architecture. Those raise
+    ``MismatchError`` (``result.plan.preset`` has the details). With a preset, ``out`` may be a
+    directory: it gets ``model.safetensors`` and a copy of ``config``, what
+    ``from_pretrained(out)`` loads.
+
     >>> result = tfckpt.export("model.ckpt-1000", "model.safetensors", sep=".")
     >>> result.written, len(result.plan.items)
     (True, 12)
+    >>> tfckpt.export("bert_model.ckpt", "hf/", preset="hf-bert", config="bert_config.json").output
+    'hf/model.safetensors'
     """
     from tfckpt.bundle.checkpoint import open_checkpoint
     from tfckpt.ops.rules import name_selector
@@ -179,7 +288,19 @@ def export(
     from tfckpt.transfer.formats import detect_format
 
     out = os.fspath(out)
-    fmt = detect_format(out, _format(format), reading=False)
+    chosen = _preset(preset)
+    _preset_only(chosen, config=config, allow_unmapped=allow_unmapped, allow_missing=allow_missing)
+    if chosen is not None and sep:
+        raise UsageError("sep does not go with preset (the preset names the tensors)")
+    config_fields, config_bytes, config_where = _config(config)
+    config_dst = None
+    if chosen is not None and (os.path.isdir(out) or out.endswith(("/", os.sep))):
+        out, config_dst = _hf_directory(out, _format(format))
+        fmt = Format.safetensors
+    else:
+        fmt = detect_format(out, _format(format), reading=False)
+        if chosen is not None and fmt == Format.npy:
+            raise UsageError("a preset writes a .safetensors or .npz file, or a directory of it")
     notes: list[str] = []
     options = ExportOptions(
         rules=build_name_rules(sub, mapping, notes=notes),
@@ -189,15 +310,28 @@ def export(
         keep_keys=keep_keys,
         strict=strict,
         metadata=_metadata(metadata),
+        preset=chosen,
+        config=config_fields,
+        config_path=config_where,
+        allow_unmapped=allow_unmapped,
+        allow_missing=allow_missing,
     )
+    if config_dst is not None and config_bytes is None:
+        notes.append(f"no {HF_CONFIG} written (none given): from_pretrained needs one beside it")
     progress = or_none(progress)
     with open_checkpoint(src) as ckpt:
         notes = ckpt.notes + notes
         plan = plan_export(ckpt, out, fmt, options)
         result = ExportResult(plan, dry_run, notes=notes)
+        if plan.preset is not None:
+            result.notes += plan.preset.notes
         if dry_run:
             return result
+        if plan.preset is not None and not plan.preset.ok:
+            raise _mismatch(plan.preset, result, f"{ckpt.prefix} -> {plan.preset.preset}")
         check_output(out, fmt, force)
+        if config_dst is not None and config_bytes is not None:
+            check_output(config_dst, Format.safetensors, force)  # a plain file, like the weights
         progress.start("export", plan.total_bytes * (2 if check else 1))  # write, re-read
         written = write_export(
             ckpt, plan, force, check, progress.advance, progress.advance, sync=sync
@@ -205,6 +339,11 @@ def export(
     result.written, result.checked, result.size = True, written.checked, written.bytes
     plan.output = written.output
     result.notes += written.notes
+    if config_dst is not None and config_bytes is not None:
+        from tfckpt.storage import write_file_atomic
+
+        write_file_atomic(config_dst, config_bytes, force=True)
+        result.config = config_dst
     return result
 
 
@@ -223,6 +362,9 @@ def import_weights(
     allow_missing: bool = False,
     allow_pickle: bool = False,
     strict: bool = False,
+    preset: str | PathLike | Preset | None = None,
+    config: PathLike | Mapping[str, Any] | None = None,
+    allow_unmapped: bool = False,
     check: bool = True,
     dry_run: bool = False,
     force: bool = False,
@@ -246,10 +388,18 @@ def import_weights(
     ``tf.train.Checkpoint`` restores the result. ``allow_missing`` accepts names of ``like``
     that the input lacks (optimizer slots, say).
 
+    ``preset`` runs a preset backwards: Hugging Face names become the checkpoint names of the
+    original release (then ``mapping`` / ``sub`` apply), transposes are undone, and the names
+    and dtypes a preset export recorded come back, so TF -> HF -> TF is bit-identical. Tied
+    aliases and buffers are skipped; other names the preset does not map raise
+    ``MismatchError`` unless ``allow_unmapped``; ``config`` checks the input's shapes.
+
     The output is re-read and compared with the input (``check=False`` skips it); the
     ``checkpoint`` state file beside it is updated, as TF's Saver does.
 
     >>> tfckpt.import_weights("model.safetensors", "out/model.ckpt", like="model.ckpt-1000").ok
+    True
+    >>> tfckpt.import_weights("hf/model.safetensors", "tf/bert_model.ckpt", preset="hf-bert").ok
     True
     """
     from tfckpt.bundle.checkpoint import open_checkpoint
@@ -263,6 +413,11 @@ def import_weights(
     fmt = detect_format(src, _format(format), reading=True)
     if allow_missing and like is None:
         raise UsageError("allow_missing goes with like (a checkpoint to compare with)")
+    chosen = _preset(preset)
+    _preset_only(chosen, config=config, allow_unmapped=allow_unmapped)
+    if chosen is not None and sep:
+        raise UsageError("sep does not go with preset (the preset names the tensors)")
+    config_fields, _, config_where = _config(config)
     notes: list[str] = []
     names_filter = name_selector(_patterns(match, "match"), _patterns(regex, "regex"))
     options = ImportOptions(
@@ -271,6 +426,10 @@ def import_weights(
         select=(lambda name: names_filter([name])) if names_filter else None,
         strict=strict,
         allow_missing=allow_missing,
+        preset=chosen,
+        config=config_fields,
+        config_path=config_where,
+        allow_unmapped=allow_unmapped,
     )
     progress = or_none(progress)
     with ExitStack() as stack:
@@ -280,8 +439,12 @@ def import_weights(
             notes = like_ckpt.notes + notes
         plan = plan_import(inp, dst, options, like_ckpt)
         result = ImportResult(plan, dry_run, notes=notes)
+        if plan.preset is not None:
+            result.notes += plan.preset.notes
         if dry_run:
             return result
+        if plan.preset is not None and not plan.preset.ok:
+            raise _mismatch(plan.preset, result, f"{plan.source} -> {plan.preset.preset}")
         if plan.like is not None and not plan.like.ok:
             raise MismatchError(
                 f"{plan.source} does not match {plan.like.like}: {plan.like.summary()}; "
@@ -295,4 +458,11 @@ def import_weights(
     return result
 
 
-__all__ = ["ExportResult", "ImportResult", "export", "import_weights"]
+__all__ = [
+    "ExportResult",
+    "ImportResult",
+    "export",
+    "import_weights",
+    "list_presets",
+    "load_preset",
+]

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo
     from tfckpt.transfer.formats import Format
+    from tfckpt.transfer.presets import PresetReport
 
 CHUNK = 8 * 1024 * 1024
 RELEASE_BYTES = 32 * 1024 * 1024
@@ -41,11 +42,13 @@ class ExportItem:
     stored: str  # safetensors dtype ("BF16"), numpy descr ("<f4", "|V2") or "string"
     nbytes: int  # data bytes in the output (strings: as stored in the checkpoint)
     how: str  # raw (bytes copied) | decode (values read whole) | convert (values cast) | string
-    convert_to: str | None = None  # numpy dtype the values are cast to (how == convert)
+    convert_to: str | None = None  # TF dtype name the values are cast to (how == convert)
     begin: int = 0  # safetensors: offset in the data area
     file: str | None = None  # npy directory: the file name
     stored_shape: tuple[int, ...] | None = None  # when the output's shape differs (pairs)
     src_pos: tuple[int, int] | None = None  # raw items: (shard, offset) in the source
+    transpose: bool = False  # values written with their axes reversed (shape is the output's)
+    source_dtype: DType | None = None  # set when a preset's dtype rule converted the values
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -86,6 +89,7 @@ class ExportPlan:
     metadata: dict[str, str] = field(default_factory=dict)
     filtered: int = 0  # tensors left out by the name filters
     data_residue: int | None = None  # safetensors: data area offset modulo ALIGN_GRANULE
+    preset: PresetReport | None = None  # what a preset mapped, dropped and could not map
 
     @property
     def total_bytes(self) -> int:
@@ -103,6 +107,7 @@ class ExportPlan:
             "dropped": sorted(self.dropped),
             "filtered": self.filtered,
             "metadata": dict(self.metadata),
+            **({"preset": self.preset.to_dict()} if self.preset is not None else {}),
         }
 
 
@@ -203,7 +208,15 @@ class Source:
             return
         import numpy as np
 
-        target = np.dtype(item.convert_to) if item.convert_to else None
+        target = numpy_dtype(item.convert_to) if item.convert_to else None
+        if item.transpose:  # axes reversed: the whole tensor at once
+            values = np.transpose(self.ckpt.read(item.source))
+            if target is not None:
+                values = values.astype(target)
+            data = np.ascontiguousarray(values).reshape(-1).view(np.uint8)
+            for start in range(0, data.size, CHUNK):
+                yield data[start : start + CHUNK].data
+            return
         for flat in self.values(item):
             if target is not None:
                 flat = flat.astype(target)
@@ -225,6 +238,15 @@ class Source:
         """After a CRC mismatch: raise CorruptCheckpoint if the source itself is corrupt."""
         if item.how == "raw":
             self.ckpt.bundle.check_crc(self.ckpt.entry(item.source))
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a TF dtype name (``bfloat16`` and the other ml_dtypes types too)."""
+    from tfckpt.dtypes import dtype_from_name
+
+    dtype = dtype_from_name(name).numpy
+    assert dtype is not None, name
+    return dtype
 
 
 # ---- writing ------------------------------------------------------------------------------------

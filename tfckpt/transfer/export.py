@@ -13,11 +13,14 @@ dtype is stored, the layout, the destination rules, the writer, the checker, pub
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo
+from tfckpt.dtypes import DType
 from tfckpt.errors import CorruptCheckpoint, UnrepresentableTensor, UsageError
 from tfckpt.ops.rules import NameRules
 from tfckpt.storage import check_parent, temp_name, write_error
@@ -32,6 +35,15 @@ from tfckpt.transfer.common import (
 )
 from tfckpt.transfer.formats import Format, file_format
 from tfckpt.transfer.names import check_names, checkpoint_paths
+from tfckpt.transfer.presets import (
+    META_PRESET,
+    META_SOURCE_DTYPES,
+    META_TF_NAMES,
+    Mapped,
+    Preset,
+    PresetReport,
+    check_against,
+)
 from tfckpt.transfer.safetensors import ST_DTYPES_KEY
 
 __all__ = [
@@ -50,6 +62,11 @@ __all__ = [
 @dataclass
 class ExportOptions:
     rules: NameRules = field(default_factory=NameRules)
+    preset: Preset | None = None  # checkpoint names -> another framework's, after the rules
+    config: dict[str, Any] | None = None  # the HF config.json the preset's shapes must fit
+    config_path: str | None = None
+    allow_unmapped: bool = False
+    allow_missing: bool = False
     sep: str | None = None  # replaces "/" in output names (after the rules)
     select: Callable[[list[str]], bool] | None = None  # sees the key and the object paths
     no_optimizer: bool = False
@@ -95,11 +112,14 @@ def plan_export(
     ckpt: Checkpoint, output: str, fmt: Format, options: ExportOptions | None = None
 ) -> ExportPlan:
     """Decide names, stored dtypes, layout and skips; raises on name conflicts (and on
-    unrepresentable tensors with ``strict``)."""
+    unrepresentable tensors with ``strict``). With a preset, ``plan.preset`` reports what it
+    mapped, dropped, could not map, and found missing; the caller decides what to refuse."""
     options = options or ExportOptions()
     target = file_format(fmt)
     plan = ExportPlan(source=ckpt.prefix, output=output, format=fmt)
-    is_optimizer = optimizer_filter(ckpt) if options.no_optimizer else None
+    preset = options.preset
+    mapper = _PresetMapper(options, ckpt) if preset is not None else None
+    is_optimizer = optimizer_filter(ckpt) if options.no_optimizer or preset else None
     by_name: dict[str, list[str]] = {}
     paths = checkpoint_paths(ckpt)
     for info in ckpt.tensors(include_object_graph=False):
@@ -109,15 +129,24 @@ def plan_export(
             if not options.select(candidates):
                 plan.filtered += 1
                 continue
-        if is_optimizer is not None and is_optimizer(info.name):
+        if mapper is not None:
+            item = mapper.item(ckpt, info, output_name(info, options, path), fmt, is_optimizer)
+            if item is None:
+                continue
+        elif is_optimizer is not None and is_optimizer(info.name):
             plan.dropped.append(info.name)
             continue
-        item = plan_item(ckpt, info, output_name(info, options, path), fmt)
+        else:
+            item = plan_item(ckpt, info, output_name(info, options, path), fmt)
         if isinstance(item, Skipped):
             plan.skipped.append(item)
             continue
         by_name.setdefault(item.name, []).append(info.name)
         plan.items.append(item)
+    if mapper is not None:
+        for alias in mapper.aliases(plan.items):
+            by_name.setdefault(alias.name, []).append(alias.source)
+            plan.items.append(alias)
     check_names(by_name, target.reserved_names or None)
     if plan.skipped and options.strict:
         listed = ", ".join(f"{s.source} ({s.dtype})" for s in plan.skipped[:10])
@@ -126,31 +155,54 @@ def plan_export(
             f"{len(plan.skipped)} tensor(s) cannot be stored in {fmt.value}: {listed}{more}",
             fix="strict",
         )
-    if ST_DTYPES_KEY in options.metadata:
-        raise UsageError(f"metadata key {ST_DTYPES_KEY} is reserved for tfckpt")
-    plan.metadata = dict(options.metadata)
+    reserved = {ST_DTYPES_KEY, META_PRESET, META_TF_NAMES, META_SOURCE_DTYPES}
+    taken = sorted(reserved & set(options.metadata))
+    if taken:
+        raise UsageError(f"metadata key {taken[0]} is reserved for tfckpt")
+    if mapper is not None:
+        plan.preset = mapper.finish()
+        plan.metadata = {**mapper.metadata(), **options.metadata}
+    else:
+        plan.metadata = dict(options.metadata)
     target.layout(plan)
     return plan
 
 
-def plan_item(ckpt: Checkpoint, info: TensorInfo, name: str, fmt: Format) -> ExportItem | Skipped:
+def plan_item(
+    ckpt: Checkpoint,
+    info: TensorInfo,
+    name: str,
+    fmt: Format,
+    dtype: DType | None = None,
+    transpose: bool = False,
+) -> ExportItem | Skipped:
     """How the tensor ``info`` goes into ``fmt`` under ``name``: copied raw (a plain tensor of a
-    V2 bundle whose bytes the format keeps), decoded, converted, or skipped with a reason."""
-    dtype = info.dtype
-    storage = file_format(fmt).storage(dtype, info)
+    V2 bundle whose bytes the format keeps), decoded, converted, or skipped with a reason.
+    ``dtype`` (another dtype to write the values as) and ``transpose`` (axes reversed) come
+    from a preset; both make the values pass through numpy."""
+    source_dtype = info.dtype
+    dtype = dtype or source_dtype
+    shape = tuple(reversed(info.shape)) if transpose else info.shape
+    view = replace(info, dtype=dtype, shape=shape)
+    storage = file_format(fmt).storage(dtype, view)
     if isinstance(storage, str):
         return Skipped(info.name, dtype.name, storage)
+    if storage.how is None and (dtype != source_dtype or transpose):
+        storage.how = "convert"
+        storage.convert_to = storage.convert_to or dtype.name
     if storage.how is not None:  # bytes made by conversion, or strings
         return ExportItem(
             info.name,
             name,
             dtype,
-            info.shape,
+            shape,
             storage.stored,
             storage.nbytes,
             storage.how,
             storage.convert_to,
             stored_shape=storage.stored_shape,
+            transpose=transpose,
+            source_dtype=source_dtype if dtype != source_dtype else None,
         )
     raw_ok = ckpt.format == "V2" and info.num_slices == 0
     entry = ckpt.entry(info.name) if raw_ok else None
@@ -172,6 +224,103 @@ def plan_item(ckpt: Checkpoint, info: TensorInfo, name: str, fmt: Format) -> Exp
     if entry is not None:
         item.src_pos = (entry.shard_id, entry.offset)
     return item
+
+
+class _PresetMapper:
+    """Checkpoint names -> HF names through a preset, collecting its report."""
+
+    def __init__(self, options: ExportOptions, ckpt: Checkpoint) -> None:
+        assert options.preset is not None
+        self.preset = options.preset
+        self.config = options.config
+        self.report = PresetReport(
+            preset=self.preset.name,
+            direction="export",
+            config=options.config_path,
+            allow_unmapped=options.allow_unmapped,
+            allow_missing=options.allow_missing,
+        )
+        self.matches: list[tuple[Any, dict[str, Any], str, tuple[int, ...]]] = []
+        self.tf_names: dict[str, str] = {}  # hf -> checkpoint name, where import would differ
+        self.source_dtypes: dict[str, str] = {}  # hf -> checkpoint dtype, where converted
+
+    def item(
+        self,
+        ckpt: Checkpoint,
+        info: TensorInfo,
+        name: str,
+        fmt: Format,
+        is_optimizer: Callable[[str], bool] | None,
+    ) -> ExportItem | Skipped | None:
+        from tfckpt.dtypes import dtype_from_name
+
+        preset = self.preset
+        prefix, stripped = preset.strip(name)
+        reason = preset.dropped(stripped)
+        if reason is None and is_optimizer is not None and is_optimizer(info.name):
+            reason = "optimizer state"
+        if reason is not None:
+            self.report.dropped.append({"name": info.name, "reason": reason})
+            return None
+        found = preset.to_hf(stripped)
+        if found is None:
+            self.report.unmapped.append(info.name)
+            return None
+        rule, values, hf = found
+        dtype = dtype_from_name(preset.dtypes.get(info.dtype.name, info.dtype.name))
+        item = plan_item(ckpt, info, hf, fmt, dtype, rule.transpose)
+        if isinstance(item, Skipped):
+            return item
+        self.matches.append((rule, values, hf, item.shape))
+        back = preset.to_tf(hf)
+        if back is None or prefix + back[2] != name:
+            self.tf_names[hf] = name
+        if dtype != info.dtype:
+            self.source_dtypes[hf] = info.dtype.name
+        self.report.mapped.append(
+            Mapped(
+                info.name, hf, rule.index, rule.transpose, info.dtype.name, dtype.name, item.shape
+            )
+        )
+        return item
+
+    def aliases(self, items: list[ExportItem]) -> list[ExportItem]:
+        """Copies of tied tensors the preset emits under their alias names too."""
+        by_name = {i.name: i for i in items}
+        out = []
+        for tied in self.preset.tied:
+            if not tied.emit:
+                continue
+            target = by_name.get(tied.same_as)
+            if target is None:
+                self.report.missing.append(tied.hf)
+                continue
+            out.append(replace(target, name=tied.hf, begin=0, file=None))
+            self.report.mapped.append(
+                Mapped(
+                    target.source,
+                    tied.hf,
+                    -1,
+                    target.transpose,
+                    (target.source_dtype or target.dtype).name,
+                    target.dtype.name,
+                    target.shape,
+                    alias_of=tied.same_as,
+                )
+            )
+        return out
+
+    def finish(self) -> PresetReport:
+        check_against(self.preset, self.report, self.matches, self.config)
+        return self.report
+
+    def metadata(self) -> dict[str, str]:
+        out = {**self.preset.metadata, META_PRESET: self.preset.name}
+        if self.tf_names:
+            out[META_TF_NAMES] = json.dumps(self.tf_names, sort_keys=True)
+        if self.source_dtypes:
+            out[META_SOURCE_DTYPES] = json.dumps(self.source_dtypes, sort_keys=True)
+        return out
 
 
 # ---- destination --------------------------------------------------------------------------------

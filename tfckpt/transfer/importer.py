@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
-from tfckpt.bundle.reader import data_filename
+from tfckpt.bundle.reader import data_filename, num_elements
 from tfckpt.bundle.state import record_latest
 from tfckpt.bundle.table import crc32c, mask_crc
 from tfckpt.dtypes import DType
@@ -26,9 +26,18 @@ from tfckpt.errors import (
     UnrepresentableTensor,
 )
 from tfckpt.ops.rules import NameRules
-from tfckpt.transfer.common import InputFile, InputTensor, Skipped, counted
+from tfckpt.transfer.common import CHUNK, InputFile, InputTensor, Skipped, counted
 from tfckpt.transfer.formats import Format, file_format
 from tfckpt.transfer.names import check_names
+from tfckpt.transfer.presets import (
+    META_SOURCE_DTYPES,
+    META_TF_NAMES,
+    Mapped,
+    Preset,
+    PresetReport,
+    check_against,
+    recorded,
+)
 
 OnBytes = Callable[[int], None]
 
@@ -47,15 +56,32 @@ class ImportOptions:
     select: Callable[[str], bool] | None = None  # on the input's names
     strict: bool = False
     allow_missing: bool = False  # with a like checkpoint: its names may be absent
+    preset: Preset | None = None  # the input's names (HF) -> checkpoint names, before the rules
+    config: dict[str, Any] | None = None  # the HF config.json the input's shapes must fit
+    config_path: str | None = None
+    allow_unmapped: bool = False
 
 
 @dataclass
 class ImportItem:
     source: str  # the name in the input
     name: str  # the checkpoint key
-    dtype: DType
-    shape: tuple[int, ...]
+    dtype: DType  # as written (a preset may restore the checkpoint's original dtype)
+    shape: tuple[int, ...]  # as written (a preset's transpose undone)
     tensor: InputTensor
+    transpose: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes in the output bundle (strings: 0, known after encoding)."""
+        if self.dtype.is_string:
+            return 0
+        return num_elements(self.shape) * self.dtype.itemsize
+
+    @property
+    def reshaped(self) -> bool:
+        """Whether the values pass through numpy (transposed or converted by a preset)."""
+        return self.transpose or self.dtype != self.tensor.dtype
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,8 +90,29 @@ class ImportItem:
             "dtype": self.dtype.name,
             "stored": self.tensor.stored,
             "shape": list(self.shape),
-            "bytes": self.tensor.nbytes,
+            "bytes": self.nbytes,
         }
+
+
+def item_chunks(inp: InputFile, item: ImportItem) -> Iterator[bytes | memoryview]:
+    """The item's bytes as the bundle stores them: the input's, or (transposed / converted by a
+    preset) the whole tensor passed through numpy."""
+    t = item.tensor
+    if not item.reshaped:
+        yield from inp.chunks(t)
+        return
+    import numpy as np
+
+    assert t.dtype is not None and t.dtype.numpy is not None and item.dtype.numpy is not None
+    data = b"".join(bytes(chunk) for chunk in inp.chunks(t))
+    values = np.frombuffer(data, dtype=t.dtype.numpy).reshape(t.shape)
+    if item.transpose:
+        values = np.transpose(values)
+    if item.dtype != t.dtype:
+        values = values.astype(item.dtype.numpy)
+    out = np.ascontiguousarray(values).reshape(-1).view(np.uint8)
+    for pos in range(0, out.size, CHUNK):
+        yield out[pos : pos + CHUNK].data
 
 
 @dataclass
@@ -117,10 +164,11 @@ class ImportPlan:
     filtered: int = 0
     like: LikeReport | None = None
     object_graph: bytes | None = None  # carried over from a TF2 like checkpoint
+    preset: PresetReport | None = None  # what a preset mapped back, and could not
 
     @property
     def total_bytes(self) -> int:
-        return sum(i.tensor.nbytes for i in self.items)
+        return sum(i.nbytes for i in self.items)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +182,7 @@ class ImportPlan:
             "filtered": self.filtered,
             "like": self.like.to_dict() if self.like else None,
             "object_graph": self.object_graph is not None,
+            **({"preset": self.preset.to_dict()} if self.preset is not None else {}),
         }
 
 
@@ -164,6 +213,7 @@ def plan_import(
             if info.object_path:
                 by_path.setdefault(info.object_path, info.name)
     sources: dict[str, list[str]] = {}
+    mapper = _ReversePreset(inp, options) if options.preset is not None else None
     for t in inp.tensors:
         if options.select is not None and not options.select(t.name):
             plan.filtered += 1
@@ -171,13 +221,21 @@ def plan_import(
         if t.dtype is None:
             plan.skipped.append(Skipped(t.name, t.stored, t.reason or "not importable"))
             continue
-        name = t.name.replace(options.sep, "/") if options.sep else t.name
-        name = options.rules.apply(name)
-        if like is not None and name not in like_keys and name in by_path:
-            name = by_path[name]
-        sources.setdefault(name, []).append(t.name)
-        plan.items.append(ImportItem(t.name, name, t.dtype, t.shape, t))
+        if mapper is not None:
+            item = mapper.item(t)
+            if item is None:
+                continue
+            item.name = options.rules.apply(item.name)
+        else:
+            name = t.name.replace(options.sep, "/") if options.sep else t.name
+            item = ImportItem(t.name, options.rules.apply(name), t.dtype, t.shape, t)
+        if like is not None and item.name not in like_keys and item.name in by_path:
+            item.name = by_path[item.name]
+        sources.setdefault(item.name, []).append(t.name)
+        plan.items.append(item)
     check_names(sources)
+    if mapper is not None:
+        plan.preset = mapper.finish()
     if plan.skipped and options.strict:
         listed = ", ".join(f"{s.source} ({s.reason})" for s in plan.skipped[:10])
         raise UnrepresentableTensor(
@@ -194,6 +252,73 @@ def plan_import(
                 missing = set(plan.like.missing)
                 plan.object_graph = drop_keys(graph, missing) if missing else graph
     return plan
+
+
+class _ReversePreset:
+    """HF names -> checkpoint names through a preset (transposes undone, and the names and
+    dtypes a preset export recorded in the metadata restored), collecting its report."""
+
+    def __init__(self, inp: InputFile, options: ImportOptions) -> None:
+        assert options.preset is not None
+        self.preset = options.preset
+        self.config = options.config
+        # A missing tensor is reported, not refused: `like` checks the result against the
+        # checkpoint the original code restores.
+        self.report = PresetReport(
+            preset=self.preset.name,
+            direction="import",
+            config=options.config_path,
+            allow_unmapped=options.allow_unmapped,
+            allow_missing=True,
+        )
+        self.names = recorded(inp.metadata, META_TF_NAMES, inp.path)
+        self.dtypes = recorded(inp.metadata, META_SOURCE_DTYPES, inp.path)
+        self.matches: list[tuple[Any, dict[str, Any], str, tuple[int, ...]]] = []
+        self.where = inp.path
+
+    def item(self, t: InputTensor) -> ImportItem | None:
+        from tfckpt.dtypes import dtype_from_name
+
+        assert t.dtype is not None
+        preset = self.preset
+        tied = preset.tied_alias(t.name)
+        if tied is not None:
+            self.report.dropped.append({"name": t.name, "reason": f"tied to {tied.same_as}"})
+            return None
+        if preset.ignored_hf(t.name):
+            self.report.dropped.append({"name": t.name, "reason": "not a weight (a buffer)"})
+            return None
+        found = preset.to_tf(t.name)
+        if found is None:
+            self.report.unmapped.append(t.name)
+            return None
+        rule, values, tf_name = found
+        tf_name = self.names.get(t.name, tf_name)
+        dtype = t.dtype
+        if t.name in self.dtypes:
+            try:
+                dtype = dtype_from_name(self.dtypes[t.name])
+            except KeyError:
+                raise CorruptCheckpoint(
+                    f"{self.where}: unknown dtype {self.dtypes[t.name]!r} recorded for {t.name!r}"
+                ) from None
+        if dtype.numpy is None or (dtype != t.dtype and not dtype.is_floating):
+            dtype = t.dtype
+        shape = tuple(reversed(t.shape)) if rule.transpose else t.shape
+        self.matches.append((rule, values, t.name, t.shape))
+        self.report.mapped.append(
+            Mapped(tf_name, t.name, rule.index, rule.transpose, t.dtype.name, dtype.name, shape)
+        )
+        return ImportItem(t.name, tf_name, dtype, shape, t, transpose=rule.transpose)
+
+    def finish(self) -> PresetReport:
+        check_against(self.preset, self.report, self.matches, self.config)
+        if self.report.missing:
+            self.report.notes.append(
+                f"{len(self.report.missing)} tensor(s) {self.preset.name} maps are not in the "
+                "input: " + ", ".join(self.report.missing[:5])
+            )
+        return self.report
 
 
 def _compare_like(
@@ -243,10 +368,10 @@ def write_import(
             if t.how == "string":
                 writer.add_array(item.name, inp.strings(t), item.dtype)
                 continue
-            offset, size, crc = writer.add_stream(counted(inp.chunks(t), on_bytes))
-            if size != t.nbytes:
+            offset, size, crc = writer.add_stream(counted(item_chunks(inp, item), on_bytes))
+            if size != item.nbytes:
                 raise CorruptCheckpoint(
-                    f"{plan.source}: {item.source!r} gave {size} bytes, expected {t.nbytes}"
+                    f"{plan.source}: {item.source!r} gave {size} bytes, expected {item.nbytes}"
                 )
             writer.add_entry(item.name, make_entry(item.dtype, item.shape, 0, offset, size, crc))
         if plan.object_graph is not None:
@@ -291,7 +416,7 @@ def _check_import(inp: InputFile, plan: ImportPlan, on_bytes: OnBytes | None) ->
             except CorruptCheckpoint as exc:
                 raise CheckFailed(str(exc)) from None
             crc = 0
-            for chunk in counted(inp.chunks(item.tensor), on_bytes):
+            for chunk in counted(item_chunks(inp, item), on_bytes):
                 crc = crc32c(chunk, crc)
             if mask_crc(crc) != entry.crc32c:  # ... and equal to the input's
                 raise CheckFailed(f"{plan.output}: {item.name!r} differs from {item.source!r}")
