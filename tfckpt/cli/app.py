@@ -48,6 +48,7 @@ FIX_HINTS = {
     "prefer": "or use --prefer first|last",
     "add_prefix": "use --add-prefix SCOPE/ or tfckpt merge SRC:SCOPE/ -o OUT",
     "allow_missing": "use --allow-missing to accept them",
+    "allow_unmapped": "use --allow-unmapped to leave them out",
     "allow_pickle": "use --allow-pickle (runs code from the file: trusted files only)",
     "strict": "drop --strict to skip them",
     "type": "use --type to say what it is",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -22,6 +24,8 @@ from tfckpt.cli.options import (
 from tfckpt.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from tfckpt.errors import MismatchError
+
     pass
 
 NoCheckOpt = Annotated[
@@ -47,6 +51,48 @@ SepOpt = Annotated[
         metavar="SEP",
     ),
 ]
+
+
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="Convert names and layouts with a preset: a built-in one (see `tfckpt presets`) or "
+        "a preset file (./mine.toml).",
+        metavar="NAME|FILE",
+    ),
+]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        help="With --preset: the Hugging Face config.json; every shape and layer count is checked "
+        "against it before anything is written (exit 1 on a mismatch).",
+        metavar="FILE",
+    ),
+]
+AllowUnmappedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unmapped",
+        help="With --preset: leave out tensors the preset does not map instead of refusing "
+        "(exit 1).",
+    ),
+]
+
+
+def _refused(
+    exc: MismatchError, render: Callable[..., None], as_json: bool, quiet: bool
+) -> NoReturn:
+    """A plan refused for a mismatch: its report (table, or the JSON document with ok false),
+    the one-line error on stderr, exit 1."""
+    if exc.result is None:
+        raise exc
+    render(exc.result, as_json, quiet)
+    from tfckpt.cli.app import error_line
+
+    sys.stderr.write(f"tfckpt: error: {error_line(exc)}\n")
+    raise typer.Exit(int(exc.exit_code))
 
 
 def _parse_metadata(values: list[str] | None) -> dict[str, str]:
@@ -100,6 +146,17 @@ def export_command(
             metavar="KEY=VALUE",
         ),
     ] = None,
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    allow_unmapped: AllowUnmappedOpt = False,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing",
+            help="With --preset: write even when tensors the model needs are missing (they "
+            "would stay randomly initialised in transformers).",
+        ),
+    ] = False,
     no_check: NoCheckOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
@@ -127,9 +184,21 @@ def export_command(
     writes a temp file, re-reads it and compares every tensor with the source (--no-check to
     skip), then renames it into place. Exit 1 if the check fails.
 
+    --preset converts to Hugging Face transformers (hf-bert, hf-albert, hf-electra,
+    hf-electra-generator, hf-t5, hf-t5-v1.1; `tfckpt presets` lists them): names, transposes
+    and dtypes exactly as transformers 4.57's TF loaders made them. Optimizer state is dropped;
+    any other tensor the preset does not map is an error (exit 1, --allow-unmapped), and so is
+    one the model needs that the checkpoint lacks (--allow-missing). With --config, shapes are
+    checked against the config. OUT may then be a directory: it gets model.safetensors and a
+    copy of the config, for from_pretrained(OUT). --dry-run shows the whole mapping.
+
     Examples:
 
         tfckpt export model.ckpt-1000 model.safetensors
+
+        tfckpt export bert_model.ckpt hf/ --preset hf-bert --config config.json
+
+        tfckpt export t5/model.ckpt-1000000 t5.safetensors --preset hf-t5-v1.1 -n
 
         tfckpt export ckpt w.safetensors --no-optimizer --sep . --metadata format=pt
 
@@ -138,30 +207,40 @@ def export_command(
         tfckpt export ckpt arrays/ --sub '^model/' ''
     """
     from tfckpt.api.transfer import export
+    from tfckpt.errors import MismatchError
     from tfckpt.render import ProgressBar
     from tfckpt.render.transfer import render_export
 
-    with ProgressBar(quiet or as_json) as bar:
-        result = export(
-            src,
-            out,
-            format=to,
-            sub=parse_subs(sub),
-            mapping=mapping,
-            sep=sep,
-            match=match or (),
-            regex=regex or (),
-            no_optimizer=no_optimizer,
-            keep_keys=keep_keys,
-            strict=strict,
-            metadata=_parse_metadata(metadata),
-            check=not no_check,
-            dry_run=dry_run,
-            force=force,
-            sync=sync,
-            progress=bar,
-        )
+    try:
+        with ProgressBar(quiet or as_json) as bar:
+            result = export(
+                src,
+                out,
+                format=to,
+                sub=parse_subs(sub),
+                mapping=mapping,
+                sep=sep,
+                match=match or (),
+                regex=regex or (),
+                no_optimizer=no_optimizer,
+                keep_keys=keep_keys,
+                strict=strict,
+                metadata=_parse_metadata(metadata),
+                preset=preset,
+                config=config,
+                allow_unmapped=allow_unmapped,
+                allow_missing=allow_missing,
+                check=not no_check,
+                dry_run=dry_run,
+                force=force,
+                sync=sync,
+                progress=bar,
+            )
+    except MismatchError as exc:
+        _refused(exc, render_export, as_json, quiet)
     render_export(result, as_json, quiet)
+    if not result.ok:
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 @app.command("import")
@@ -204,6 +283,9 @@ def import_command(
         ),
     ] = False,
     strict: StrictOpt = False,
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    allow_unmapped: AllowUnmappedOpt = False,
     no_check: NoCheckOpt = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
@@ -223,12 +305,20 @@ def import_command(
     written (exit 1): the "Key not found" TF would raise, shown up front. For a TF2 CKPT the
     object graph is copied, so tf.train.Checkpoint can restore the result.
 
+    --preset runs a preset backwards: Hugging Face names become the original release's
+    checkpoint names (then --mapping / --sub), transposes are undone, and the names and dtypes
+    a preset export recorded come back, so TF -> HF -> TF is bit-identical and the release's TF
+    code restores the result. Tied aliases and buffers are skipped; other names the preset does
+    not map are an error (exit 1, --allow-unmapped).
+
     The output is re-read and compared with the input (--no-check to skip). The `checkpoint`
     state file beside it is updated, as TF's Saver does.
 
     Examples:
 
         tfckpt import model.safetensors out/model.ckpt --like model.ckpt-1000
+
+        tfckpt import hf/model.safetensors tf/bert_model.ckpt --preset hf-bert
 
         tfckpt import torch.safetensors out/ckpt --sep . --mapping names.csv -n
 
@@ -254,6 +344,9 @@ def import_command(
                 allow_missing=allow_missing,
                 allow_pickle=allow_pickle,
                 strict=strict,
+                preset=preset,
+                config=config,
+                allow_unmapped=allow_unmapped,
                 check=not no_check,
                 dry_run=dry_run,
                 force=force,
@@ -261,9 +354,40 @@ def import_command(
                 progress=bar,
             )
     except MismatchError as exc:
-        if exc.result is None:
-            raise
-        result = exc.result
+        _refused(exc, render_import, as_json, quiet)
     render_import(result, as_json, quiet)
     if not result.ok:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+@app.command("presets")
+def presets_command(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Show this preset's rules (a built-in name, or a preset file)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the built-in presets of `export --preset` / `import --preset`, or show one.
+
+    A preset is a TOML file of ordered name rules (checkpoint name template -> Hugging Face name
+    template, with transposes and config shapes), tensors to drop, dtype rules and tied
+    aliases. The built-in ones live in tfckpt/presets/; write your own in the same format and
+    pass its path (--preset ./mine.toml). With NAME, the preset's rules are shown; a preset
+    file given as NAME is checked (exit 2 with the file and key of a mistake).
+
+    Examples:
+
+        tfckpt presets
+
+        tfckpt presets hf-t5-v1.1
+
+        tfckpt presets ./mine.toml --json
+    """
+    from tfckpt.api.transfer import list_presets, load_preset
+    from tfckpt.render.transfer import render_preset, render_presets
+
+    if name is None:
+        render_presets(list_presets(), as_json)
+    else:
+        render_preset(load_preset(name), as_json)

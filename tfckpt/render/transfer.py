@@ -15,6 +15,7 @@ from tfckpt.render import (
     shape_text,
     warn,
 )
+from tfckpt.render.table import Column, print_table
 
 
 def _table(*columns: tuple[str, str]) -> Table:
@@ -62,6 +63,13 @@ def render_export(result: Any, as_json: bool, quiet: bool = False) -> None:
     _warn_skipped(plan.skipped, f"{plan.format.value} cannot hold")
     if as_json:
         emit_json("export", result.to_dict())
+    elif plan.preset is not None and (result.dry_run or not result.ok):
+        if result.dry_run:
+            _preset_mapping(plan.preset, "checkpoint", "hf")
+        _preset_problems(plan.preset)
+        console = out_console()
+        verb = "would export" if result.ok else "cannot export"
+        console.print(f"{_export_summary(plan, verb)}; {_preset_summary(plan.preset)}")
     elif result.dry_run:
         table = _items_table(
             [
@@ -83,7 +91,10 @@ def render_export(result: Any, as_json: bool, quiet: bool = False) -> None:
         note(f"note: {message}", quiet or as_json)
     if result.written and not (quiet or as_json):
         checked = "checked against the source" if result.checked else "not checked"
-        _stderr(f"{_export_summary(plan, 'exported')}; {checked}")
+        extra = f"; {_preset_summary(plan.preset)}" if plan.preset is not None else ""
+        _stderr(f"{_export_summary(plan, 'exported')}{extra}; {checked}")
+        if result.config:
+            _stderr(f"tfckpt: wrote {result.config}")
 
 
 def _export_summary(plan: Any, verb: str) -> str:
@@ -118,6 +129,17 @@ def render_import(result: Any, as_json: bool, quiet: bool = False) -> None:
     if as_json:
         emit_json("import", result.to_dict())
         return
+    if plan.preset is not None and (result.dry_run or not plan.preset.ok):
+        if result.dry_run:
+            _preset_mapping(plan.preset, "input", "checkpoint", reverse=True)
+        _preset_problems(plan.preset)
+        out_console().print(
+            f"{_import_summary(plan, 'would import' if result.ok else 'cannot import')}; "
+            f"{_preset_summary(plan.preset)}",
+            highlight=False,
+        )
+        if plan.like is None or plan.like.ok:
+            return
     if plan.like is not None and not plan.like.ok:
         render_like_mismatches(plan.like)
         return
@@ -141,7 +163,8 @@ def render_import(result: Any, as_json: bool, quiet: bool = False) -> None:
         return
     if not quiet:
         checked = "checked against the input" if result.checked else "not checked"
-        _stderr(f"{_import_summary(plan, 'imported')}; {checked}")
+        extra = f"; {_preset_summary(plan.preset)}" if plan.preset is not None else ""
+        _stderr(f"{_import_summary(plan, 'imported')}{extra}; {checked}")
 
 
 def _import_summary(plan: Any, verb: str) -> str:
@@ -178,4 +201,113 @@ def render_like_mismatches(report: Any) -> None:
         f"{len(report.missing)} missing, {len(report.dtype)} dtype, {len(report.shape)} shape "
         f"({report.matched} match); nothing written",
         highlight=False,
+    )
+
+
+# ---- presets ------------------------------------------------------------------------------------
+def _preset_mapping(report: Any, source: str, target: str, reverse: bool = False) -> None:
+    """The whole mapping: name in, name out, transposed?, dtype change, shape written."""
+    rows = []
+    for m in report.mapped:
+        old, new = (m.hf, m.tf) if reverse else (m.tf, m.hf)
+        dtype = m.dtype if m.dtype == m.out_dtype else f"{m.dtype} -> {m.out_dtype}"
+        flag = "yes" if m.transpose else ""
+        if m.alias_of:
+            flag = f"{flag} (copy of {m.alias_of})".strip()
+        rows.append([old, new, flag, dtype, shape_text(m.shape)])
+    print_table(
+        [
+            Column(source, key=True),
+            Column(target),
+            Column("transposed"),
+            Column("dtype"),
+            Column("shape"),
+        ],
+        rows,
+    )
+
+
+def _preset_problems(report: Any) -> None:
+    rows = [["not mapped", name] for name in report.unmapped]
+    rows += [["missing", name] for name in report.missing]
+    rows += [["shape", text] for text in report.shapes]
+    if rows:
+        if report.mapped:
+            out_console().print()
+        print_table([Column("problem"), Column("tensor", key=True)], rows)
+
+
+def _preset_summary(report: Any) -> str:
+    parts = [f"preset {report.preset}: {len(report.mapped)} mapped"]
+    if report.dropped:
+        reasons: dict[str, int] = {}
+        for d in report.dropped:
+            reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+        parts.append(
+            f"{len(report.dropped)} dropped ("
+            + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1]))
+            + ")"
+        )
+    if report.unmapped:
+        left = " (left out)" if report.allow_unmapped else ""
+        parts.append(f"{len(report.unmapped)} not mapped{left}")
+    if report.missing:
+        parts.append(f"{len(report.missing)} missing")
+    if report.shapes:
+        parts.append(f"{len(report.shapes)} shape mismatch(es)")
+    if report.config:
+        parts.append(f"{report.config_checked} shapes checked against {report.config}")
+    return ", ".join(parts)
+
+
+def render_presets(presets: list[Any], as_json: bool) -> None:
+    """The built-in presets, one line each."""
+    if as_json:
+        emit_json(
+            "presets",
+            {
+                "presets": [
+                    {"name": p.name, "description": p.description, "source": p.source}
+                    for p in presets
+                ]
+            },
+        )
+        return
+    print_table(
+        [Column("preset", key=True), Column("description")],
+        [[p.name, p.description] for p in presets],
+    )
+
+
+def render_preset(preset: Any, as_json: bool) -> None:
+    """One preset: what it is, then its rules."""
+    if as_json:
+        emit_json("presets", {"presets": [preset.to_dict()]})
+        return
+    console = out_console()
+    console.print(f"{preset.name}: {preset.description}", highlight=False)
+    if preset.reference:
+        console.print(f"reference: {preset.reference}", highlight=False)
+    console.print(f"source: {preset.source}", highlight=False)
+    if preset.strip_prefixes:
+        console.print(f"prefixes removed: {', '.join(preset.strip_prefixes)}", highlight=False)
+    for drop in preset.drop:
+        console.print(f"drop: {drop.pattern.pattern}  ({drop.reason})", highlight=False)
+    for old, new in preset.dtypes.items():
+        console.print(f"dtype: {old} -> {new}", highlight=False)
+    for tied in preset.tied:
+        state = "written" if tied.emit else "left out"
+        console.print(f"tied: {tied.hf} = {tied.same_as} ({state})", highlight=False)
+    console.print()
+    print_table(
+        [Column("checkpoint", key=True), Column("hf"), Column("transposed"), Column("shape")],
+        [
+            [
+                r.tf.text + (" (optional)" if r.optional else ""),
+                r.hf.text,
+                "yes" if r.transpose else "",
+                "[" + ", ".join(r.shape) + "]" if r.shape is not None else "",
+            ]
+            for r in preset.rules
+        ],
     )

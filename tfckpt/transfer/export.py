@@ -255,7 +255,7 @@ class _PresetMapper:
         from tfckpt.dtypes import dtype_from_name
 
         preset = self.preset
-        prefix, stripped = preset.strip(name)
+        _, stripped = preset.strip(name)
         reason = preset.dropped(stripped)
         if reason is None and is_optimizer is not None and is_optimizer(info.name):
             reason = "optimizer state"
@@ -273,7 +273,7 @@ class _PresetMapper:
             return item
         self.matches.append((rule, values, hf, item.shape))
         back = preset.to_tf(hf)
-        if back is None or prefix + back[2] != name:
+        if back is None or back[2] != name:
             self.tf_names[hf] = name
         if dtype != info.dtype:
             self.source_dtypes[hf] = info.dtype.name

@@ -679,12 +679,11 @@ def check_against(
             want = set(range(counted[1]))
             lacking = sorted(want - have)
             extra = sorted(have - want)
-            if lacking:
-                shown = rule.hf.render({**found[0], var: lacking[0]})
-                report.missing.append(
-                    f"{shown} ({len(lacking)} of {counted[0]}={counted[1]} "
-                    f"{{{var}}} missing: {_ranges(lacking)})"
-                )
+            others = {tuple(sorted((k, x) for k, x in v.items() if k != var)) for v in found}
+            for value in lacking:
+                for other in sorted(others):
+                    shown = rule.hf.render({**dict(other), var: value})
+                    report.missing.append(f"{shown} ({counted[0]}={counted[1]})")
             for value in extra:
                 report.shapes.append(
                     f"{rule.hf.render({**found[0], var: value})}: {{{var}}}={value} but "
@@ -692,17 +691,29 @@ def check_against(
                 )
     if config is None:
         return
+    lacking_fields: set[str] = set()
     for rule, _values, hf, shape in matches:
         if rule.shape is None:
             continue
         expected = expected_shape(rule.shape, config)
         if expected is None:
+            lacking_fields.update(
+                f
+                for dim in rule.shape
+                for f in dim.split("*")
+                if not f.isdigit() and config_value(config, [f]) is None
+            )
             continue
         report.config_checked += 1
         if list(shape) != expected[0]:
             report.shapes.append(
                 f"{hf}: shape {list(shape)} but the config says [{', '.join(expected[1])}]"
             )
+    if lacking_fields:
+        report.shapes.append(
+            f"{report.config} does not set {', '.join(sorted(lacking_fields))}, which "
+            f"{preset.name} checks shapes with: the config of another architecture?"
+        )
 
 
 def _ranges(values: list[int]) -> str:
