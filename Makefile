@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TFCKPT := $(VENV)/bin/tfckpt
 DEMO := build/demo
 
-.PHONY: setup demo test test-fast lint bench fuzz tour clean
+.PHONY: setup demo test test-fast test-hf lint bench fuzz tour clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,16 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# The presets against their reference, transformers' TF loaders (the last release that has them):
+# a CPU build of torch (pinned: an unpinned torch pulls a CUDA build of several GB) and
+# transformers 4.57 in the same venv, then only the tests marked hf.
+test-hf: setup $(VENV)/.hf-installed
+	USE_TF=0 $(PY) -m pytest -q -m hf
+
+$(VENV)/.hf-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet "torch==2.13.0" "transformers>=4.57,<5"
+	touch $@
 
 test-fast: setup
 	$(PY) -m pytest -q -x -m "not slow and not tf"

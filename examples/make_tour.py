@@ -85,6 +85,20 @@ STEPS: list[tuple[str, str, str]] = [
         "tfckpt import {out}/model.safetensors {out}/imported/model.ckpt --sub '[.]' '/' "
         "--like {out}/small",
     ),
+    (
+        "presets",
+        "Conversions to Hugging Face transformers are data: the built-in presets of "
+        "`export --preset` / `import --preset`, each equal to transformers 4.57's TF loader bit "
+        "for bit:",
+        "tfckpt presets",
+    ),
+    ("", "A preset of one's own, checked and shown:", "tfckpt presets {out}/mine.toml"),
+    (
+        "",
+        "The whole mapping before anything is written (a directory gets `model.safetensors`, "
+        "and the `config.json` given with `--config`):",
+        "tfckpt export {demo} {out}/hf/ --preset {out}/mine.toml --dry-run",
+    ),
     ("cast", "Half the size:", "tfckpt cast {out}/small {out}/half/model.ckpt --dtype float16"),
     (
         "ls --repair",
@@ -116,11 +130,29 @@ def moved_run(demo: str, out: str) -> None:
         f.write("\n".join(lines) + "\n")
 
 
+MINE = """name = "demo-torch"
+description = "the demo's dense layers -> torch.nn.Linear names"
+drop = [{ pattern = '^global_step$', reason = "training step counter" }]
+[metadata]
+format = "pt"
+[vars]
+layer = { count = "num_layers" }
+[[rules]]
+tf = "model/dense{layer}/kernel"
+hf = "layers.{layer}.weight"
+transpose = true
+[[rules]]
+tf = "model/dense{layer}/bias"
+hf = "layers.{layer}.bias"
+"""
+
+
 def main(demo: str, readme: str) -> None:
     out = "build/tour"
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     moved_run(demo, out)
+    Path(out, "mine.toml").write_text(MINE)
     env = dict(os.environ, COLUMNS="80", NO_COLOR="1", TF_CPP_MIN_LOG_LEVEL="3")
     parts = [BEGIN, ""]
     for heading, text, template in STEPS:

@@ -69,7 +69,11 @@ def render_export(result: Any, as_json: bool, quiet: bool = False) -> None:
         _preset_problems(plan.preset)
         console = out_console()
         verb = "would export" if result.ok else "cannot export"
-        console.print(f"{_export_summary(plan, verb)}; {_preset_summary(plan.preset)}")
+        console.print(
+            f"{_export_summary(plan, verb)}; {_preset_summary(plan.preset)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     elif result.dry_run:
         table = _items_table(
             [
@@ -137,6 +141,7 @@ def render_import(result: Any, as_json: bool, quiet: bool = False) -> None:
             f"{_import_summary(plan, 'would import' if result.ok else 'cannot import')}; "
             f"{_preset_summary(plan.preset)}",
             highlight=False,
+            soft_wrap=True,
         )
         if plan.like is None or plan.like.ok:
             return
