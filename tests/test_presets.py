@@ -407,3 +407,22 @@ def test_presets_ship_as_package_data() -> None:
     assert sorted(f.stem for f in Path(builtin_dir()).glob("*.toml")) == names
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert 'tfckpt = ["presets/*.toml"]' in pyproject
+
+
+def test_tied_aliases_can_be_emitted_as_copies(native: Any, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    path = tmp_path / "tied.toml"
+    path.write_text(
+        MINE + '[[tied]]\nhf = "head.weight"\nsame_as = "dense_1.weight"\nemit = true\n'
+        '[[tied]]\nhf = "missing.weight"\nsame_as = "nothing.weight"\nemit = false\n'
+    )
+    result = tfckpt.export(native("tf1"), tmp_path / "t.safetensors", preset=path)
+    out = load_file(str(tmp_path / "t.safetensors"))
+    assert same(out["head.weight"], out["dense_1.weight"]) and "missing.weight" not in out
+    alias = next(m for m in result.plan.preset.mapped if m.hf == "head.weight")
+    assert alias.alias_of == "dense_1.weight" and alias.tf == "dense_1/kernel"
+    back = tfckpt.import_weights(tmp_path / "t.safetensors", tmp_path / "b", preset=path)
+    assert {"name": "head.weight", "reason": "tied to dense_1.weight"} in back.plan.preset.dropped
+    with tfckpt.open(tmp_path / "b") as ckpt:
+        assert len(ckpt) == 4

@@ -169,7 +169,7 @@ def resolve_npy_dtype(
         if kind not in "SUO":
             return None, "", f"{stored.str} cannot hold strings"
         if kind == "O" and not allow_pickle:
-            return None, "", "pickled object array (loading it runs code; use --allow-pickle)"
+            return None, "", "pickled object array (loading it runs code from the file)"
         return dtype_from_name("string"), "string", None
     if declared is not None:
         target = tf_dtype(declared)
