@@ -2,6 +2,7 @@
 
 ``export``: a checkpoint -> safetensors, .npz, or a directory of .npy files (streamed, checked).
 ``import``: those formats -> a V2 checkpoint, optionally shaped ``like`` an existing one.
+``presets``: conversions to another framework's names and layouts (Hugging Face), as TOML data.
 One module per file format (``safetensors``, ``npz``, ``npy``), each with its header code,
 writer, checker and reader; ``export`` and ``importer`` drive them through ``formats.file_format``.
 """
