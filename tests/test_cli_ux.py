@@ -286,3 +286,17 @@ def test_diff_as_tsv_and_csv_for_scripts(pair: tuple[Path, Path]) -> None:
     bare = run("diff", *pair, "--format", "csv", "--no-headers", "-q")
     assert bare.stdout.splitlines()[0].startswith("a/small,values,") and bare.stderr == ""
     assert run("diff", *pair, "--format", "xml").exit_code == 2
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("columns", [80, 200])
+def test_graph_summary_shows_every_signature_name(fx: Any, columns: int) -> None:
+    result = at(columns, "graph", fx["savedmodel_tf2"].path)
+    assert result.exit_code == 0
+    assert "Signature serving_default" in result.stdout
+    assert "serving_default_x:0" in result.stdout and "StatefulPartitionedCall:0" in result.stdout
+    assert all(len(line) <= columns for line in result.stdout.splitlines())
+    one = at(columns, "graph", fx["savedmodel_tf2"].path, "--signature", "serving_default")
+    assert one.exit_code == 0 and "serving_default_x:0" in one.stdout
+    typo = at(columns, "graph", fx["savedmodel_tf2"].path, "--signature", "serving_defualt")
+    assert typo.exit_code == 2 and "did you mean 'serving_default'" in typo.stderr
