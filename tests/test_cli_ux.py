@@ -300,3 +300,13 @@ def test_graph_summary_shows_every_signature_name(fx: Any, columns: int) -> None
     assert one.exit_code == 0 and "serving_default_x:0" in one.stdout
     typo = at(columns, "graph", fx["savedmodel_tf2"].path, "--signature", "serving_defualt")
     assert typo.exit_code == 2 and "did you mean 'serving_default'" in typo.stderr
+
+
+def test_the_command_list_is_one_line_each_at_80_columns() -> None:
+    from tfckpt.cli.app import SHORT_HELP, WORKFLOW, app
+
+    names = {c.name for c in app.registered_commands}
+    assert names == set(SHORT_HELP) and names <= set(WORKFLOW)
+    top = at(80, "--help").stdout
+    panel = top[top.index("Commands") :].splitlines()[1:-1]
+    assert len([line for line in panel if line.strip("│ ")]) == len(names), panel

@@ -89,10 +89,37 @@ WORKFLOW = (
 )
 
 
+# One line each in `tfckpt --help`, in WORKFLOW order (the command's own help has the rest).
+SHORT_HELP = {
+    "ls": "Checkpoints, SavedModels and runs in a directory",
+    "vars": "The variables of a checkpoint",
+    "graph": "Summarize or check a .meta/.pb/.pbtxt/SavedModel",
+    "diff": "Compare two checkpoints (exit 1 on differences)",
+    "verify": "Check checksums, shards and values (exit 1 if bad)",
+    "scan": "Find ops that reach outside the process",
+    "check": "Gate artifacts against a policy file (CI)",
+    "rename": "Rename variables (regex, mapping, scopes)",
+    "prune": "Drop variables, e.g. optimizer state",
+    "merge": "Several checkpoints in one, under scopes",
+    "cast": "Floating-point tensors to another float dtype",
+    "export": "Weights to safetensors / .npz / .npy (HF presets)",
+    "import": "Weights from safetensors / .npz / .npy",
+    "presets": "Conversion presets (Hugging Face and your own)",
+    "convert-pbtxt": "Binary <-> text protobuf",
+    "help": "The help of a command",
+}
+
+
 class TfckptGroup(typer.core.TyperGroup):
     """Reports ``TfckptError`` as one line on stderr with its exit code; no traceback. With
     ``--json``, stdout also gets a JSON error document, so a script always reads JSON. Lists
     commands in workflow order."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and cmd_name in SHORT_HELP:
+            command.short_help = SHORT_HELP[cmd_name]
+        return command
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = list(super().list_commands(ctx))
