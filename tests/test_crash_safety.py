@@ -33,7 +33,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tfckpt.bundle import writer as writer_mod
 from tfckpt.bundle.reader import BundleReader
 from tfckpt.bundle.state import read_state
 from tfckpt.bundle.table import crc32c
@@ -42,6 +41,7 @@ from tfckpt.cli import app
 from tfckpt.dtypes import dtype_from_name
 from tfckpt.ops.verify import verify_checkpoint
 from tfckpt.storage import TEMP_MARK
+from tfckpt.storage import local as local_storage
 
 runner = CliRunner()
 RANDOM_KILLS = 3
@@ -362,10 +362,8 @@ def inject(monkeypatch: pytest.MonkeyPatch, err: int, budget: int, kinds: set[st
     def failing(*args: Any, **kwargs: Any) -> Any:
         raise OSError(err, os.strerror(err))
 
-    monkeypatch.setattr(writer_mod, "open", fake_open, raising=False)
-    import tfckpt.bundle.state as state_mod
-
-    monkeypatch.setattr(state_mod, "open", fake_open, raising=False)
+    # Every local file the writers create (data, index, state file) is opened in storage.local.
+    monkeypatch.setattr(local_storage, "open", fake_open, raising=False)
     if "copy" in kinds:
         monkeypatch.setattr(os, "copy_file_range", failing)
         monkeypatch.setattr(os, "link", failing)
@@ -374,13 +372,20 @@ def inject(monkeypatch: pytest.MonkeyPatch, err: int, budget: int, kinds: set[st
         real_replace = os.replace
         calls = [0]
 
-        def replace(src: Any, dst: Any) -> None:
-            calls[0] += 1
-            if calls[0] > budget:
-                raise OSError(err, os.strerror(err))
-            real_replace(src, dst)
+        real_noreplace = local_storage.rename_noreplace
 
-        monkeypatch.setattr(os, "replace", replace)
+        def counted(real: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+            def rename(src: Any, dst: Any) -> None:
+                calls[0] += 1
+                if calls[0] > budget:
+                    raise OSError(err, os.strerror(err))
+                real(src, dst)
+
+            return rename
+
+        monkeypatch.setattr(os, "replace", counted(real_replace))
+        # The index is published with no-replace semantics (renameat2 / link): a rename too.
+        monkeypatch.setattr(local_storage, "rename_noreplace", counted(real_noreplace))
 
 
 @pytest.fixture(scope="module")
@@ -459,17 +464,15 @@ def test_state_file_failure_after_a_complete_write(
     small_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The checkpoint is complete when only the state-file update fails: say so, leave no temp."""
-    import tfckpt.bundle.state as state_mod
-
     dst = tmp_path / "m"
     real_open = open
 
     def fake_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if "w" in mode:
+        if "w" in mode and Path(str(file)).name.startswith("checkpoint" + TEMP_MARK):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(state_mod, "open", fake_open, raising=False)
+    monkeypatch.setattr(local_storage, "open", fake_open, raising=False)
     result = runner.invoke(app, COMMANDS["prune"](small_source, dst))
     monkeypatch.undo()
     assert result.exit_code == 2

@@ -106,6 +106,18 @@ class OutputExists(TfckptError):
 class WriteError(TfckptError):
     """The destination could not be written (read-only, disk full, ...)."""
 
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message  # the cause alone ("disk full"), for other messages
+
+
+class StorageError(TfckptError):
+    """A remote store failed or refused a request (network, server error, access denied)."""
+
+
+class BackendMissing(TfckptError):
+    """A URL whose filesystem backend is not installed (the message names the extra)."""
+
 
 class TensorFlowMissing(TfckptError):
     """``--engine tf`` was asked for but TensorFlow is not installed."""

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt import storage
 from tfckpt.errors import GraphError, UsageError
 from tfckpt.graph.scan import Finding, ScanOptions
 from tfckpt.progress import Progress, or_none
@@ -140,15 +141,15 @@ def _load(path: str, engine: str) -> list[Any]:
 
     notes: list[str] = []
     file, sm_dir = resolve_graph_path(path, notes)
-    if sm_dir is not None and os.path.exists(os.path.join(sm_dir, _CHUNKED)):
+    if sm_dir is not None and storage.exists(storage.join(sm_dir, _CHUNKED)):
         raise GraphError(
             f"{sm_dir}: holds {_CHUNKED}, a chunked SavedModel (graphs over 2 GiB), which tfckpt "
             "cannot read; nothing was scanned"
         )
     files = [file]
     if sm_dir is not None:
-        other = os.path.join(sm_dir, "saved_model.pbtxt")
-        if file.endswith(".pb") and os.path.isfile(other):
+        other = storage.join(sm_dir, "saved_model.pbtxt")
+        if file.endswith(".pb") and storage.isfile(other):
             files.append(other)
     out = []
     for f in files:
@@ -387,9 +388,9 @@ def load_policy(path: PathLike) -> Any:
 
 def _files_under(directory: str) -> list[str]:
     out = []
-    for root, dirs, names in os.walk(directory):
+    for root, dirs, names in storage.walk(directory):
         dirs.sort()
-        out += [os.path.join(root, n) for n in sorted(names)]
+        out += [storage.join(root, n) for n in sorted(names)]
     return out
 
 
@@ -398,19 +399,19 @@ def _open_artifact(path: str) -> _Artifact:
     from tfckpt.graph.load import load_graph
 
     directory = path
-    if os.path.isfile(path) and os.path.basename(path) in ("saved_model.pb", "saved_model.pbtxt"):
-        directory = os.path.dirname(path) or "."  # a SavedModel named by its graph file
-    if os.path.isdir(directory) and is_savedmodel_dir(directory):
-        variables = os.path.join(directory, "variables", "variables")
-        prefix = variables if os.path.isfile(variables + ".index") else None
+    if storage.isfile(path) and storage.basename(path) in ("saved_model.pb", "saved_model.pbtxt"):
+        directory = storage.dirname(path) or "."  # a SavedModel named by its graph file
+    if storage.isdir(directory) and is_savedmodel_dir(directory):
+        variables = storage.join(directory, "variables", "variables")
+        prefix = variables if storage.isfile(variables + ".index") else None
         graphs = _load(directory, "native")
         return _Artifact(path, "savedmodel", graphs, prefix, _files_under(directory))
-    if os.path.isfile(path) and path.endswith((".pb", ".pbtxt", ".meta")):
+    if storage.isfile(path) and path.endswith((".pb", ".pbtxt", ".meta")):
         graph = load_graph(path)
         kind = "metagraph" if graph.type == "MetaGraphDef" else "graphdef"
         prefix = None
         files = [path]
-        if path.endswith(".meta") and os.path.isfile(path[: -len(".meta")] + ".index"):
+        if path.endswith(".meta") and storage.isfile(path[: -len(".meta")] + ".index"):
             prefix = path[: -len(".meta")]
             with open_checkpoint(prefix) as ckpt:
                 files += ckpt.files
@@ -420,7 +421,7 @@ def _open_artifact(path: str) -> _Artifact:
     with open_checkpoint(prefix) as ckpt:
         files = list(ckpt.files)
     graphs = []
-    if os.path.isfile(prefix + ".meta"):
+    if storage.isfile(prefix + ".meta"):
         graphs = [load_graph(prefix + ".meta")]
         files.append(prefix + ".meta")
     artifact = _Artifact(path, "checkpoint", graphs, prefix, files)

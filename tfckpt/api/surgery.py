@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt import storage
 from tfckpt.errors import NoChange, OutputExists, RenameConflict, UsageError
 from tfckpt.progress import Progress, or_none
 
@@ -193,7 +194,7 @@ def _check_destination(dst: str, force: bool) -> None:
 
 
 def _meta_notes(src_prefix: str, carried: bool) -> list[str]:
-    if not carried and os.path.exists(src_prefix + ".meta"):
+    if not carried and storage.exists(src_prefix + ".meta"):
         return [f"{src_prefix}.meta was not carried over (its graph names the old variables)"]
     return []
 
@@ -279,12 +280,8 @@ def rename(
 
         progress.start("link" if link else "copy", data_bytes_on_disk(ckpt.prefix))
         written = apply_rename(
-            ckpt, dst, plan, link, force, progress.advance, sync, keep_meta=meta, verify=verify
-        )
-    if new_meta is not None:
-        from tfckpt.storage import write_file_atomic
-
-        write_file_atomic(dst + ".meta", new_meta, force=True)
+            ckpt, dst, plan, link, force, progress.advance, sync, verify=verify, meta=new_meta
+        )  # the new .meta is published right after the index
     _publish_state(dst)
     result.notes += written.notes + _meta_notes(ckpt.prefix, new_meta is not None)
     result.written = WriteSummary(dst, written.shards, written.tensors, written.bytes_written)
@@ -294,20 +291,18 @@ def rename(
 def _renamed_meta(
     ckpt: Any, meta_src: str, dst: str, plan: Any, force: bool, notes: list[str]
 ) -> bytes:
-    if not os.path.exists(meta_src):
+    if not storage.exists(meta_src):
         raise UsageError(f"{meta_src}: no .meta to rename")
     if ckpt.format == "V1":
         raise UsageError(
             f"{meta_src}: the graph of a V1 checkpoint restores only V1 files (RestoreSlice), "
             "but rename writes V2; rename without the .meta and rebuild the graph"
         )
-    if os.path.exists(dst + ".meta") and not force:
+    if storage.lexists(dst + ".meta") and not force:
         raise OutputExists(f"{dst}.meta: exists", fix="force")
     from tfckpt.graph.rename import rename_metagraph
-    from tfckpt.storage import open_regular
 
-    with open_regular(meta_src) as f:
-        return rename_metagraph(f.read(), plan.renames, notes)
+    return rename_metagraph(storage.read_bytes(meta_src), plan.renames, notes)
 
 
 def _publish_state(prefix: str) -> None:

@@ -7,16 +7,16 @@ a SavedModel directory (``variables/variables``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tfckpt import protos
+from tfckpt import protos, storage
 from tfckpt.bundle.reader import CHUNK_ELEMENTS, BundleReader, Entry, num_elements, quoted
-from tfckpt.bundle.state import read_state
+from tfckpt.bundle.state import reachable_from, read_state
 from tfckpt.bundle.table import has_table_magic
 from tfckpt.bundle.v1 import V1Reader, looks_like_v1, v1_files
 from tfckpt.dtypes import DType
@@ -178,6 +178,20 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
         else:
             yield self.read(info.name).reshape(-1)
 
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Say which tensors will be read next, in this order: a remote checkpoint fetches
+        their bytes ahead of the reader, several requests in flight (a no-op locally)."""
+        if self._bundle is None or not storage.is_url(self.prefix):
+            return
+        entries = []
+        for name in names:
+            entry = self.entry(name)
+            if entry.slices:
+                entries += [self._bundle.slice_entry(entry, spec) for spec in entry.slices]
+            else:
+                entries.append(entry)
+        self._bundle.prefetch(entries)
+
     def object_graph_bytes(self) -> bytes | None:
         """The serialized TF2 object graph (a scalar string tensor), or None for name-based
         checkpoints; CorruptCheckpoint when the entry is not one string."""
@@ -259,13 +273,13 @@ def strip_checkpoint_suffix(path: str) -> str:
 
 
 def is_v2_prefix(prefix: str) -> bool:
-    return os.path.isfile(prefix + ".index")
+    return storage.isfile(prefix + ".index")
 
 
 def is_savedmodel_dir(path: str) -> bool:
-    return os.path.isdir(path) and (
-        os.path.isfile(os.path.join(path, "saved_model.pb"))
-        or os.path.isfile(os.path.join(path, "saved_model.pbtxt"))
+    return storage.isdir(path) and (
+        storage.isfile(storage.join(path, "saved_model.pb"))
+        or storage.isfile(storage.join(path, "saved_model.pbtxt"))
     )
 
 
@@ -273,16 +287,16 @@ def prefixes_in_dir(directory: str) -> list[str]:
     """Checkpoint prefixes directly in ``directory`` (V2 by .index; V1 by table content)."""
     found: list[str] = []
     try:
-        names = os.listdir(directory)
+        names = storage.listdir(directory)
     except OSError:
         return found
     for name in names:
-        full = os.path.join(directory, name)
-        if name.endswith(".index") and os.path.isfile(full):
+        full = storage.join(directory, name)
+        if name.endswith(".index") and storage.isfile(full):
             found.append(full[: -len(".index")])
     v2 = set(found)
     for name in names:
-        full = os.path.join(directory, name)
+        full = storage.join(directory, name)
         if (
             may_be_v1(name)
             and not any(full.startswith(p + ".") for p in v2)
@@ -309,8 +323,9 @@ def newest_prefix(prefixes: list[str]) -> str:
 
     def mtime(p: str) -> float:
         for candidate in (p + ".index", p):
-            if os.path.exists(candidate):
-                return os.path.getmtime(candidate)
+            st = storage.stat(candidate)
+            if st is not None:
+                return st.mtime or 0.0
         return 0.0
 
     # Checkpoints copied together share a modification time: then the higher step wins.
@@ -320,28 +335,25 @@ def newest_prefix(prefixes: list[str]) -> str:
 def data_bytes_on_disk(prefix: str) -> int:
     """Bytes in the regular files named like ``<prefix>.data-*`` (or a V1 prefix's tables), from
     one directory listing; for progress totals, so missing or odd files just count 0."""
-    directory = os.path.dirname(prefix) or "."
-    base = os.path.basename(prefix)
+    directory = storage.dirname(prefix) or "."
+    base = storage.basename(prefix)
     try:
-        names = os.listdir(directory)
+        names = storage.listdir(directory)
     except OSError:
         return 0
     total = 0
     for name in names:
         if not (name.startswith(base + ".data-") or name == base or name.startswith(base + "-")):
             continue
-        try:
-            st = os.stat(os.path.join(directory, name))
-        except OSError:  # dangling or looping symlinks
-            continue
-        if stat.S_ISREG(st.st_mode):
-            total += st.st_size
+        st = storage.stat(storage.join(directory, name))  # None: dangling or looping symlinks
+        if st is not None and st.isfile:
+            total += st.size
     return total
 
 
 def step_of(prefix: str) -> int | None:
     """The global step in a checkpoint's name (``model.ckpt-1000`` -> 1000), if any."""
-    m = _STEP_RE.search(os.path.basename(prefix))
+    m = _STEP_RE.search(storage.basename(prefix))
     return int(m.group(1)) if m else None
 
 
@@ -352,26 +364,32 @@ def _checkpoint_exists(prefix: str) -> bool:
 def resolve_prefix(path: str, notes: list[str] | None = None) -> tuple[str, str]:
     """Turn a user-given path into ``(prefix, "V1"|"V2")``, or raise CheckpointNotFound."""
     notes = [] if notes is None else notes
-    if not os.path.lexists(path) and not _checkpoint_exists(path):
+    if storage.is_url(path):
+        path = path.rstrip("/") or path
+    found = storage.stat(path)
+    dangling = found is None and not storage.is_url(path) and os.path.lexists(path)
+    if found is None and not dangling and not _checkpoint_exists(path):
         stripped = strip_checkpoint_suffix(path)
         if stripped == path or not _checkpoint_exists(stripped):
             raise CheckpointNotFound(f"{path}: no such file or checkpoint")
-    if os.path.isdir(path):
+    if found is not None and found.isdir:
         return _resolve_dir(path, notes)
     if is_v2_prefix(path):
         return path, "V2"
     stripped = strip_checkpoint_suffix(path)
     if stripped != path and is_v2_prefix(stripped):
         return stripped, "V2"
-    if os.path.basename(path) in ("saved_model.pb", "saved_model.pbtxt"):
-        return _resolve_dir(os.path.dirname(path) or ".", notes)
-    if os.path.isfile(path) and os.path.basename(path) == "checkpoint":
-        return _resolve_dir(os.path.dirname(path) or ".", notes)
-    if stripped != path and os.path.isfile(stripped) and looks_like_v1(stripped):
+    parent = storage.dirname(path) or "."
+    if storage.basename(path) in ("saved_model.pb", "saved_model.pbtxt"):
+        return _resolve_dir(parent, notes)
+    is_file = found is not None and found.isfile
+    if is_file and storage.basename(path) == "checkpoint":
+        return _resolve_dir(parent, notes)
+    if stripped != path and storage.isfile(stripped) and looks_like_v1(stripped):
         return stripped, "V1"  # e.g. the .meta of a V1 checkpoint
     if stripped != path and v1_files(stripped):
         return stripped, "V1"  # the .meta of a sharded V1 checkpoint (export-00000-of-00001)
-    if os.path.isfile(path):
+    if is_file:
         # A file named explicitly that ends like a table is taken as V1 even if damaged, so
         # the reader can say what is wrong with it (a directory scan stays strict).
         if looks_like_v1(path) or has_table_magic(path):
@@ -388,12 +406,12 @@ def resolve_prefix(path: str, notes: list[str] | None = None) -> tuple[str, str]
 
 def _resolve_dir(directory: str, notes: list[str]) -> tuple[str, str]:
     if is_savedmodel_dir(directory):
-        prefix = os.path.join(directory, "variables", "variables")
+        prefix = storage.join(directory, "variables", "variables")
         if not is_v2_prefix(prefix):
             raise CheckpointNotFound(_savedmodel_without_variables(directory))
         return prefix, "V2"
-    state_path = os.path.join(directory, "checkpoint")
-    if os.path.isfile(state_path) and not is_v2_prefix(state_path):
+    state_path = storage.join(directory, "checkpoint")
+    if storage.isfile(state_path) and not is_v2_prefix(state_path):
         try:
             state = read_state(directory)
         except CorruptCheckpoint as exc:
@@ -402,10 +420,13 @@ def _resolve_dir(directory: str, notes: list[str]) -> tuple[str, str]:
             state = None
         if state is not None and state.latest:
             latest = state.latest
-            v1 = v1_files(latest)
-            if is_v2_prefix(latest) or (v1 and looks_like_v1(v1[0])):
-                return latest, "V2" if is_v2_prefix(latest) else "V1"
-            problem = "is not a checkpoint" if os.path.lexists(latest) else "does not exist"
+            if reachable_from(directory, latest):
+                v1 = v1_files(latest)
+                if is_v2_prefix(latest) or (v1 and looks_like_v1(v1[0])):
+                    return latest, "V2" if is_v2_prefix(latest) else "V1"
+                problem = "is not a checkpoint" if storage.lexists(latest) else "does not exist"
+            else:
+                problem = "is a local path, not in this store"
             notes.append(
                 f"{state_path}: latest checkpoint {quoted(state.raw_latest)} {problem}; "
                 "using the newest checkpoint in the directory"
@@ -428,9 +449,9 @@ def _savedmodel_without_variables(directory: str) -> str:
             f"{beside[0]} lies beside saved_model.pb (flattened copy?); give that prefix to read "
             "it, or move its files into variables/ for TensorFlow to load the SavedModel"
         )
-    variables = os.path.join(directory, "variables")
-    if os.path.isdir(variables) and any(
-        name.startswith("variables.data-") for name in os.listdir(variables)
+    variables = storage.join(directory, "variables")
+    if storage.isdir(variables) and any(
+        name.startswith("variables.data-") for name in storage.listdir(variables)
     ):
         return (
             f"{variables}/variables.index: no such file (the data files are there; "
@@ -454,7 +475,10 @@ def open_checkpoint(path: str | os.PathLike[str], need_data: bool = True) -> Che
         # A checkpoint without all its data cannot give values: say so at once rather than when
         # the first value is read (verify lists every gap).
         used = sorted({e.shard_id for e in bundle.entries.values() if not e.slices})
-        missing = [i for i in used if not os.path.exists(bundle.data_path(i))]
+        if storage.is_url(prefix):
+            with contextlib.suppress(OSError):  # one listing answers the checks below
+                storage.listdir(storage.dirname(prefix))
+        missing = [i for i in used if not storage.exists(bundle.data_path(i))]
         if missing:
             problem = (
                 f"{bundle.data_path(missing[0])}: data shard is missing ({len(missing)} of "

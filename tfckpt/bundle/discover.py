@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tfckpt import storage
 from tfckpt.bundle.checkpoint import is_savedmodel_dir, may_be_v1, step_of
-from tfckpt.bundle.state import STATE_FILENAME, CheckpointStateInfo, read_state
+from tfckpt.bundle.state import STATE_FILENAME, CheckpointStateInfo, reachable_from, read_state
 from tfckpt.bundle.v1 import looks_like_v1
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint
 from tfckpt.storage import TEMP_MARK
@@ -48,17 +49,13 @@ class Found:
 
 
 def _mtime(path: str) -> float | None:
-    try:
-        return os.path.getmtime(path)
-    except OSError:
-        return None
+    st = storage.stat(path)
+    return None if st is None else st.mtime
 
 
 def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+    st = storage.stat(path)
+    return 0 if st is None else st.size
 
 
 def _scan_dir(
@@ -75,7 +72,7 @@ def _scan_dir(
             )
     prefixes: dict[str, Found] = {}
     for name in sorted(names):
-        full = os.path.join(directory, name)
+        full = storage.join(directory, name)
         if TEMP_MARK in name or ".tempstate" in name or name.endswith("_temp"):
             found.append(
                 Found(
@@ -88,14 +85,14 @@ def _scan_dir(
                 )
             )
             continue
-        if "tfevents" in name and os.path.isfile(full):
+        if "tfevents" in name and storage.isfile(full):
             found.append(
                 Found(kind="events", path=full, data_bytes=_size(full), mtime=_mtime(full))
             )
             continue
-        if name.endswith(".index") and os.path.isfile(full):
+        if name.endswith(".index") and storage.isfile(full):
             base = name[: -len(".index")]
-            prefix = os.path.join(directory, base)
+            prefix = storage.join(directory, base)
             shards = data_files.get(base, [])
             totals = {t for _, t, _ in shards}
             item = Found(
@@ -104,7 +101,7 @@ def _scan_dir(
                 step=step_of(prefix),
                 format="V2",
                 shards=max(totals) if totals else 0,
-                data_bytes=sum(_size(os.path.join(directory, n)) for _, _, n in shards),
+                data_bytes=sum(_size(storage.join(directory, n)) for _, _, n in shards),
                 has_meta=base + ".meta" in name_set,
                 mtime=_mtime(full),
             )
@@ -112,7 +109,7 @@ def _scan_dir(
                 item.note = f"{max(totals) - len(shards)} data shard(s) missing"
             elif not shards:
                 item.note = "no data file"
-            pointers = _lfs_pointers([full, *(os.path.join(directory, n) for _, _, n in shards)])
+            pointers = _lfs_pointers([full, *(storage.join(directory, n) for _, _, n in shards)])
             if pointers:
                 item.note = (
                     f"{', '.join(pointers)}: Git LFS pointer(s), not the files (fetch them: "
@@ -125,7 +122,7 @@ def _scan_dir(
         if base + ".index" in name_set:
             continue
         for _, _, name in sorted(shards):
-            full = os.path.join(directory, name)
+            full = storage.join(directory, name)
             found.append(
                 Found(
                     kind="temp",
@@ -138,17 +135,17 @@ def _scan_dir(
     # V1: single-file tables (no extension) and `-NNNNN-of-NNNNN` shard sets.
     v1_groups: dict[str, list[str]] = {}
     for name in sorted(names):
-        full = os.path.join(directory, name)
+        full = storage.join(directory, name)
         if (
             not may_be_v1(name)
             or name == STATE_FILENAME
-            or not os.path.isfile(full)
+            or not storage.isfile(full)
             or any(full.startswith(p + ".") for p in prefixes)
             or not looks_like_v1(full)
         ):
             continue
         m = _V1_SHARD_RE.match(name)
-        v1_groups.setdefault(os.path.join(directory, m.group("base")) if m else full, []).append(
+        v1_groups.setdefault(storage.join(directory, m.group("base")) if m else full, []).append(
             full
         )
     for prefix, files in v1_groups.items():
@@ -161,10 +158,10 @@ def _scan_dir(
             format="V1",
             shards=len(files),
             data_bytes=sum(_size(f) for f in files),
-            has_meta=os.path.exists(prefix + ".meta") or os.path.exists(key + ".meta"),
+            has_meta=storage.exists(prefix + ".meta") or storage.exists(key + ".meta"),
             mtime=max(_mtime(f) or 0.0 for f in files),
         )
-    if os.path.isfile(os.path.join(directory, STATE_FILENAME)):
+    if storage.isfile(storage.join(directory, STATE_FILENAME)):
         found.extend(_apply_state(directory, prefixes, state_reader))
     if prefixes and not any(item.latest for item in prefixes.values()):
         _mark_picked(directory, prefixes)
@@ -185,6 +182,8 @@ def _mark_picked(directory: str, prefixes: dict[str, Found]) -> None:
 def _real(path: str) -> str:
     """The path with symlinks resolved (a run reached through a link still matches the paths
     in its state file); a path no file can have (a NUL byte) stays as it is."""
+    if storage.is_url(path):
+        return storage.abspath(path)
     try:
         return os.path.realpath(path)
     except ValueError:
@@ -197,7 +196,7 @@ def _lfs_pointers(paths: list[str]) -> list[str]:
     from tfckpt.storage.lfs import MAX_POINTER_BYTES, is_lfs_pointer
 
     return [
-        os.path.basename(p) for p in paths if _size(p) <= MAX_POINTER_BYTES and is_lfs_pointer(p)
+        storage.basename(p) for p in paths if _size(p) <= MAX_POINTER_BYTES and is_lfs_pointer(p)
     ]
 
 
@@ -208,7 +207,7 @@ def _apply_state(
     try:
         state = state_reader(directory)
     except CorruptCheckpoint as exc:
-        return [Found(kind="missing", path=os.path.join(directory, STATE_FILENAME), note=str(exc))]
+        return [Found(kind="missing", path=storage.join(directory, STATE_FILENAME), note=str(exc))]
     extra: list[Found] = []
     by_abs = {_real(p): f for p, f in prefixes.items()}
     listed = list(state.all)
@@ -218,7 +217,7 @@ def _apply_state(
         item = by_abs.get(_real(path))
         if item is None:
             # Its .meta may have been copied without the index and data: say so.
-            has_meta = os.path.isfile(path + ".meta")
+            has_meta = reachable_from(directory, path) and storage.isfile(path + ".meta")
             extra.append(
                 Found(
                     kind="missing",
@@ -240,29 +239,29 @@ def _apply_state(
 
 
 def _savedmodel(directory: str) -> Found:
-    variables = os.path.join(directory, "variables")
+    variables = storage.join(directory, "variables")
     data = 0
     shards = 0
     try:
-        variable_names = os.listdir(variables) if os.path.isdir(variables) else []
+        variable_names = storage.listdir(variables) if storage.isdir(variables) else []
     except OSError:
         variable_names = []
     if variable_names:
         for name in variable_names:
             if _DATA_RE.match(name):
                 shards += 1
-                data += _size(os.path.join(variables, name))
-    pb = os.path.join(directory, "saved_model.pb")
-    graph_file = pb if os.path.exists(pb) else os.path.join(directory, "saved_model.pbtxt")
+                data += _size(storage.join(variables, name))
+    pb = storage.join(directory, "saved_model.pb")
+    graph_file = pb if storage.exists(pb) else storage.join(directory, "saved_model.pbtxt")
     return Found(
         kind="savedmodel",
         path=directory,
         step=None,
-        format="V2" if os.path.exists(os.path.join(variables, "variables.index")) else None,
+        format="V2" if storage.exists(storage.join(variables, "variables.index")) else None,
         shards=shards,
         data_bytes=data,
         mtime=_mtime(graph_file),
-        note=None if os.path.isdir(variables) else "no variables/ directory",
+        note=None if storage.isdir(variables) else "no variables/ directory",
         extra={"graph_bytes": _size(graph_file)},
     )
 
@@ -275,39 +274,41 @@ def discover(
     ``state_reader`` parses a directory's ``checkpoint`` file (TensorFlow's own parser with
     ``--engine tf``).
     """
-    if not os.path.exists(path):
+    if storage.is_url(path):
+        path = path.rstrip("/") or path
+    if not storage.exists(path):
         from tfckpt.bundle.checkpoint import _checkpoint_exists, strip_checkpoint_suffix
 
         if _checkpoint_exists(strip_checkpoint_suffix(path)):
-            path = os.path.dirname(path) or "."
+            path = storage.dirname(path) or "."
         else:
             raise CheckpointNotFound(f"{path}: no such file or directory")
-    if not os.path.isdir(path):
-        path = os.path.dirname(path) or "."
+    if not storage.isdir(path):
+        path = storage.dirname(path) or "."
     results: list[Found] = []
     if recursive:
-        walker = os.walk(path, onerror=None, followlinks=False)
+        walker = storage.walk(path)
     else:
         try:
-            walker = iter([(path, [], os.listdir(path))])
+            walker = iter([(path, [], storage.listdir(path))])
         except OSError as exc:
             raise CheckpointNotFound(f"{path}: cannot list ({exc.strerror})") from None
     savedmodels: set[str] = set()
     for directory, dirnames, filenames in walker:
         dirnames.sort()
         if is_savedmodel_dir(directory):
-            savedmodels.add(os.path.abspath(directory))
+            savedmodels.add(storage.abspath(directory))
             results.append(_savedmodel(directory))
-        parent = os.path.dirname(os.path.abspath(directory))
-        inside = os.path.basename(directory) == "variables" and parent in savedmodels
+        parent = storage.dirname(storage.abspath(directory))
+        inside = storage.basename(directory) == "variables" and parent in savedmodels
         results.extend(_scan_dir(directory, filenames, inside, state_reader))
         if not recursive:
             # Also show SavedModels one level down (e.g. an export dir of versions); without
             # --recursive, ``filenames`` is the whole listing, subdirectories included.
             for sub in sorted(filenames):
-                full = os.path.join(directory, sub)
-                if os.path.isdir(full) and is_savedmodel_dir(full):
+                full = storage.join(directory, sub)
+                if storage.isdir(full) and is_savedmodel_dir(full):
                     results.append(_savedmodel(full))
     order = {"checkpoint": 0, "missing": 0, "savedmodel": 1, "events": 2, "temp": 3}
-    results.sort(key=lambda f: (order[f.kind], os.path.dirname(f.path), f.step or -1, f.path))
+    results.sort(key=lambda f: (order[f.kind], storage.dirname(f.path), f.step or -1, f.path))
     return results

@@ -1,4 +1,5 @@
-"""Reading a V2 TensorBundle: the ``.index`` entries and memory-mapped tensor bytes.
+"""Reading a V2 TensorBundle: the ``.index`` entries and tensor bytes (memory-mapped locally,
+ranged requests remotely; see ``storage``).
 
 FORMAT.md sections 3-6. Every length and offset read from the file is checked against the real
 file sizes before anything is allocated, so a corrupt or hostile index fails with
@@ -7,19 +8,15 @@ file sizes before anything is allocated, so a corrupt or hostile index fails wit
 
 from __future__ import annotations
 
-import contextlib
-import mmap
-import os
-import stat
 import struct
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError
 
-from tfckpt import protos
+from tfckpt import protos, storage
 from tfckpt.bundle.slices import (
     Slice,
     decode_slice_key,
@@ -32,14 +29,15 @@ from tfckpt.bundle.slices import (
 from tfckpt.bundle.table import TableReader, crc32c, decode_varint, mask_crc, unmask_crc
 from tfckpt.dtypes import STRING, VARIANT, DType, dtype_from_enum
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
-from tfckpt.storage import open_regular
+from tfckpt.storage import STEP, Shard
 
 HEADER_KEY = b""
 # Elements read per chunk when streaming: large enough to amortize numpy call overhead, small
 # enough that several passes over a chunk stay in cache.
 CHUNK_ELEMENTS = 1 << 18
-# Streaming drops mapped pages behind it every this many bytes.
-RELEASE_BYTES = 32 * 1024 * 1024
+# Chunks of any dtype (at most 16 bytes an element) then never straddle two storage steps, so
+# the chunks of two equal tensors line up wherever each is stored.
+assert STEP % (CHUNK_ELEMENTS * 16) == 0
 # No tensor may claim more elements than this, whatever its dtype (2^50 ~ 10^15).
 MAX_ELEMENTS = 1 << 50
 # One data file per shard, one writer per device: far beyond any real save (TPU pods write a
@@ -134,13 +132,12 @@ class BundleReader:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.index_path = prefix + ".index"
-        try:
-            st = os.stat(self.index_path)
-        except OSError:
-            raise CheckpointNotFound(f"{self.index_path}: no such file") from None
+        index_id = storage.identity(self.index_path)
+        if index_id is None:
+            raise CheckpointNotFound(f"{self.index_path}: no such file")
         with TableReader.open(self.index_path) as table:
             pairs = list(table)
-        self._index_id = (st.st_dev, st.st_ino)
+        self._index_id = index_id
         self.entries: dict[bytes, Entry] = {}
         header_value: bytes | None = None
         for key, value in pairs:
@@ -158,8 +155,7 @@ class BundleReader:
                     f"{self.index_path}: {quoted(entry.label)} is in shard {entry.shard_id} "
                     f"of {self.num_shards}"
                 )
-        self._maps: dict[int, mmap.mmap | bytes] = {}
-        self._files: dict[int, Any] = {}
+        self._shards: dict[int, Shard] = {}
         _OPEN_READERS.add(self)
 
     # ---- parsing -------------------------------------------------------------------------
@@ -227,16 +223,19 @@ class BundleReader:
     def present_shards(self) -> dict[int, int]:
         """``{shard id: size}`` of the data files that exist, from one directory listing.
 
-        A header may claim up to MAX_SHARDS shards; stat-ing each name would take seconds.
+        A header may claim up to MAX_SHARDS shards; stat-ing each name would take seconds
+        (remotely, one request each). Where a store cannot be listed (HTTP), each is asked.
         """
-        directory = os.path.dirname(self.prefix) or "."
-        base = os.path.basename(self.prefix) + ".data-"
+        directory = storage.dirname(self.prefix) or "."
+        base = storage.basename(self.prefix) + ".data-"
         suffix = f"-of-{self.num_shards:05d}"
         found: dict[int, int] = {}
         try:
-            names = os.listdir(directory)
+            names = storage.listdir(directory)
         except OSError:
-            return found
+            if not storage.is_url(self.prefix):
+                return found
+            names = [storage.basename(p) for p in self.data_paths()]
         for name in names:
             if not (name.startswith(base) and name.endswith(suffix)):
                 continue
@@ -246,77 +245,87 @@ class BundleReader:
             shard = int(digits)
             # Compare file names, not paths: a bare prefix ("model.ckpt") has no directory part
             # while the listing's paths do ("./model.ckpt.data-...").
-            if shard >= self.num_shards or name != os.path.basename(self.data_path(shard)):
+            if shard >= self.num_shards or name != storage.basename(self.data_path(shard)):
                 continue
-            try:
-                st = os.stat(os.path.join(directory, name))
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                found[shard] = st.st_size
+            st = storage.stat(storage.join(directory, name))
+            if st is not None and st.isfile:
+                found[shard] = st.size
         return found
 
-    def _shard(self, shard_id: int) -> mmap.mmap | bytes:
-        if shard_id in self._maps:
-            return self._maps[shard_id]
+    def _shard(self, shard_id: int) -> Shard:
+        found = self._shards.get(shard_id)
+        if found is not None:
+            return found
         path = self.data_path(shard_id)
         try:
-            f = open_regular(path)  # kept open for the map's lifetime
+            shard = storage.open_shard(path)
         except FileNotFoundError:
             raise CorruptCheckpoint(f"{path}: data shard is missing") from None
         except OSError as exc:
             raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
-        size = os.fstat(f.fileno()).st_size
         from tfckpt.storage.lfs import LFS_POINTER, MAX_POINTER_BYTES, is_lfs_pointer_bytes
 
-        if size <= MAX_POINTER_BYTES and is_lfs_pointer_bytes(f.read(size)):
-            f.close()
+        if shard.size <= MAX_POINTER_BYTES and is_lfs_pointer_bytes(shard.view(0, shard.size)):
+            shard.close()
             raise CorruptCheckpoint(f"{path}: {LFS_POINTER}")
-        mapped: mmap.mmap | bytes
-        if size == 0:
-            mapped = b""
-            f.close()
-        else:
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            self._files[shard_id] = f
-        self._maps[shard_id] = mapped
-        return mapped
+        self._shards[shard_id] = shard
+        return shard
 
-    def raw(self, entry: Entry) -> memoryview:
-        """The entry's stored bytes, as a zero-copy view of the mapped shard."""
-        mapped = self._shard(entry.shard_id)
+    def shard_size(self, shard_id: int) -> int:
+        return self._shard(shard_id).size
+
+    def check_range(self, entry: Entry) -> None:
+        """The entry's bytes must lie inside its shard (checked without reading them)."""
+        size = self.shard_size(entry.shard_id)
         end = entry.offset + entry.size
-        if end > len(mapped):
+        if end > size:
             raise CorruptCheckpoint(
                 f"{self.data_path(entry.shard_id)}: {quoted(entry.label)} needs bytes "
-                f"{entry.offset}..{end} but the shard has {len(mapped)} (truncated?)"
+                f"{entry.offset}..{end} but the shard has {size} (truncated?)"
             )
-        return memoryview(mapped)[entry.offset : end]
+
+    def raw(self, entry: Entry) -> memoryview:
+        """The entry's stored bytes, whole (a zero-copy view of a local mapped shard)."""
+        self.check_range(entry)
+        return self._shard(entry.shard_id).view(entry.offset, entry.size)
+
+    def stream(self, entry: Entry) -> Iterator[memoryview]:
+        """The entry's stored bytes in steps of ``storage.STEP`` (the last may be shorter),
+        memory released behind the consumer: any tensor size in bounded memory."""
+        self.check_range(entry)
+        yield from self._shard(entry.shard_id).stream(entry.offset, entry.size)
+
+    def prefetch(self, entries: Iterable[Entry]) -> None:
+        """Say which stored entries (partitioned tensors: their slice entries) will be read, in
+        this order: remote shards fetch them ahead of the reader, several requests in flight."""
+        if not storage.is_url(self.prefix):
+            return  # local shards are mapped: the page cache reads ahead
+        wanted: dict[int, list[tuple[int, int]]] = {}
+        for entry in entries:
+            wanted.setdefault(entry.shard_id, []).append((entry.offset, entry.size))
+        for shard_id, ranges in wanted.items():
+            try:
+                self._shard(shard_id).prefetch(ranges)
+            except CorruptCheckpoint:
+                continue  # a missing shard: the read itself will say so
 
     def release(self, shard_id: int, offset: int, length: int) -> None:
         """Drop mapped pages already streamed so RSS stays bounded (the page cache keeps them).
 
         Safe for a read-only file mapping: touching the range again simply faults it back in.
         """
-        mapped = self._maps.get(shard_id)
-        if not isinstance(mapped, mmap.mmap) or length <= 0 or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        start = offset - offset % mmap.PAGESIZE
-        end = min(offset + length, len(mapped))
-        if end > start:
-            mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
+        shard = self._shards.get(shard_id)
+        if shard is not None:
+            shard.release(offset, length)
 
     def check_crc(self, entry: Entry) -> None:
         """Verify the entry's stored bytes against its CRC32C, streaming in bounded steps."""
         if entry.dtype.enum == VARIANT:
             self._check_variant_crc(entry)
             return
-        raw = self.raw(entry)
         crc = 0
-        for start in range(0, len(raw), RELEASE_BYTES):
-            step = raw[start : start + RELEASE_BYTES]
+        for step in self.stream(entry):
             crc = crc32c(step, crc)
-            self.release(entry.shard_id, entry.offset + start, len(step))
         if mask_crc(crc) != entry.crc32c:
             raise CorruptCheckpoint(
                 f"{self.data_path(entry.shard_id)}: checksum mismatch for {quoted(entry.label)} "
@@ -465,7 +474,9 @@ class BundleReader:
         # Bound the allocation by what the slices really store: every part must lie inside its
         # shard, and the parts must hold at least one byte per element (a string element needs
         # its length byte), before the full tensor is allocated.
-        stored = sum(len(self.raw(part)) for _, part in parts)
+        for _, part in parts:
+            self.check_range(part)
+        stored = sum(part.size for _, part in parts)
         if num_elements(entry.shape) * max(entry.dtype.itemsize, 1) > stored:
             raise CorruptCheckpoint(
                 f"{self.index_path}: slices of {quoted(entry.label)} do not cover its shape"
@@ -484,29 +495,21 @@ class BundleReader:
 
         The CRC32C of each stored entry is checked once its last chunk has been produced.
         """
+        import numpy as np
+
         parts = [self.slice_entry(entry, s) for s in entry.slices] if entry.slices else [entry]
         for part in parts:
             if part.dtype.numpy is None:
                 yield self.read_entry(part, verify).reshape(-1)
                 continue
-            flat = self._numeric_view(part).reshape(-1)
-            raw = self.raw(part)
+            self.check_size(part)
             crc = 0
-            item = part.dtype.itemsize
-            released = 0
-            for start in range(0, flat.size, chunk_elements):
-                stop = min(start + chunk_elements, flat.size)
+            for step in self.stream(part):
                 if verify:
-                    crc = crc32c(raw[start * item : stop * item], crc)
-                yield flat[start:stop]
-                if (stop - released) * item >= RELEASE_BYTES:
-                    self.release(
-                        part.shard_id, part.offset + released * item, (stop - released) * item
-                    )
-                    released = stop
-            self.release(
-                part.shard_id, part.offset + released * item, (flat.size - released) * item
-            )
+                    crc = crc32c(step, crc)
+                flat = np.frombuffer(step, dtype=part.dtype.numpy)
+                for start in range(0, flat.size, chunk_elements):
+                    yield flat[start : start + chunk_elements]
             if verify and mask_crc(crc) != part.crc32c:
                 raise CorruptCheckpoint(
                     f"{self.data_path(part.shard_id)}: checksum mismatch for {quoted(part.label)} "
@@ -524,15 +527,9 @@ class BundleReader:
         return entry.size
 
     def close(self) -> None:
-        for mapped in self._maps.values():
-            if isinstance(mapped, mmap.mmap):
-                # numpy views may still be alive; then the OS unmaps at exit.
-                with contextlib.suppress(BufferError):
-                    mapped.close()
-        for f in self._files.values():
-            f.close()
-        self._maps.clear()
-        self._files.clear()
+        for shard in self._shards.values():
+            shard.close()
+        self._shards.clear()
         _OPEN_READERS.discard(self)
 
 
@@ -540,6 +537,7 @@ class BundleReader:
 _OPEN_READERS: weakref.WeakSet[BundleReader] = weakref.WeakSet()
 
 
-def open_index_ids() -> dict[tuple[int, int], str]:
-    """``{(st_dev, st_ino) of the .index: prefix}`` of the checkpoints open in this process."""
+def open_index_ids() -> dict[Any, str]:
+    """``{identity of the .index: prefix}`` of the checkpoints open in this process
+    (``storage.identity``: device and inode locally, the URL remotely)."""
     return {r._index_id: r.prefix for r in list(_OPEN_READERS)}

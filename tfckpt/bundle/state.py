@@ -6,14 +6,12 @@ stale after a copy); a missing checkpoint is reported, never fatal.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
 
-from tfckpt import protos
+from tfckpt import protos, storage
 from tfckpt.errors import CorruptCheckpoint, WriteError
 
 STATE_FILENAME = "checkpoint"
@@ -31,7 +29,14 @@ class CheckpointStateInfo:
 
 
 def resolve_state_path(directory: str, path: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(directory, path)
+    return path if storage.isabs(path) else storage.join(directory, path)
+
+
+def reachable_from(directory: str, path: str) -> bool:
+    """Whether a path read from ``directory``'s state file can name something there: an
+    absolute local path in a state file in a bucket (copied up from a training machine) names
+    a file on whatever machine reads it, never the checkpoint beside the state file."""
+    return not storage.is_url(directory) or storage.is_url(path)
 
 
 def parse_state(text: str, where: str) -> protos.CheckpointState:  # type: ignore[name-defined]
@@ -49,12 +54,10 @@ def parse_state(text: str, where: str) -> protos.CheckpointState:  # type: ignor
 
 def read_state(directory: str) -> CheckpointStateInfo:
     """Parse ``directory/checkpoint``; raises CorruptCheckpoint if it does not parse."""
-    path = os.path.join(directory, STATE_FILENAME)
-    from tfckpt.storage import open_regular
-
+    path = storage.join(directory, STATE_FILENAME)
     try:
-        with open_regular(path) as f:  # not a FIFO or a device: those block or never end
-            text = f.read(1 << 20).decode("utf-8", "replace")
+        # Not a FIFO or a device (those block or never end); at most 1 MiB of it.
+        text = storage.read_bytes(path, limit=1 << 20).decode("utf-8", "replace")
     except OSError as exc:
         raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
     state = parse_state(text, path)
@@ -92,13 +95,14 @@ def update_state_for_new_prefix(prefix: str) -> str:
     Existing entries are kept (minus a previous entry for this prefix); paths are relative.
     The file is replaced atomically. Returns the state file's path.
     """
-    directory = os.path.dirname(os.path.abspath(prefix))
-    name = os.path.basename(prefix)
+    directory = storage.dirname(storage.abspath(prefix))
+    name = storage.basename(prefix)
     paths: list[str] = []
     stamps: list[float] = []
     preserved = None
-    state_path = os.path.join(directory, STATE_FILENAME)
-    if os.path.isfile(state_path) and not os.path.isfile(state_path + ".index"):
+    state_path = storage.join(directory, STATE_FILENAME)
+    is_index = storage.isfile(state_path + ".index")
+    if storage.isfile(state_path) and not is_index:
         try:
             old = read_state(directory)
             keep = [
@@ -106,30 +110,20 @@ def update_state_for_new_prefix(prefix: str) -> str:
                 for raw, ts in zip(
                     old.raw_all, old.timestamps + [0.0] * (len(old.raw_all) - len(old.timestamps))
                 )
-                if os.path.abspath(resolve_state_path(directory, raw)) != os.path.abspath(prefix)
+                if storage.abspath(resolve_state_path(directory, raw)) != storage.abspath(prefix)
             ]
             paths = [raw for raw, _ in keep]
             stamps = [ts for _, ts in keep]
             preserved = old.last_preserved_timestamp or None
         except CorruptCheckpoint:
             paths, stamps = [], []
-    elif os.path.isfile(state_path + ".index"):
+    elif is_index:
         # A prefix literally named "checkpoint" occupies the name; leave it alone.
         return ""
     paths.append(name)
     stamps.append(time.time())
     text = format_state(name, paths, stamps if all(stamps) else None, preserved)
-    from tfckpt.storage import temp_name
-
-    tmp = temp_name(state_path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, state_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    storage.write_file(state_path, text.encode("utf-8"), replace=True)
     return state_path
 
 
@@ -139,11 +133,10 @@ def record_latest(prefix: str) -> None:
     complete when only the state file could not be written."""
     try:
         update_state_for_new_prefix(prefix)
-    except OSError as exc:
-        from tfckpt.storage import os_reason
-
-        state = os.path.join(os.path.dirname(prefix) or ".", STATE_FILENAME)
+    except (OSError, WriteError) as exc:
+        reason = storage.os_reason(exc) if isinstance(exc, OSError) else exc.reason
+        state = storage.join(storage.dirname(prefix) or ".", STATE_FILENAME)
         raise WriteError(
-            f"{state}: cannot update the state file ({os_reason(exc)}); {prefix} itself was "
+            f"{state}: cannot update the state file ({reason}); {prefix} itself was "
             "written completely"
         ) from None

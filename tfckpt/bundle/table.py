@@ -7,7 +7,6 @@ the same layout TensorFlow's writer does (256 KiB blocks, restart interval 16, n
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +14,9 @@ from typing import BinaryIO
 
 import google_crc32c
 
-from tfckpt.errors import CorruptCheckpoint
-from tfckpt.storage import open_regular
+from tfckpt import storage
+from tfckpt.errors import CorruptCheckpoint, TfckptError
+from tfckpt.storage import Blob
 
 MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -156,10 +156,9 @@ def _snappy_decompress(data: bytes, where: str) -> bytes:
 def has_table_magic(path: str) -> bool:
     """Whether ``path`` is a regular file ending with the table magic (a table, maybe damaged)."""
     try:
-        with open_regular(path) as f:
-            size = os.fstat(f.fileno()).st_size
-            tail = os.pread(f.fileno(), 8, size - 8) if size >= FOOTER_SIZE else b""
-    except (OSError, CorruptCheckpoint):
+        with storage.open_blob(path) as blob:
+            tail = blob.pread(blob.size - 8, 8) if blob.size >= FOOTER_SIZE else b""
+    except (OSError, TfckptError):
         return False
     return len(tail) == 8 and struct.unpack("<Q", tail)[0] == MAGIC
 
@@ -167,21 +166,21 @@ def has_table_magic(path: str) -> bool:
 class TableReader:
     """Reads a table's blocks (verifying each) and iterates its entries in key order.
 
-    ``data`` is the whole file in memory, or an open binary file whose blocks are read on
+    ``data`` is the whole file in memory, or an open ``storage.Blob`` whose blocks are read on
     demand (``TableReader.open`` does that for large files, so probing an arbitrary big file
-    with ``looks_like_v1`` reads a few blocks, not the file).
+    with ``looks_like_v1`` reads a few blocks, not the file; remotely, a few ranged requests).
     """
 
-    def __init__(self, path: str, data: bytes | BinaryIO) -> None:
+    def __init__(self, path: str, data: bytes | Blob) -> None:
         self.path = path
         self._data: bytes | None = None
-        self._file: BinaryIO | None = None
+        self._file: Blob | None = None
         if isinstance(data, bytes | bytearray | memoryview):
             self._data = bytes(data)
             size = len(self._data)
         else:
             self._file = data
-            size = os.fstat(data.fileno()).st_size
+            size = data.size
         self.size = size
         if size < FOOTER_SIZE:
             raise CorruptCheckpoint(f"{path}: {size} bytes is too short for a table (truncated?)")
@@ -202,7 +201,7 @@ class TableReader:
     @classmethod
     def open(cls, path: str) -> TableReader:
         try:
-            f = open_regular(path)
+            f = storage.open_blob(path)
         except FileNotFoundError:
             from tfckpt.errors import CheckpointNotFound
 
@@ -210,9 +209,9 @@ class TableReader:
         except OSError as exc:
             raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
         try:
-            if os.fstat(f.fileno()).st_size <= READ_WHOLE_BELOW:
+            if f.size <= READ_WHOLE_BELOW:
                 with f:
-                    return cls(path, f.read())
+                    return cls(path, f.read_all())
             return cls(path, f)
         except OSError as exc:
             f.close()
@@ -235,13 +234,7 @@ class TableReader:
         if self._data is not None:
             return self._data[offset : offset + n]
         assert self._file is not None
-        try:
-            out = os.pread(self._file.fileno(), n, offset)
-        except OSError as exc:
-            raise CorruptCheckpoint(f"{self.path}: cannot read ({exc.strerror})") from None
-        if len(out) != n:
-            raise CorruptCheckpoint(f"{self.path}: file shrank while being read")
-        return out
+        return self._file.pread(offset, n)
 
     def read_block(self, handle: BlockHandle) -> bytes:
         end = handle.offset + handle.size + TRAILER_SIZE

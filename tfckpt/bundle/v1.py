@@ -6,14 +6,13 @@ checkpoints are small in practice (TF stopped writing them by default long ago).
 
 from __future__ import annotations
 
-import glob
-import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError
 
-from tfckpt import protos
+from tfckpt import protos, storage
 from tfckpt.bundle.reader import num_elements, shape_of
 from tfckpt.bundle.slices import (
     Slice,
@@ -33,9 +32,15 @@ if TYPE_CHECKING:
 
 def v1_files(prefix: str) -> list[str]:
     """The table files of a V1 checkpoint: the file itself, or its ``-?????-of-?????`` shards."""
-    if os.path.isfile(prefix):
+    if storage.isfile(prefix):
         return [prefix]
-    return sorted(glob.glob(glob.escape(prefix) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9]*"))
+    directory = storage.dirname(prefix)
+    shard = re.compile(re.escape(storage.basename(prefix)) + r"-[0-9]{5}-of-[0-9].*", re.DOTALL)
+    try:
+        names = storage.listdir(directory or ".")
+    except OSError:
+        return []
+    return sorted(storage.join(directory, n) for n in names if shard.fullmatch(n))
 
 
 def looks_like_v1(path: str) -> bool:

@@ -1,102 +1,61 @@
-"""Writing a new V2 prefix, atomically: everything under temporary names, renamed at commit.
+"""Writing a new V2 prefix, atomically and under the destination's lock.
 
-TF decides a V2 checkpoint exists by its ``.index``, so data shards are renamed into place first
-and the index last; with ``force`` the old index is removed before any data file is replaced, so
-no moment exists where an index points at the wrong data. A failure or interruption before
-``commit()`` leaves only temp files, which ``abort()`` (and the context manager) removes; a
-failure during the renames also removes the data files already placed. A process killed outright
-leaves temp files named ``<final>.tfckpt-tmp-<pid>-<hex>`` (and, after the data renames, data
-files without an index): the next writer to the same prefix removes those of dead processes,
-and ``tfckpt ls`` reports them. A destination that is one of the checkpoints being read is
-refused: replacing it would destroy the source if the process died half-way.
+TF decides a V2 checkpoint exists by its ``.index``, so data files are published first and the
+index last (then the ``.meta``); with ``force`` the old index goes before any data file is
+replaced, so no moment exists where an index points at the wrong data. The files themselves are
+written through ``storage.begin_prefix_write``: locally under temporary names renamed into place
+at commit (a failure or interruption before ``commit()`` leaves only temp files, which
+``abort()`` and the context manager remove; a failure during the renames also removes the data
+files already placed); remotely at their final names in that order (object stores have no
+rename). A process killed outright leaves temp files named ``<final>.tfckpt-tmp-<pid>-<hex>``
+(and, after the data renames, data files without an index): the next writer to the same prefix
+removes them, and ``tfckpt ls`` reports them.
+
+Two writers never interleave: the destination is locked from the writer's creation until it
+exits (``flock`` locally, a create-only lock object remotely). Without ``force`` the second
+writer fails at once (OutputExists) and touches nothing; with ``force`` it waits, and the last
+one wins whole. The index is published with no-replace semantics (``renameat2`` /
+``link``), so even a writer that is not tfckpt cannot be overwritten without ``force``. A
+destination that is one of the checkpoints being read is refused: replacing it would destroy
+the source if the process died half-way.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
+import io
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
-from tfckpt import protos
+from tfckpt import protos, storage
 from tfckpt.bundle.reader import HEADER_KEY, data_filename
 from tfckpt.bundle.table import TableWriter, crc32c, encode_varint, mask_crc
 from tfckpt.dtypes import DType
-from tfckpt.errors import OutputExists, UsageError
-from tfckpt.storage import (
-    COPY_CHUNK,
-    TEMP_MARK,
-    check_parent,
-    copy_file,
-    copy_range,
-    make_dirs,
-    open_regular,
-    pid_alive,
-    temp_name,
-    write_error,
-)
+from tfckpt.errors import CorruptCheckpoint, OutputExists, UsageError
+from tfckpt.storage import COPY_CHUNK, Output, write_error
+from tfckpt.storage.cleanup import clean_stale_temps, prefix_files, stale_temps
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-def prefix_files(prefix: str) -> list[str]:
-    """Existing files that belong to ``prefix`` (index, data shards, meta)."""
-    directory = os.path.dirname(prefix) or "."
-    base = os.path.basename(prefix)
-    out: list[str] = []
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return out
-    for name in names:
-        if name in (base + ".index", base + ".meta") or (
-            name.startswith(base + ".data-") and TEMP_MARK not in name
-        ):
-            out.append(os.path.join(directory, name))
-    return out
-
-
-def stale_temps(prefix: str) -> list[str]:
-    """Temp files of writers to ``prefix`` (and its directory's state file) whose process is
-    gone: leftovers of a killed write."""
-    directory = os.path.dirname(prefix) or "."
-    base = os.path.basename(prefix)
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    owned = re.compile(re.escape(base) + r"\.(index|meta|data-\d{5,}-of-\d{5,})|checkpoint")
-    out = []
-    for name in names:
-        final, mark, rest = name.partition(TEMP_MARK)
-        if not mark or not owned.fullmatch(final):
-            continue
-        pid = rest.split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            out.append(os.path.join(directory, name))
-    return sorted(out)
-
-
-def clean_stale_temps(prefix: str) -> list[str]:
-    """Remove ``stale_temps(prefix)``; returns what was removed."""
-    removed = []
-    for path in stale_temps(prefix):
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
-            os.remove(path)
-            removed.append(path)
-    return removed
+__all__ = [
+    "BundleWriter",
+    "check_destination",
+    "clean_stale_temps",
+    "encode_string_tensor",
+    "make_entry",
+    "prefix_files",
+    "stale_temps",
+]
 
 
 def _refuse_source(prefix: str) -> None:
     from tfckpt.bundle.reader import open_index_ids
 
-    try:
-        st = os.stat(prefix + ".index")
-    except OSError:
+    found = storage.identity(prefix + ".index")
+    if found is None:
         return
-    source = open_index_ids().get((st.st_dev, st.st_ino))
+    source = open_index_ids().get(found)
     if source is not None:
         raise UsageError(
             f"{prefix}: the destination is the source checkpoint {source}; write to another "
@@ -111,10 +70,10 @@ def check_destination(prefix: str, force: bool) -> None:
     A missing directory is fine (writers create it) if its nearest existing ancestor is a
     writable directory. Data files without an index do not make a destination exist.
     """
-    check_parent(prefix)
+    storage.check_parent(prefix)
     _refuse_source(prefix)
     existing = prefix_files(prefix)
-    if not os.path.lexists(prefix + ".index"):
+    if not storage.lexists(prefix + ".index"):
         # Data files without an index are what a write killed between its data and index
         # renames leaves: not a checkpoint (TF needs the index), so a new write may replace them.
         existing = [p for p in existing if p.endswith((".index", ".meta"))]
@@ -164,9 +123,12 @@ class BundleWriter:
     """Streams a new checkpoint prefix. Use as a context manager; call ``commit()`` to publish.
 
     Data for the writer's own shard (``own_shard``, default 0) is appended through
-    ``add_array`` / ``add_bytes`` / ``add_stream``; whole existing data files can be adopted as
-    the other shards with ``adopt_shard`` (copied or hard-linked, offsets unchanged). Index
-    entries are given with ``add_entry``. With ``own_shard=None`` every shard must be adopted.
+    ``add_array`` / ``add_bytes`` / ``add_stream`` / ``add_range``; whole existing data files can
+    be adopted as the other shards with ``adopt_shard`` (copied, hard-linked or copied
+    server-side, offsets unchanged). Index entries are given with ``add_entry``; a new ``.meta``
+    with ``set_meta`` (published after the index). With ``own_shard=None`` every shard must be
+    adopted. The destination stays locked until the context exits, so a state-file update
+    after ``commit()`` is covered too.
     """
 
     def __init__(
@@ -187,19 +149,21 @@ class BundleWriter:
         self.own_shard = own_shard
         self.force = force
         # Like cp and TensorFlow's own writer, data is left to the page cache by default: the
-        # rename protocol already protects against interruption (kill, Ctrl-C, disk full).
+        # publication order already protects against interruption (kill, Ctrl-C, disk full).
         # ``sync`` also makes the result durable across power loss (fsync before publishing).
         self.sync = sync
         self.keep_meta = keep_meta  # the caller writes a new .meta after commit()
-        check_destination(prefix, force)
-        self._made_dirs = make_dirs(os.path.dirname(os.path.abspath(prefix)))
-        self.cleaned = clean_stale_temps(prefix)
+        check_destination(prefix, force)  # fail fast, before taking the lock
+        self._write = storage.begin_prefix_write(
+            prefix, force, sync, refuse=lambda: check_destination(prefix, force)
+        )
+        self.cleaned = self._write.cleaned
         self._entries: dict[bytes, bytes] = {}
-        self._temps: dict[str, str] = {}  # final path -> temp path
-        self._data: BinaryIO | None = None
+        self._files: set[str] = set()  # final names written or adopted
+        self._data: Output | None = None
         self._data_offset = 0
+        self._meta: bytes | None = None
         self._committed = False
-        self._placed: list[str] = []  # data files renamed into place by a commit in progress
 
     # ---- data shard 0 (written here) ---------------------------------------------------
     def _own_path(self) -> str:
@@ -207,22 +171,15 @@ class BundleWriter:
             raise UsageError("this writer adopts all its shards and writes no data")
         return data_filename(self.prefix, self.own_shard, self.num_shards)
 
-    def _data_file(self) -> BinaryIO:
+    def _data_file(self) -> Output:
         if self._data is None:
             final = self._own_path()
-            tmp = temp_name(final)
-            try:
-                self._data = open(tmp, "wb")  # noqa: SIM115 - closed in commit/abort
-            except OSError as exc:
-                raise write_error(final, exc) from None
-            self._temps[final] = tmp
+            self._data = self._write.output(final)
+            self._files.add(final)
         return self._data
 
-    def _write(self, chunk: bytes | memoryview) -> None:
-        try:
-            self._data_file().write(chunk)
-        except OSError as exc:
-            raise write_error(self._own_path(), exc) from None
+    def _write_chunk(self, chunk: bytes | memoryview) -> None:
+        self._data_file().write(chunk)
         self._data_offset += len(chunk)
 
     def add_stream(
@@ -238,7 +195,7 @@ class BundleWriter:
         for chunk in chunks:
             if crc is None:
                 running = crc32c(chunk, running)
-            self._write(chunk)
+            self._write_chunk(chunk)
         size = self._data_offset - offset
         return offset, size, crc if crc is not None else mask_crc(running)
 
@@ -249,17 +206,11 @@ class BundleWriter:
         size: int,
         on_bytes: Callable[[int], None] | None = None,
     ) -> int:
-        """Append ``size`` bytes of file ``src`` from ``offset`` to the own shard, in the kernel
-        (unchanged bytes keep their stored checksums). Returns their offset in the shard."""
-        data = self._data_file()
+        """Append ``size`` bytes of file ``src`` from ``offset`` to the own shard (in the kernel
+        between local files; unchanged bytes keep their stored checksums). Returns their offset
+        in the shard."""
         at = self._data_offset
-        try:
-            data.flush()
-            with open_regular(src) as fin:  # a FIFO or device source would block or never end
-                copy_range(fin.fileno(), offset, data.fileno(), at, size, on_bytes)
-            data.seek(at + size)  # later buffered writes continue after the copied range
-        except OSError as exc:
-            raise write_error(self._own_path(), exc) from None
+        self._data_file().append_range(src, offset, size, on_bytes)
         self._data_offset = at + size
         return at
 
@@ -295,17 +246,14 @@ class BundleWriter:
         if not 0 <= shard_id < self.num_shards or shard_id == self.own_shard:
             raise UsageError(f"shard {shard_id} cannot be adopted (outside, or the own shard)")
         final = data_filename(self.prefix, shard_id, self.num_shards)
-        if final in self._temps:
+        if final in self._files:
             raise UsageError(f"shard {shard_id} given twice")
-        if not os.path.isfile(src):
-            from tfckpt.errors import CorruptCheckpoint
-
-            what = "is not a file" if os.path.lexists(src) else "is missing"
+        if not storage.isfile(src):
+            what = "is not a file" if storage.lexists(src) else "is missing"
             raise CorruptCheckpoint(f"{src}: data shard {what}")
-        tmp = temp_name(final)
-        self._temps[final] = tmp
+        self._files.add(final)
         try:
-            copy_file(src, tmp, link, on_bytes)
+            self._write.adopt(src, final, link, on_bytes)
         except OSError as exc:
             raise write_error(final, exc) from None
 
@@ -318,115 +266,58 @@ class BundleWriter:
             raise UsageError(f"duplicate key {raw_key!r}")
         self._entries[raw_key] = entry.SerializeToString()
 
-    def _write_index(self, path: str) -> None:
+    def set_meta(self, data: bytes) -> None:
+        """A new ``.meta`` for the prefix, published right after the index."""
+        self._meta = data
+
+    def _index_bytes(self) -> bytes:
         header = protos.BundleHeaderProto(num_shards=self.num_shards)
         header.version.producer = 1
-        with open(path, "wb") as f:
-            table = TableWriter(f)
-            table.add(HEADER_KEY, header.SerializeToString())
-            for key in sorted(self._entries):
-                table.add(key, self._entries[key])
-            table.finish()
-            f.flush()
-            if self.sync:
-                os.fsync(f.fileno())
-
-    def _sync_temps(self) -> None:
-        for tmp in self._temps.values():
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def _publish(self, index_final: str, index_tmp: str) -> None:
-        """The renames. The old index goes first (from then on there is no checkpoint at this
-        prefix, never one pointing at the wrong data), then old data files that the new ones do
-        not replace, then the new data files, then the new index."""
-        existing = {os.path.abspath(p) for p in prefix_files(self.prefix)}
-        if os.path.abspath(index_final) in existing:
-            if not self.force:
-                raise OutputExists(f"{self.prefix}: destination appeared meanwhile", fix="force")
-            os.remove(index_final)
-        replaced = {os.path.abspath(final) for final in self._temps}
-        for old in sorted(existing - replaced):
-            if not old.endswith(".index") and not (self.keep_meta and old.endswith(".meta")):
-                # Old shards (or orphans of a killed write) not replaced, and the old .meta:
-                # it describes the overwritten checkpoint (unless a new one follows).
-                os.remove(old)
-        for final, tmp in self._temps.items():
-            if final != index_final:
-                os.replace(tmp, final)
-                self._placed.append(final)
-        os.replace(index_tmp, index_final)
-        self._placed = []
-
-    def _unplace(self) -> None:
-        """After a failed publish: remove the data files already renamed into place (the index
-        never was), so nothing partial is left."""
-        for final in self._placed:
-            with contextlib.suppress(OSError):
-                os.remove(final)
-            self._temps.pop(final, None)
-        self._placed = []
+        out = io.BytesIO()
+        table = TableWriter(out)
+        table.add(HEADER_KEY, header.SerializeToString())
+        for key in sorted(self._entries):
+            table.add(key, self._entries[key])
+        table.finish()
+        return out.getvalue()
 
     def commit(self) -> None:
-        """Publish: data shards renamed into place first, the index last."""
+        """Publish: data files first, the index next, then the .meta (if one was set)."""
         if self._committed:
             return
-        index_final = self.prefix + ".index"
         try:
             if self._data is None and self.own_shard is not None:
                 self._data_file()  # the own shard always exists, even if empty
-            if self._data is not None:
-                self._data.flush()
-                self._data.close()
             missing = [
                 i
                 for i in range(self.num_shards)
-                if data_filename(self.prefix, i, self.num_shards) not in self._temps
+                if data_filename(self.prefix, i, self.num_shards) not in self._files
             ]
             if missing:
                 raise UsageError(f"shards {missing} of {self.prefix} were never written")
-            if self.sync:
-                self._sync_temps()
-            index_tmp = temp_name(index_final)
-            self._temps[index_final] = index_tmp
-            self._write_index(index_tmp)
-            self._publish(index_final, index_tmp)
-            if self.sync:
-                fd = os.open(os.path.dirname(os.path.abspath(index_final)), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            self._write.commit(self._index_bytes(), self._meta, self.keep_meta)
         except OSError as exc:
-            self._unplace()
             self.abort()
             raise write_error(self.prefix, exc) from None
         except BaseException:
-            self._unplace()
             self.abort()
             raise
         self._committed = True
-        self._temps.clear()
 
     def abort(self) -> None:
-        """Remove every temp file written so far."""
-        if self._data is not None and not self._data.closed:
-            self._data.close()
-        for tmp in self._temps.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp)
-        self._temps.clear()
-        for directory in reversed(self._made_dirs):
-            with contextlib.suppress(OSError):
-                os.rmdir(directory)  # only if still empty
-        self._made_dirs = []
+        """Remove every file written so far (nothing is published)."""
+        self._write.abort()
+
+    def close(self) -> None:
+        """Remove what an uncommitted write produced, and release the destination."""
+        try:
+            if not self._committed:
+                self.abort()
+        finally:
+            self._write.release()
 
     def __enter__(self) -> BundleWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if not self._committed:
-            self.abort()
+        self.close()

@@ -159,6 +159,7 @@ def vars_command(
 
             total = sum(i.nbytes for i in selected)
             with progress("stats", total, quiet or as_json) as bar:
+                ckpt.prefetch(i.name for i in selected)
                 for info in selected:
                     bar.describe(info.display_name)
                     result = tensor_stats(ckpt.iter_chunks(info.name), info.dtype)

@@ -112,7 +112,9 @@ def rename_command(
 
     A damaged source is refused (exit 2, nothing written): every tensor's bytes are checked
     against the index and, while they are copied, against their CRC32C (--no-verify skips
-    the CRC).
+    the CRC). Within one object store (S3, GCS) data files are copied server-side: their bytes
+    never pass through tfckpt, so only their sizes are checked against the index (run
+    `tfckpt verify` for their checksums).
 
     Examples:
 
@@ -274,7 +276,8 @@ def merge_command(
     first|last. TF2 object graphs are merged too: an input under SCOPE/ restores with
     tf.train.Checkpoint(SCOPE=tf.train.Checkpoint(model=...)). Every tensor taken is checked
     against its CRC32C while it is copied (--no-verify skips that); a damaged input is refused
-    (exit 2, nothing written).
+    (exit 2, nothing written). Inputs in the output's object store are copied server-side:
+    only their sizes are checked against the index.
 
     Examples:
 

@@ -23,7 +23,6 @@ when it restores from an object-based checkpoint.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import shlex
 from collections import Counter
@@ -269,7 +268,9 @@ def _shapes_agree(a: list[int | None] | None, b: list[int]) -> bool:
 
 def _rename_command(src: str, prefix: str, args: list[str]) -> str:
     # Next to the source, so the destination directory exists.
-    dst = os.path.join(os.path.dirname(prefix), "renamed-" + os.path.basename(prefix))
+    from tfckpt import storage
+
+    dst = storage.join(storage.dirname(prefix), "renamed-" + storage.basename(prefix))
     return " ".join(["tfckpt", "rename", shlex.quote(src), shlex.quote(dst), *args])
 
 

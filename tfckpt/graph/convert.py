@@ -9,10 +9,10 @@ output cannot carry unknown fields) stops the conversion instead of silently dro
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt import storage
 from tfckpt.errors import GraphError, UsageError
 from tfckpt.graph.load import GRAPHDEF, METAGRAPH, SAVEDMODEL, LoadedMessage, load_message
 from tfckpt.graph.textproto import parse_text, to_text
@@ -54,7 +54,7 @@ def output_encoding(dst: str, src_encoding: str) -> tuple[str, str | None]:
     if dst == "-":
         return opposite, None
     lower = dst.lower()
-    if lower.endswith(TEXT_EXTENSIONS) or os.path.basename(dst) == "checkpoint":
+    if lower.endswith(TEXT_EXTENSIONS) or storage.basename(dst) == "checkpoint":
         return "text", None
     if lower.endswith(BINARY_EXTENSIONS):
         return "binary", None
@@ -109,7 +109,7 @@ def plan_conversion(
     src: str, dst: str, type_name: str | None = None, elide: bool = False
 ) -> ConversionPlan:
     """Read ``src`` and build the bytes ``dst`` will get (checked to round-trip)."""
-    if dst != "-" and os.path.abspath(dst) == os.path.abspath(src):
+    if dst != "-" and storage.abspath(dst) == storage.abspath(src):
         raise UsageError(f"{dst}: output is the input file")
     source = load_message(src, type_name)
     encoding, note = output_encoding(dst, source.encoding)
@@ -151,6 +151,4 @@ def _check_round_trip(plan: ConversionPlan) -> None:
 
 def apply_conversion(plan: ConversionPlan, force: bool = False) -> None:
     """Write the planned bytes to ``plan.dst`` atomically (not for ``-``)."""
-    from tfckpt.storage import write_file_atomic
-
-    write_file_atomic(plan.dst, plan.data, force)
+    storage.write_file(plan.dst, plan.data, replace=force)

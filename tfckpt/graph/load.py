@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfckpt import protos
+from tfckpt import protos, storage
 from tfckpt.errors import GraphError, TfckptError, UsageError
 from tfckpt.graph.textproto import parse_text
 
@@ -108,51 +108,51 @@ def resolve_graph_path(path: str, notes: list[str] | None = None) -> tuple[str, 
     from tfckpt.bundle.checkpoint import is_savedmodel_dir, resolve_prefix, strip_checkpoint_suffix
 
     notes = [] if notes is None else notes
-    if os.path.isdir(path):
+    if storage.isdir(path):
         if is_savedmodel_dir(path):
             return _savedmodel_file(path, notes), path
         try:
             prefix, _ = resolve_prefix(path, notes)
         except TfckptError:
             prefix = None
-        if prefix is not None and os.path.isfile(prefix + ".meta"):
+        if prefix is not None and storage.isfile(prefix + ".meta"):
             return prefix + ".meta", None
         for name in ("graph.pbtxt", "graph.pb"):
-            candidate = os.path.join(path, name)
-            if os.path.isfile(candidate):
+            candidate = storage.join(path, name)
+            if storage.isfile(candidate):
                 return candidate, None
         raise GraphError(
             f"{path}: no SavedModel, checkpoint .meta or graph.pbtxt in this directory"
         )
-    if os.path.isfile(path):
-        base = os.path.basename(path)
+    if storage.isfile(path):
+        base = storage.basename(path)
         if base in ("saved_model.pb", "saved_model.pbtxt"):
-            return path, os.path.dirname(path) or "."
+            return path, storage.dirname(path) or "."
         stripped = strip_checkpoint_suffix(path)
         if stripped != path and not path.endswith(".meta"):  # x.index / x.data-*: use x.meta
             return _meta_of(stripped, path), None
         return path, None
-    if os.path.isfile(path + ".meta"):  # a checkpoint prefix
+    if storage.isfile(path + ".meta"):  # a checkpoint prefix
         return path + ".meta", None
-    if os.path.isfile(path + ".index"):
+    if storage.isfile(path + ".index"):
         return _meta_of(path, path), None
-    if os.path.lexists(path):  # a FIFO, a device, a dangling symlink: read_limited says which
+    if storage.lexists(path):  # a FIFO, a device, a dangling symlink: read_limited says which
         return path, None
     raise GraphError(f"{path}: no such file or directory")
 
 
 def _meta_of(prefix: str, given: str) -> str:
     meta = prefix + ".meta"
-    if not os.path.isfile(meta):
-        raise GraphError(f"{given}: the checkpoint has no {os.path.basename(meta)} graph")
+    if not storage.isfile(meta):
+        raise GraphError(f"{given}: the checkpoint has no {storage.basename(meta)} graph")
     return meta
 
 
 def _savedmodel_file(directory: str, notes: list[str]) -> str:
-    pb = os.path.join(directory, "saved_model.pb")
-    pbtxt = os.path.join(directory, "saved_model.pbtxt")
-    if os.path.isfile(pb):
-        if os.path.isfile(pbtxt):
+    pb = storage.join(directory, "saved_model.pb")
+    pbtxt = storage.join(directory, "saved_model.pbtxt")
+    if storage.isfile(pb):
+        if storage.isfile(pbtxt):
             notes.append(f"{directory}: has saved_model.pb and .pbtxt; reading the .pb")
         return pb
     return pbtxt
@@ -320,16 +320,14 @@ def read_limited(path: str) -> bytes:
     """The whole file, refusing what is not a regular file (a FIFO would block, a device never
     ends) and anything over protobuf's 2 GiB message limit, whatever its size claims."""
     from tfckpt.errors import CorruptCheckpoint
-    from tfckpt.storage import open_regular
 
     too_big = f"{path}: over protobuf's 2 GiB message limit; not a graph"
     try:
-        with open_regular(path) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_BYTES:
+        with storage.open_blob(path) as blob:
+            if blob.size > MAX_BYTES:
                 raise GraphError(too_big)
-            # Read what the file holds (plus one byte to notice growth), never a 2 GiB buffer.
-            data = f.read(size + 1)
+            # What the file holds when read (it may have grown), never a 2 GiB buffer.
+            data = blob.read_all()
         if len(data) > MAX_BYTES:
             raise GraphError(too_big)
         return data
@@ -364,7 +362,7 @@ def load_message(path: str, type_name: str | None = None) -> LoadedMessage:
     if is_savedmodel_dir(path):
         sm_dir, path = path, _savedmodel_file(path, notes)
     data = read_limited(path)
-    if type_name is None and os.path.basename(path) == "checkpoint":
+    if type_name is None and storage.basename(path) == "checkpoint":
         type_name = STATE
     if type_name is None and sm_dir is not None:
         type_name = SAVEDMODEL

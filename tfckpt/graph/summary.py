@@ -361,14 +361,15 @@ def summarize(
     or per one of ``meta_graphs`` when given)."""
     head: dict[str, Any] = {"type": loaded.type, "path": loaded.path, "encoding": loaded.encoding}
     if loaded.type == SAVEDMODEL:
-        import os
+        from tfckpt import storage
 
         sm = loaded.message
         head["schema_version"] = sm.saved_model_schema_version
         if loaded.savedmodel_dir is not None:
             d = loaded.savedmodel_dir
-            head["has_variables"] = os.path.isfile(os.path.join(d, "variables", "variables.index"))
-            head["has_fingerprint"] = os.path.isfile(os.path.join(d, "fingerprint.pb"))
+            index = storage.join(d, "variables", "variables.index")
+            head["has_variables"] = storage.isfile(index)
+            head["has_fingerprint"] = storage.isfile(storage.join(d, "fingerprint.pb"))
         metas = sm.meta_graphs if meta_graphs is None else meta_graphs
         head["meta_graphs"] = [graph_summary(m.graph_def, m, scope) for m in metas]
         return head

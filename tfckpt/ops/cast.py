@@ -21,7 +21,6 @@ from tfckpt.bundle.checkpoint import Checkpoint
 from tfckpt.bundle.reader import num_elements
 from tfckpt.dtypes import DType, dtype_from_name
 from tfckpt.errors import CorruptCheckpoint, UsageError
-from tfckpt.storage import COPY_CHUNK
 
 if TYPE_CHECKING:
     import numpy as np
@@ -168,11 +167,8 @@ def _cast_chunks(
 
 
 def _raw_chunks(ckpt: Checkpoint, entry: Any, on_bytes: OnBytes | None) -> Iterator[memoryview]:
-    raw = ckpt.bundle.raw(entry)
-    for start in range(0, len(raw), COPY_CHUNK):
-        step = raw[start : start + COPY_CHUNK]
+    for step in ckpt.bundle.stream(entry):
         yield step
-        ckpt.bundle.release(entry.shard_id, entry.offset + start, len(step))
         if on_bytes is not None:
             on_bytes(len(step))
 
@@ -188,6 +184,7 @@ def apply_cast(
     from tfckpt.bundle.writer import BundleWriter, make_entry
 
     with BundleWriter(plan.output, num_shards=1, force=force, sync=sync) as writer:
+        ckpt.prefetch(item.name for item in plan.items)  # a remote source fetches ahead
         for item in plan.items:
             dtype = item.target or item.dtype
             if ckpt.format != "V2":  # V1 tensors are decoded whole anyway

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 STATUSES = ("only_a", "only_b", "dtype", "shape", "values", "same")
 # Bytes compared per step on the raw fast path.
-RAW_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass
@@ -129,9 +128,11 @@ def diff_checkpoints(
     a_infos = {renames.get(info.name, info.name): info for info in a_list}
     b_infos = {i.name: i for i in b.tensors() if keep(i)}
     report = DiffReport(a=a.prefix, b=b.prefix)
-    for name in sorted(set(a_infos) | set(b_infos)):
-        if select is not None and not select(name):
-            continue
+    names = [n for n in sorted(set(a_infos) | set(b_infos)) if select is None or select(n)]
+    both = [n for n in names if n in a_infos and n in b_infos]
+    a.prefetch(a_infos[n].name for n in both)  # remote inputs fetch ahead, in this order
+    b.prefetch(b_infos[n].name for n in both)
+    for name in names:
         ia, ib = a_infos.get(name), b_infos.get(name)
         report.variables.append(_compare(a, b, name, ia, ib, options))
         if on_tensor is not None:
@@ -196,20 +197,17 @@ def _same_bytes(a: Checkpoint, b: Checkpoint, ia: TensorInfo, ib: TensorInfo) ->
     ea, eb = _raw_entry(a, ia), _raw_entry(b, ib)
     if ea is None or eb is None or ea.size != eb.size or ea.crc32c != eb.crc32c:
         return False
-    ra, rb = a.bundle.raw(ea), b.bundle.raw(eb)
     import numpy as np
 
     from tfckpt.bundle.table import crc32c, mask_crc
 
     crc = 0
-    for start in range(0, len(ra), RAW_CHUNK):
-        ca, cb = ra[start : start + RAW_CHUNK], rb[start : start + RAW_CHUNK]
+    # Both streams come in the same steps (storage.STEP), wherever each is stored.
+    for ca, cb in zip(a.bundle.stream(ea), b.bundle.stream(eb)):
         # numpy compares at memory speed; memoryview == is element by element.
         if not np.array_equal(np.frombuffer(ca, np.uint8), np.frombuffer(cb, np.uint8)):
             return False
         crc = crc32c(ca, crc)
-        a.bundle.release(ea.shard_id, ea.offset + start, len(ca))
-        b.bundle.release(eb.shard_id, eb.offset + start, len(cb))
     # Equal bytes and equal stored checksums: one verification covers both sides.
     if ia.dtype.is_string:  # string checksums also cover the lengths; the reader checks them
         a.read(ia.name)

@@ -127,14 +127,18 @@ def apply_rename(
     sync: bool = False,
     keep_meta: bool = False,
     verify: bool = True,
+    meta: bytes | None = None,
 ) -> WriteResult:
     """Write ``plan`` applied to ``ckpt`` at ``dst``: the source data files adopted as they are
-    (copied, or hard-linked with ``link``) under a new index.
+    (copied, or hard-linked with ``link``) under a new index, and ``meta`` (a renamed ``.meta``)
+    published right after it (``keep_meta`` keeps an existing one instead).
 
     Every copied tensor's bytes are checked against the index (their shard holds them) and, with
     ``verify`` (the default), against their CRC32C while they are copied, or before a link;
     damage raises CorruptCheckpoint and nothing is written. V1 sources are decoded (V1 has no
-    tensor checksums; its table blocks are checked).
+    tensor checksums; its table blocks are checked). Within one object store the data files are
+    copied server-side: their bytes never pass through here, so only each file's size is
+    checked against the index.
     """
     if ckpt.format == "V1":
         with BundleWriter(dst, 1, force, sync=sync, keep_meta=keep_meta) as writer:
@@ -160,6 +164,8 @@ def apply_rename(
         sync=sync,
         keep_meta=keep_meta,
     ) as w:
+        if meta is not None:
+            w.set_meta(meta)
         for shard in range(n):
             adopt_checked(w, bundle, shard, shard, checks.get(shard), link, on_bytes)
         count = 0

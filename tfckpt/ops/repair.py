@@ -11,12 +11,12 @@ it atomically.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfckpt.bundle.state import STATE_FILENAME, format_state, read_state
+from tfckpt import storage
+from tfckpt.bundle.state import STATE_FILENAME, format_state, reachable_from, read_state
 from tfckpt.errors import CheckpointNotFound
 
 # Statuses of one path: already right; rewritten to a checkpoint in the directory; kept
@@ -86,7 +86,7 @@ def _exists(prefix: str) -> bool:
     from tfckpt.bundle.checkpoint import is_v2_prefix
     from tfckpt.bundle.v1 import looks_like_v1
 
-    return is_v2_prefix(prefix) or (os.path.isfile(prefix) and looks_like_v1(prefix))
+    return is_v2_prefix(prefix) or (storage.isfile(prefix) and looks_like_v1(prefix))
 
 
 def _local_match(directory: str, raw: str) -> str | None:
@@ -97,30 +97,31 @@ def _local_match(directory: str, raw: str) -> str | None:
         tail = parts[-k:]
         if ".." in tail:
             continue
-        if _exists(os.path.join(directory, *tail)):
+        if _exists(storage.join(directory, *tail)):
             return "/".join(tail)
     return None
 
 
 def _repair_one(directory: str, raw: str, timestamp: float | None = None) -> RepairEntry:
-    if not os.path.isabs(raw) and _exists(os.path.join(directory, raw)):
+    if not storage.isabs(raw) and _exists(storage.join(directory, raw)):
         return RepairEntry(raw, raw, OK, timestamp)
     local = _local_match(directory, raw)
     if local is not None:
         return RepairEntry(raw, local, OK if local == raw else RELOCATED, timestamp)
     # Nothing here: an absolute path to elsewhere that exists is left alone (and is fine).
-    return RepairEntry(raw, raw, OK if _exists(raw) else MISSING, timestamp)
+    found = reachable_from(directory, raw) and _exists(raw)
+    return RepairEntry(raw, raw, OK if found else MISSING, timestamp)
 
 
 def plan_state_repair(path: str) -> RepairPlan:
     """Plan the repair of ``path/checkpoint`` (``path`` may also be the state file itself)."""
     directory = path
-    if os.path.basename(path) == STATE_FILENAME and os.path.isfile(path):
-        directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
+    if storage.basename(path) == STATE_FILENAME and storage.isfile(path):
+        directory = storage.dirname(path) or "."
+    if not storage.isdir(directory):
         raise CheckpointNotFound(f"{path}: no such directory")
-    state_path = os.path.join(directory, STATE_FILENAME)
-    if not os.path.isfile(state_path) or os.path.isfile(state_path + ".index"):
+    state_path = storage.join(directory, STATE_FILENAME)
+    if not storage.isfile(state_path) or storage.isfile(state_path + ".index"):
         raise CheckpointNotFound(f"{state_path}: no checkpoint state file to repair")
     state = read_state(directory)
     stamps: list[float | None] = list(state.timestamps)
@@ -143,6 +144,4 @@ def plan_state_repair(path: str) -> RepairPlan:
 
 def apply_state_repair(plan: RepairPlan) -> None:
     """Replace the state file with the repaired one (temp file, then rename)."""
-    from tfckpt.storage import write_file_atomic
-
-    write_file_atomic(plan.state_path, plan.text().encode("utf-8"), force=True)
+    storage.write_file(plan.state_path, plan.text().encode("utf-8"), replace=True)

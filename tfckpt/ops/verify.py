@@ -138,6 +138,8 @@ def _verify_bundle(
                 file=bundle.index_path,
             )
         )
+    # Remote shards fetch what the loop below reads ahead of it, several requests in flight.
+    bundle.prefetch(e for e in bundle.entries.values() if not e.slices and e.shard_id in sizes)
     for entry in bundle.entries.values():
         if entry.slices:
             _check_slices(bundle, entry, report)

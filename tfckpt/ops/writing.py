@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
-from tfckpt.bundle.reader import RELEASE_BYTES, BundleReader, Entry, num_elements, quoted
+from tfckpt.bundle.reader import BundleReader, Entry, num_elements, quoted
 from tfckpt.bundle.slices import encode_slice_key
 from tfckpt.bundle.table import crc32c, mask_crc
 from tfckpt.bundle.writer import BundleWriter
 from tfckpt.dtypes import STRING, VARIANT, dtype_from_enum
 from tfckpt.errors import CorruptCheckpoint
+from tfckpt.storage import STEP
 
 Progress = Callable[[int], None]
 
@@ -114,15 +115,13 @@ class ShardCheck:
         self._next = 0
         self._released = start
         if self.entries:
-            # The farthest-reaching entry maps the shard and must fit in it: a missing,
-            # truncated or foreign data file is refused before anything is written.
-            self._raw(self.entries[-1])
-
-    def _raw(self, entry: Entry) -> memoryview:
-        try:
-            return self.bundle.raw(entry)
-        except CorruptCheckpoint as exc:
-            raise CorruptCheckpoint(f"{exc}; nothing written") from None
+            # The farthest-reaching entry must fit in the shard: a missing, truncated or
+            # foreign data file is refused before anything is written (its size only: nothing
+            # is read, so this is also what a server-side copy is checked by).
+            try:
+                self.bundle.check_range(self.entries[-1])
+            except CorruptCheckpoint as exc:
+                raise CorruptCheckpoint(f"{exc}; nothing written") from None
 
     def advance(self, nbytes: int) -> None:
         self.position += nbytes
@@ -164,11 +163,9 @@ class ShardCheck:
                 else:
                     bundle.check_crc(entry)
                 return
-            raw = bundle.raw(entry)
             crc = 0
-            for step in range(0, len(raw), RELEASE_BYTES):
-                crc = crc32c(raw[step : step + RELEASE_BYTES], crc)
-                self._release_before(entry.offset + step)
+            for step in bundle.stream(entry):  # bounded steps, pages released behind them
+                crc = crc32c(step, crc)
             if mask_crc(crc) != entry.crc32c:
                 raise CorruptCheckpoint(
                     f"{bundle.data_path(entry.shard_id)}: checksum mismatch for "
@@ -180,7 +177,7 @@ class ShardCheck:
 
     def _release_before(self, offset: int, force: bool = False) -> None:
         """Drop mapped pages below ``offset`` once a release step's worth has accumulated."""
-        if offset - self._released >= (1 if force else RELEASE_BYTES):
+        if offset - self._released >= (1 if force else STEP):
             self.bundle.release(self.shard, self._released, offset - self._released)
             self._released = offset
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -85,9 +84,11 @@ def _format_cell(item: Any) -> str:
 
 
 def _relative(path: str, base: str | None) -> str:
-    if base is None or not os.path.isdir(base):
+    from tfckpt import storage
+
+    if base is None or not storage.isdir(base):
         return path
-    rel = os.path.relpath(path, base)
+    rel = storage.relpath(path, base)
     return path if rel.startswith("..") else rel
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import os
 
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 # Pointer files are about 130 bytes; anything much larger is not one.
@@ -24,11 +23,11 @@ def is_lfs_pointer_bytes(head: bytes | memoryview | mmap.mmap) -> bool:
 
 def is_lfs_pointer(path: str) -> bool:
     """Whether the file at ``path`` is a Git LFS pointer (False for anything unreadable)."""
-    from tfckpt.errors import CorruptCheckpoint
-    from tfckpt.storage import open_regular
+    from tfckpt import storage
+    from tfckpt.errors import TfckptError
 
-    with contextlib.suppress(OSError, CorruptCheckpoint), open_regular(path) as f:
-        if os.fstat(f.fileno()).st_size > MAX_POINTER_BYTES:
+    with contextlib.suppress(OSError, TfckptError), storage.open_blob(path) as blob:
+        if blob.size > MAX_POINTER_BYTES:
             return False
-        return is_lfs_pointer_bytes(f.read(MAX_POINTER_BYTES))
+        return is_lfs_pointer_bytes(blob.pread(0, blob.size))
     return False

@@ -6,7 +6,7 @@ name, dtype, shape and value then comes from TensorFlow.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +55,9 @@ class TfCheckpoint:
         self, name: str, chunk_elements: int = 0, verify: bool = True
     ) -> Iterator[np.ndarray]:
         yield self.read(name).reshape(-1)
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """TensorFlow reads on its own; nothing to announce."""
 
     def close(self) -> None:
         pass

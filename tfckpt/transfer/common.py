@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tfckpt import storage
 from tfckpt.bundle.table import crc32c, mask_crc
 from tfckpt.dtypes import DType
 from tfckpt.errors import CheckFailed, CorruptCheckpoint, OutputExists
@@ -186,12 +187,8 @@ class Source:
         self._fds.clear()
 
     def raw_chunks(self, item: ExportItem) -> Iterator[memoryview]:
-        entry = self.ckpt.entry(item.source)
-        bundle = self.ckpt.bundle
-        raw = bundle.raw(entry)
-        for start in range(0, len(raw), CHUNK):
-            yield raw[start : start + CHUNK]
-            bundle.release(entry.shard_id, entry.offset + start, min(CHUNK, len(raw) - start))
+        # Bounded steps, pages released behind them; remote sources by range.
+        yield from self.ckpt.bundle.stream(self.ckpt.entry(item.source))
 
     def values(self, item: ExportItem) -> Iterator[np.ndarray]:
         """Flat row-major values (CRC-checked); partitioned tensors are assembled whole."""
@@ -286,7 +283,7 @@ def counted(chunks: Iterator[bytes | memoryview], on_bytes: OnBytes | None) -> I
 
 def emit_to_fd(src: Source, item: ExportItem, fd: int, on_bytes: OnBytes | None) -> None:
     """The item's output bytes appended to ``fd``: copied in the kernel when raw."""
-    if item.how == "raw":
+    if item.how == "raw" and not storage.is_url(src.ckpt.prefix):
         entry = src.ckpt.entry(item.source)
         copy_to_fd(src.fd(entry.shard_id), entry.offset, entry.size, fd, on_bytes)
         return
@@ -434,9 +431,10 @@ class FileFormat:
         taken by the background checker); raises CheckFailed."""
         raise NotImplementedError
 
-    def publish(self, tmp: str, final: str) -> int:
-        """Move the checked output into place; returns its size in bytes."""
-        os.replace(tmp, final)
+    def publish(self, tmp: str, final: str, force: bool = False) -> int:
+        """Move the checked output into place; returns its size in bytes. Never over an output
+        that appeared meanwhile (another export racing this one) unless ``force``."""
+        storage.publish(tmp, final, replace=force)
         return os.path.getsize(final)
 
     # import

@@ -356,6 +356,7 @@ def write_export(
     made = make_dirs(os.path.dirname(os.path.abspath(final)))
     tmp = temp_name(final)
     src = Source(ckpt)
+    ckpt.prefetch(item.source for item in plan.items)  # a remote source fetches ahead
     notes: list[str] = []
     early = EarlyCheck(on_check_bytes, target.warm_up) if check else None
     try:
@@ -364,7 +365,7 @@ def write_export(
             target.check(src, plan, tmp, on_check_bytes, early.results())
         if sync:
             _sync_tree(tmp)
-        size = target.publish(tmp, final)
+        size = target.publish(tmp, final, force)
         if sync:
             _sync_tree(os.path.dirname(os.path.abspath(final)))
     except OSError as exc:

@@ -11,6 +11,7 @@ object arrays are never loaded without ``allow_pickle`` (unpickling runs code fr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from tfckpt import storage
 from tfckpt.bundle.reader import num_elements
 from tfckpt.dtypes import DType, dtype_from_name, dtype_from_numpy
 from tfckpt.errors import (
@@ -471,14 +473,33 @@ class NpyDir(FileFormat):
                     src, item, f, f"{where}/{item.file}", on_bytes, early.get(item.name)
                 )
 
-    def publish(self, tmp: str, final: str) -> int:
-        old = None
-        if os.path.isdir(final) and os.listdir(final):
-            old = temp_name(final)
-            os.rename(final, old)  # checked by check_output: a previous export, and force
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    def publish(self, tmp: str, final: str, force: bool = False) -> int:
+        """Never over a directory that appeared meanwhile (another export racing this one)
+        unless ``force``, and then whole: the last one wins."""
+        for _ in range(100):  # with force, a racing export may publish between our two steps
+            old = None
+            if os.path.isdir(final) and os.listdir(final):
+                if not force:
+                    raise OutputExists(
+                        f"{final}: exists (appeared while this was written)", fix="force"
+                    )
+                old = temp_name(final)
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(final, old)  # checked by check_output: a previous export
+            elif os.path.isdir(final):
+                with contextlib.suppress(OSError):
+                    os.rmdir(final)  # an empty directory made for the output
+            try:
+                storage.publish(tmp, final, replace=False)
+                break
+            except OutputExists:
+                if not force:
+                    raise
+            finally:
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+        else:
+            raise OutputExists(f"{final}: other exports keep replacing it; try again")
         return sum(e.stat().st_size for e in os.scandir(final) if e.is_file())
 
     def open(self, path: str, allow_pickle: bool = False) -> InputFile:
