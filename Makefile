@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[tf,dev]"
+	$(PY) -m pip install --quiet -e ".[tf,dev,remote,test]"
 	touch $@
 
 demo: setup

@@ -56,3 +56,38 @@ def native(tmp_path_factory: pytest.TempPathFactory) -> Any:
         return built[kind]
 
     return build
+
+
+# ---- real servers on 127.0.0.1 for remote storage (tests/remote_servers.py) -----------------
+@pytest.fixture(scope="session")
+def s3() -> Any:
+    """moto's S3 server with bucket ``ckpts``; the process environment points s3fs at it (through
+    the counting forwarder ``s3.proxy``)."""
+    pytest.importorskip("moto.server", reason="moto[server] is not installed (tfckpt[test])")
+    pytest.importorskip("s3fs", reason="s3fs is not installed (tfckpt[s3])")
+    from remote_servers import S3Server
+
+    server = S3Server()
+    patch = pytest.MonkeyPatch()
+    for key, value in server.env().items():
+        patch.setenv(key, value)
+    server.client().create_bucket(Bucket="ckpts")
+    yield server
+    patch.undo()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Any:
+    """gcp-storage-emulator with bucket ``ckpts``; gcsfs pointed at it through ``gcs.proxy``."""
+    pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator is not installed")
+    pytest.importorskip("gcsfs", reason="gcsfs is not installed (tfckpt[gcs])")
+    from remote_servers import GCSServer
+
+    server = GCSServer("ckpts")
+    patch = pytest.MonkeyPatch()
+    for key, value in server.env().items():
+        patch.setenv(key, value)
+    yield server
+    patch.undo()
+    server.stop()

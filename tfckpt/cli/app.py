@@ -171,7 +171,9 @@ app = typer.Typer(
         "Inspect, compare and edit TensorFlow checkpoints, without loading TensorFlow.\n\n"
         "PATH arguments accept a checkpoint prefix, any of its files (.index, .data-*, .meta), "
         "a directory (the latest checkpoint per its `checkpoint` file, else the newest) or a "
-        "SavedModel directory.\n\n"
+        "SavedModel directory, locally or at a URL: s3://, gs://, http(s):// (read-only) or any "
+        "fsspec filesystem (install tfckpt[s3], tfckpt[gcs] or tfckpt[remote]; credentials "
+        "and endpoints come from each backend's usual configuration, e.g. AWS_ENDPOINT_URL).\n\n"
         "Examples:\n\n"
         "    tfckpt ls runs/exp1\n\n"
         "    tfckpt vars runs/exp1 --sort bytes --top 10\n\n"
@@ -205,8 +207,15 @@ def main_options(
         callback=_print_version,
         is_eager=True,
     ),
+    anon: bool = typer.Option(
+        False, "--anon", help="Read s3:// and gs:// URLs without credentials (public buckets)."
+    ),
 ) -> None:
     """Options of tfckpt itself (before the command)."""
+    if anon:
+        from tfckpt.storage import configure
+
+        configure(anon=True)
 
 
 @app.command("help")

@@ -102,6 +102,10 @@ def rename_command(
 ) -> None:
     """Rename variables. Tensor bytes are reused (copied or --link'ed), only the index is new.
 
+    Within one object store (S3, GCS) the data files are copied server-side: their bytes never
+    pass through tfckpt, so only each file's size is checked against the index (truncation);
+    their checksums are what `tfckpt verify` checks.
+
     Rules apply to every name in this order: an exact --mapping entry wins; else each --sub
     (Python re.sub) in order, then --strip-prefix, then --add-prefix (a scope: a missing
     trailing / is added). --match/--regex limit the rules to the names they select.

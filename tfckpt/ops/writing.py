@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfckpt import storage
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from tfckpt.bundle.reader import BundleReader, Entry, num_elements, quoted
 from tfckpt.bundle.slices import encode_slice_key
@@ -211,10 +212,14 @@ def adopt_checked(
 ) -> None:
     """Adopt one source shard into the writer, checking the entries copied from it: during the
     copy, or entirely before a hard link."""
-    if check is None:  # no tensor is taken from this shard: its bytes are not checked
-        writer.adopt_shard(bundle.data_path(shard), new_shard, link, on_bytes)
+    src = bundle.data_path(shard)
+    if check is None or storage.same_store(src, writer.prefix):
+        # No tensor is taken from this shard; or it is copied server-side (its bytes never
+        # pass through here, so what is checked is its size against the index, which
+        # ShardCheck did on creation): nothing to read.
+        writer.adopt_shard(src, new_shard, link, on_bytes)
         return
     if link:
         check.finish()
-    writer.adopt_shard(bundle.data_path(shard), new_shard, link, check.advance)
+    writer.adopt_shard(src, new_shard, link, check.advance)
     check.finish()
