@@ -139,8 +139,8 @@ def test_rename_races_have_exactly_one_winner(sources: dict[str, Path], tmp_path
     for round_ in range(ROUNDS):
         dst = tmp_path / f"r{round_}" / "out"
         results = _race(
-            ["rename", str(sources["one"]), str(dst), "--sub", "^one/", "one/"],
-            ["rename", str(sources["two"]), str(dst), "--sub", "^two/", "two/"],
+            ["rename", str(sources["one"]), str(dst), "--sub", "^one/", "one/r/"],
+            ["rename", str(sources["two"]), str(dst), "--sub", "^two/", "two/r/"],
         )
         winner = _one_winner(results)
         assert _check_whole(dst, sources) == ("one", "two")[winner]
@@ -155,8 +155,8 @@ def test_forced_rename_races_leave_the_last_writer_whole(
         dst = tmp_path / f"f{round_}" / "out"
         _source(dst, "old", 1)  # an existing checkpoint both replace
         results = _race(
-            ["rename", str(sources["one"]), str(dst), "--sub", "^one/", "one/", "--force"],
-            ["rename", str(sources["two"]), str(dst), "--sub", "^two/", "two/", "--force"],
+            ["rename", str(sources["one"]), str(dst), "--sub", "^one/", "one/r/", "--force"],
+            ["rename", str(sources["two"]), str(dst), "--sub", "^two/", "two/r/", "--force"],
         )
         assert [code for code, _ in results] == [0, 0], results
         seen.add(_check_whole(dst, sources))
@@ -169,7 +169,7 @@ def _cmd_prune(src: Path, dst: Path) -> list[str]:
 
 
 def _cmd_merge(src: Path, dst: Path) -> list[str]:
-    return ["merge", str(dst), str(src)]
+    return ["merge", str(src), "-o", str(dst)]
 
 
 def _cmd_cast(src: Path, dst: Path) -> list[str]:

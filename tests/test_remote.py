@@ -253,7 +253,7 @@ def test_every_writer_to_s3_is_read_back_by_tensorflow(
     assert pruned and set(pruned) < set(before)
     assert_same_values({k: before[k] for k in pruned}, pruned, {})
 
-    ok("merge", f"{out}/merged", f"{src}:a/", f"{local}:b/")
+    ok("merge", f"{src}:a/", f"{local}:b/", "-o", f"{out}/merged")
     merged = tf_map(str(download(s3, f"{out}/merged", tmp_path / "3")))
     assert set(merged) == {"a/" + k for k in before} | {"b/" + k for k in before}
 
@@ -299,7 +299,7 @@ def test_rename_inside_a_bucket_copies_server_side(
 def test_mixed_local_and_remote_inputs(s3: Any, fx: dict[str, Fixture], tmp_path: Path) -> None:
     url = s3_upload(s3, fx["sharded"], "mixed/sharded")
     local = fx["sharded"].path
-    ok("merge", tmp_path / "out", f"{url}:remote/", f"{local}:local/")
+    ok("merge", f"{url}:remote/", f"{local}:local/", "-o", tmp_path / "out")
     merged = tf_map(str(tmp_path / "out"))
     before = tf_map(str(local))
     assert set(merged) == {"remote/" + k for k in before} | {"local/" + k for k in before}

@@ -63,3 +63,14 @@ def list_checkpoints(
 
 
 __all__ = ["Checkpoint", "CheckpointReader", "Found", "list_checkpoints", "load_checkpoint", "open"]
+
+
+def configure_remote(*, anon: bool = False) -> None:
+    """Options for checkpoints at URLs (``s3://``, ``gs://``...), for everything opened after
+    this call: ``anon`` reads public buckets without credentials.
+
+    >>> tfckpt.api.reading.configure_remote(anon=True)
+    """
+    from tfckpt.storage import configure
+
+    configure(anon=anon)

@@ -520,10 +520,9 @@ def _rule_version(artifact: _Artifact, policy: Any, progress: Any) -> RuleResult
 def _rule_bytes(artifact: _Artifact, policy: Any, progress: Any) -> RuleResult:
     sizes = []
     for path in artifact.files:
-        try:
-            sizes.append((os.stat(path).st_size, path))
-        except OSError:
-            continue
+        st = storage.stat(path)
+        if st is not None:
+            sizes.append((st.size, path))
     total = sum(size for size, _ in sizes)
     budget = policy.max_bytes
     largest = [{"file": p, "bytes": n} for n, p in sorted(sizes, reverse=True)[:5]]

@@ -213,9 +213,9 @@ def main_options(
 ) -> None:
     """Options of tfckpt itself (before the command)."""
     if anon:
-        from tfckpt.storage import configure
+        from tfckpt.api.reading import configure_remote
 
-        configure(anon=True)
+        configure_remote(anon=True)
 
 
 @app.command("help")
