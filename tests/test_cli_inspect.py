@@ -20,7 +20,9 @@ needs_corpus = pytest.mark.skipif(not TFX.exists(), reason="corpus not present")
 def test_ls_marks_latest_and_reads_steps() -> None:
     result = run("ls", str(TFX), "--json")
     assert result.exit_code == 0, result.stderr
-    items = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert (document["kind"], document["version"], document["path"]) == ("ls", 1, str(TFX))
+    items = document["items"]
     ckpts = {Path(i["path"]).name: i for i in items if i["kind"] == "checkpoint"}
     assert set(ckpts) == {"model.ckpt-0", "model.ckpt-999", "model.ckpt-1000"}
     assert [n for n, i in ckpts.items() if i["latest"]] == ["model.ckpt-1000"]
@@ -36,10 +38,11 @@ def test_ls_table_and_recursive_finds_savedmodels() -> None:
     assert result.exit_code == 0
     assert "model.ckpt-1000" in result.stdout and "*" in result.stdout
     result = run("ls", "-R", str(CORPUS / "tensorflow__tfx"), "--json")
-    kinds = [i["kind"] for i in json.loads(result.stdout)]
+    kinds = [i["kind"] for i in json.loads(result.stdout)["items"]]
     assert kinds.count("savedmodel") == 3
     # SavedModel variables are not listed twice as plain checkpoints.
-    assert not any(i["path"].endswith("variables/variables") for i in json.loads(result.stdout))
+    items = json.loads(result.stdout)["items"]
+    assert not any(i["path"].endswith("variables/variables") for i in items)
 
 
 @needs_corpus
@@ -49,7 +52,7 @@ def test_ls_reports_missing_checkpoints_listed_in_state(tmp_path: Path) -> None:
     shutil.copy(TFX / "checkpoint", tmp_path / "checkpoint")
     (tmp_path / "events.out.tfevents.123.host").write_bytes(b"x")
     (tmp_path / "x.index.tfckpt-tmp-1-abcd").write_bytes(b"x")
-    items = json.loads(run("ls", str(tmp_path), "--json").stdout)
+    items = json.loads(run("ls", str(tmp_path), "--json").stdout)["items"]
     missing = sorted(Path(i["path"]).name for i in items if i["kind"] == "missing")
     assert missing == ["model.ckpt-0", "model.ckpt-999"]
     assert [i["kind"] for i in items].count("events") == 1
@@ -67,13 +70,26 @@ def test_ls_missing_directory_is_exit_2(tmp_path: Path) -> None:
 def test_vars_json_contract() -> None:
     result = run("vars", str(TFX), "--json")
     assert result.exit_code == 0
-    records = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert (document["kind"], document["version"]) == ("vars", 1)
+    assert document["path"].endswith("model.ckpt-1000")
+    records = document["tensors"]
     assert len(records) == 60
+    assert document["totals"]["variables"] == 60
+    assert document["totals"]["parameters"] == sum(r["size"] for r in records)
+    assert document["totals"]["bytes"] == sum(r["nbytes"] for r in records)
     for r in records:
         assert set(r) >= {"name", "dtype", "shape", "size", "nbytes"}
         assert isinstance(r["shape"], list)
     step = next(r for r in records if r["name"] == "global_step")
-    assert step == {"name": "global_step", "dtype": "int64", "shape": [], "size": 1, "nbytes": 8}
+    assert step == {
+        "name": "global_step",
+        "dtype": "int64",
+        "shape": [],
+        "size": 1,
+        "nbytes": 8,
+        "optimizer": False,
+    }
 
 
 @needs_corpus
@@ -82,7 +98,9 @@ def test_vars_table_totals_and_filters() -> None:
     assert result.exit_code == 0
     assert "Ftrl" in result.stdout and "global_step" not in result.stdout
     assert "variables," in result.stdout and "parameters" in result.stdout
-    records = json.loads(run("vars", str(TFX), "--regex", "^global_step$", "--json").stdout)
+    records = json.loads(run("vars", str(TFX), "--regex", "^global_step$", "--json").stdout)[
+        "tensors"
+    ]
     assert [r["name"] for r in records] == ["global_step"]
     result = run("vars", str(TFX), "--regex", "(")
     assert result.exit_code == 2 and "bad regex" in result.stderr
@@ -90,20 +108,20 @@ def test_vars_table_totals_and_filters() -> None:
 
 @needs_corpus
 def test_vars_tf2_object_paths_and_all() -> None:
-    records = json.loads(run("vars", str(KERAS_SM), "--json").stdout)
+    records = json.loads(run("vars", str(KERAS_SM), "--json").stdout)["tensors"]
     assert all(r["name"] != "_CHECKPOINTABLE_OBJECT_GRAPH" for r in records)
     kernel = next(
         r for r in records if r["name"] == "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
     )
     assert kernel["path"] == "layer_with_weights-0/kernel"
-    records = json.loads(run("vars", str(KERAS_SM), "--json", "--all").stdout)
+    records = json.loads(run("vars", str(KERAS_SM), "--json", "--all").stdout)["tensors"]
     assert any(r["name"] == "_CHECKPOINTABLE_OBJECT_GRAPH" for r in records)
     table = run("vars", str(KERAS_SM)).stdout
     assert "object path" in table and "layer_with_weights-0/kernel " in table
     # Filters also match object paths.
     records = json.loads(
         run("vars", str(KERAS_SM), "--match", "layer_with_weights-0/kernel", "--json").stdout
-    )
+    )["tensors"]
     assert [r["path"] for r in records] == ["layer_with_weights-0/kernel"]
 
 
@@ -120,7 +138,7 @@ def test_vars_stats_match_numpy() -> None:
 
     from tfckpt.bundle.checkpoint import open_checkpoint
 
-    records = json.loads(run("vars", str(TFX), "--stats", "--json").stdout)
+    records = json.loads(run("vars", str(TFX), "--stats", "--json").stdout)["tensors"]
     with open_checkpoint(str(TFX)) as ckpt:
         for r in records:
             value = ckpt.read(r["name"]).astype(np.float64)
@@ -153,9 +171,12 @@ def test_vars_show_values() -> None:
     result = run("vars", str(TFX), "--show", "global_step")
     assert result.exit_code == 0 and "int64" in result.stdout
     out = json.loads(run("vars", str(TFX), "--show", "global_step", "--json").stdout)
-    assert out["values"] == [1000]
+    assert (out["kind"], out["version"]) == ("vars", 1)
+    assert out["tensors"][0]["values"] == [1000]
     big = next(
-        r["name"] for r in json.loads(run("vars", str(TFX), "--json").stdout) if r["size"] > 1000
+        r["name"]
+        for r in json.loads(run("vars", str(TFX), "--json").stdout)["tensors"]
+        if r["size"] > 1000
     )
     assert "truncated" in run("vars", str(TFX), "--show", big).stdout
     assert "truncated" not in run("vars", str(TFX), "--show", big, "--full").stdout
@@ -165,13 +186,15 @@ def test_vars_show_values() -> None:
 
 @needs_corpus
 def test_vars_engine_tf_agrees_with_native(tf: object) -> None:
-    native = json.loads(run("vars", str(TFX), "--json").stdout)
-    via_tf = json.loads(run("vars", str(TFX), "--json", "--engine", "tf").stdout)
+    native = json.loads(run("vars", str(TFX), "--json").stdout)["tensors"]
+    via_tf = json.loads(run("vars", str(TFX), "--json", "--engine", "tf").stdout)["tensors"]
     assert [(r["name"], r["dtype"], r["shape"]) for r in native] == [
         (r["name"], r["dtype"], r["shape"]) for r in via_tf
     ]
-    native_stats = json.loads(run("vars", str(KERAS_SM), "--json", "--stats").stdout)
-    tf_stats = json.loads(run("vars", str(KERAS_SM), "--json", "--stats", "--engine", "tf").stdout)
+    native_stats = json.loads(run("vars", str(KERAS_SM), "--json", "--stats").stdout)["tensors"]
+    tf_stats = json.loads(run("vars", str(KERAS_SM), "--json", "--stats", "--engine", "tf").stdout)[
+        "tensors"
+    ]
     assert native_stats == [dict(r, nbytes=n["nbytes"]) for r, n in zip(tf_stats, native_stats)]
 
 
@@ -217,8 +240,8 @@ def test_native_paths_never_import_tensorflow(args: list[str]) -> None:
     ],
 )
 def test_ls_engine_tf_agrees_with_native(directory: Path, tf: object) -> None:
-    native = json.loads(run("ls", str(directory), "--json").stdout)
-    via_tf = json.loads(run("ls", str(directory), "--json", "--engine", "tf").stdout)
+    native = json.loads(run("ls", str(directory), "--json").stdout)["items"]
+    via_tf = json.loads(run("ls", str(directory), "--json", "--engine", "tf").stdout)["items"]
     key = [(Path(i["path"]).name, i["kind"], i["latest"], i["listed"]) for i in native]
     assert key == [(Path(i["path"]).name, i["kind"], i["latest"], i["listed"]) for i in via_tf]
     assert any(i["latest"] or i["kind"] == "missing" for i in native)
@@ -291,9 +314,9 @@ def test_v1_checkpoints_with_dots_in_their_names_are_found(fx: dict, tmp_path: P
     import shutil
 
     shutil.copy(fx["v1"].path, tmp_path / "model.ckpt")  # no state file: found by content
-    records = json.loads(run("vars", str(tmp_path), "--json").stdout)
+    records = json.loads(run("vars", str(tmp_path), "--json").stdout)["tensors"]
     assert [r["name"] for r in records] == ["v1/a", "v1/n"]
-    listed = json.loads(run("ls", str(fx["v1"].path.parent), "--json").stdout)
+    listed = json.loads(run("ls", str(fx["v1"].path.parent), "--json").stdout)["items"]
     assert [(i["kind"], i["format"], i["latest"]) for i in listed] == [("checkpoint", "V1", True)]
 
 
@@ -304,5 +327,5 @@ def test_meta_of_a_sharded_v1_checkpoint_resolves() -> None:
         / "tensorflow__serving/tensorflow_serving/session_bundle/testdata/half_plus_two/00000123"
         / "export.meta"
     )
-    records = json.loads(run("vars", str(meta), "--json").stdout)
+    records = json.loads(run("vars", str(meta), "--json").stdout)["tensors"]
     assert [r["name"] for r in records] == ["a", "b"]

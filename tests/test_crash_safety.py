@@ -204,7 +204,9 @@ class Reference:
             listing = runner.invoke(app, ["ls", str(dst.parent), "--json"])
             assert listing.exit_code == 0, listing.stderr
             reported = {
-                item["path"] for item in json.loads(listing.stdout) if item["kind"] == "temp"
+                item["path"]
+                for item in json.loads(listing.stdout)["items"]
+                if item["kind"] == "temp"
             }
             assert {str(p) for p in leftovers + orphans} <= reported, (why, reported)
         proc = tfckpt_process([*COMMANDS[self.command](self.src, dst), "--force"])
@@ -502,7 +504,8 @@ def test_leftovers_are_reported_then_cleaned(small_source: Path, tmp_path: Path)
     for p in [*junk, alive]:
         p.write_bytes(b"partial")
     listing = runner.invoke(app, ["ls", str(tmp_path), "--json"])
-    temps = {i["path"]: i["note"] for i in json.loads(listing.stdout) if i["kind"] == "temp"}
+    items = json.loads(listing.stdout)["items"]
+    temps = {i["path"]: i["note"] for i in items if i["kind"] == "temp"}
     assert set(temps) == {str(p) for p in [*junk, alive]}
     assert "without an index" in temps[str(junk[3])]
     table = runner.invoke(app, ["ls", str(tmp_path)])

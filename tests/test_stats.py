@@ -44,3 +44,35 @@ def test_nan_inf_and_zeros_are_counted_not_averaged() -> None:
 
 def test_strings_have_no_stats() -> None:
     assert tensor_stats([np.array([b"x"], object)], dtype_from_name("string")) is None
+
+
+@pytest.mark.parametrize(("dtype", "values", "chunk"), CASES)
+def test_whole_small_tensors_match_the_reference_too(
+    dtype: str, values: np.ndarray, chunk: int
+) -> None:
+    """One chunk takes the vectorized path (the one ``vars --stats`` batches)."""
+    stats = tensor_stats([values], dtype_from_name(dtype))
+    assert stats is not None
+    reference = values.astype(np.longdouble)
+    assert stats.mean == pytest.approx(float(reference.mean()), rel=1e-12, abs=1e-12)
+    assert stats.std == pytest.approx(float(reference.std()), rel=1e-9, abs=1e-12)
+    assert (stats.min, stats.max) == (float(values.min()), float(values.max()))
+
+
+def test_a_batch_of_tensors_gives_each_its_own_statistics() -> None:
+    from tfckpt.ops.stats import segment_stats
+
+    parts = [
+        np.array([np.nan, 0.0, np.inf, -np.inf, 3.0, 0.0], np.float32),
+        np.array([], np.float32),
+        np.array([np.nan, np.nan], np.float32),
+        (1e8 + RNG.standard_normal(1000)).astype(np.float32),
+        np.array([-1.5], np.float32),
+    ]
+    dtype = dtype_from_name("float32")
+    batch = segment_stats(np.concatenate(parts), np.array([p.size for p in parts]), dtype)
+    alone = [tensor_stats([p], dtype) for p in parts]
+    assert batch == alone
+    assert batch[1] is not None and batch[1].count == 0 and batch[1].mean is None
+    assert batch[2] is not None and (batch[2].nan, batch[2].finite, batch[2].min) == (2, 0, None)
+    assert batch[4] is not None and (batch[4].mean, batch[4].std) == (-1.5, 0.0)

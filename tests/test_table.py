@@ -125,3 +125,26 @@ def test_snappy_compressed_index_from_corpus() -> None:
     assert raw[offset + size] == 1  # the data block's trailer says Snappy
     keys = [k for k, _ in reader]
     assert keys[0] == b"" and len(keys) == 6
+
+
+def test_add_many_writes_the_same_table_as_add() -> None:
+    import random
+
+    rng = random.Random(3)
+    keys = sorted(
+        {bytes(rng.choice(b"ab/\x00\xff") for _ in range(rng.randint(1, 300))) for _ in range(3000)}
+    )
+    pairs = [(k, bytes(rng.randint(0, 255) for _ in range(rng.choice([0, 5, 200])))) for k in keys]
+    one = io.BytesIO()
+    writer = TableWriter(one)
+    for k, v in pairs:
+        writer.add(k, v)
+    writer.finish()
+    many = io.BytesIO()
+    writer = TableWriter(many)
+    writer.add_many(pairs)
+    writer.finish()
+    assert one.getvalue() == many.getvalue()
+    assert list(TableReader("mem", many.getvalue())) == pairs
+    with pytest.raises(ValueError, match="strictly increasing"):
+        TableWriter(io.BytesIO()).add_many([(b"b", b""), (b"a", b"")])

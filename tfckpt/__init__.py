@@ -8,6 +8,8 @@ arguments and the same validation; the CLI only parses options and renders the r
     with tfckpt.open("runs/exp1") as ckpt:              # a read-only name -> array mapping
         kernel = ckpt["dense/kernel"]
 
+    listing = tfckpt.variables("runs/exp1", sort="bytes", top=10)  # as `tfckpt vars`
+
     reader = tfckpt.load_checkpoint("model.ckpt-100")   # tf.train.load_checkpoint, without TF
     tfckpt.rename("model.ckpt-100", "out/model.ckpt-100", add_prefix="pretrained/")
     tfckpt.prune("model.ckpt-100", "small/model.ckpt-100", optimizer=True)
@@ -34,6 +36,7 @@ __version__ = "0.2.0"
 
 if TYPE_CHECKING:
     from tfckpt.api.checks import diff, verify
+    from tfckpt.api.listing import variables
     from tfckpt.api.reading import list_checkpoints, open
     from tfckpt.api.scan import PolicyReport, ScanReport, check, load_policy, scan
     from tfckpt.api.surgery import SurgeryResult, cast, merge, prune, rename, repair
@@ -55,6 +58,7 @@ _LAZY = {
     "open_checkpoint": "tfckpt.bundle.checkpoint",
     "open": "tfckpt.api.reading",
     "list_checkpoints": "tfckpt.api.reading",
+    "variables": "tfckpt.api.listing",
     "CheckpointReader": "tfckpt.bundle.compat",
     "load_checkpoint": "tfckpt.bundle.compat",
     "rename": "tfckpt.api.surgery",
@@ -106,6 +110,7 @@ __all__ = [
     "rename",
     "repair",
     "scan",
+    "variables",
     "verify",
 ]
 

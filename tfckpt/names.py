@@ -32,6 +32,8 @@ def object_path_of(key: str) -> str:
     """The readable object path of a TF2 key: suffix folded, local names unescaped."""
     if key.endswith(_ATTR_SUFFIX):
         key = key[: -len(_ATTR_SUFFIX)]
+    if "." not in key:  # nothing escaped (most keys): no per-part work
+        return key
     return "/".join(unescape_local_name(part) for part in key.split("/"))
 
 

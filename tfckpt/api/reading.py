@@ -62,7 +62,14 @@ def list_checkpoints(
     return discover(os.fspath(path), recursive)
 
 
-__all__ = ["Checkpoint", "CheckpointReader", "Found", "list_checkpoints", "load_checkpoint", "open"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointReader",
+    "Found",
+    "list_checkpoints",
+    "load_checkpoint",
+    "open",
+]
 
 
 def configure_remote(*, anon: bool = False) -> None:

@@ -10,16 +10,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tfckpt import protos, storage
+from tfckpt import storage
+from tfckpt.bundle.index import slice_key_count
 from tfckpt.bundle.reader import CHUNK_ELEMENTS, BundleReader, Entry, num_elements, quoted
 from tfckpt.bundle.state import reachable_from, read_state
 from tfckpt.bundle.table import has_table_magic
 from tfckpt.bundle.v1 import V1Reader, looks_like_v1, v1_files
-from tfckpt.dtypes import DType
+from tfckpt.dtypes import DType, dtype_from_enum
 from tfckpt.errors import (
     CheckpointNotFound,
     CorruptCheckpoint,
@@ -35,8 +39,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-@dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(NamedTuple):
     """What the index says about one tensor, as TF's ``list_variables`` shows it."""
 
     name: str  # the key TF lists (TF2: the escaped object-path key)
@@ -53,6 +56,155 @@ class TensorInfo:
     @property
     def display_name(self) -> str:
         return self.object_path or self.name
+
+
+class Listing:
+    """Every tensor of a checkpoint as columns, sorted by name: what ``vars`` renders.
+
+    Row ``i`` is tensor ``names[i]`` (TF2: object path ``paths[i]``, None for the object graph
+    itself) of dtype number ``dtype[i]``, shape ``dims[dim_start[i]:dim_start[i + 1]]``,
+    ``nelem[i]`` elements and ``nbytes[i]`` stored bytes in ``nslices[i]`` slices (0: not
+    partitioned). ``info(i)`` gives one row as a TensorInfo. For a V2 checkpoint ``source[i]``
+    is the row's entry in the bundle's index columns.
+    """
+
+    __slots__ = (
+        "dim_start",
+        "dims",
+        "dtype",
+        "names",
+        "nbytes",
+        "nelem",
+        "nslices",
+        "paths",
+        "source",
+    )
+
+    def __init__(
+        self,
+        names: list[str],
+        paths: list[str | None] | None,
+        dtype: array[int],
+        dim_start: array[int],
+        dims: array[int],
+        nelem: array[int],
+        nbytes: array[int],
+        nslices: array[int],
+        source: range | array[int] | None = None,
+    ) -> None:
+        self.source = source
+        self.names = names
+        self.paths = paths
+        self.dtype = dtype
+        self.dim_start = dim_start
+        self.dims = dims
+        self.nelem = nelem
+        self.nbytes = nbytes
+        self.nslices = nslices
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def shape(self, i: int) -> tuple[int, ...]:
+        return tuple(self.dims[self.dim_start[i] : self.dim_start[i + 1]])
+
+    def display_name(self, i: int) -> str:
+        return (self.paths[i] if self.paths is not None else None) or self.names[i]
+
+    def display_names(self) -> list[str]:
+        if self.paths is None:
+            return self.names
+        return [p or n for p, n in zip(self.paths, self.names)]
+
+    def info(self, i: int) -> TensorInfo:
+        return TensorInfo(
+            self.names[i],
+            dtype_from_enum(self.dtype[i]),
+            tuple(self.dims[self.dim_start[i] : self.dim_start[i + 1]]),
+            self.nbytes[i],
+            self.nslices[i],
+            self.paths[i] if self.paths is not None else None,
+        )
+
+    def infos(self) -> list[TensorInfo]:
+        """Every row as a TensorInfo (equal shapes share one tuple)."""
+        dtypes = {code: dtype_from_enum(code) for code in set(self.dtype)}
+        shapes: dict[bytes, tuple[int, ...]] = {}
+        raw = self.dims.tobytes()
+        start = self.dim_start
+        shape_of = []
+        for i in range(len(self.names)):
+            key = raw[8 * start[i] : 8 * start[i + 1]]
+            shape = shapes.get(key)
+            if shape is None:
+                shape = shapes[key] = tuple(self.dims[start[i] : start[i + 1]])
+            shape_of.append(shape)
+        paths = self.paths if self.paths is not None else [None] * len(self.names)
+        rows = zip(
+            self.names,
+            map(dtypes.__getitem__, self.dtype),
+            shape_of,
+            self.nbytes,
+            self.nslices,
+            paths,
+        )
+        make = tuple.__new__  # a NamedTuple from a tuple, without a Python call per row
+        out: list[TensorInfo] = list(map(make, repeat(TensorInfo), rows))  # type: ignore[arg-type]
+        return out
+
+    def row(self, name: str) -> int | None:
+        """The row of a name (names are sorted), or None."""
+        i = bisect_left(self.names, name)
+        return i if i < len(self.names) and self.names[i] == name else None
+
+    def without_row(self, i: int) -> Listing:
+        """A copy without row ``i``."""
+        start, stop = self.dim_start[i], self.dim_start[i + 1]
+        width = stop - start
+        return Listing(
+            self.names[:i] + self.names[i + 1 :],
+            None if self.paths is None else self.paths[:i] + self.paths[i + 1 :],
+            self.dtype[:i] + self.dtype[i + 1 :],
+            self.dim_start[: i + 1] + array("q", (x - width for x in self.dim_start[i + 2 :])),
+            self.dims[:start] + self.dims[stop:],
+            self.nelem[:i] + self.nelem[i + 1 :],
+            self.nbytes[:i] + self.nbytes[i + 1 :],
+            self.nslices[:i] + self.nslices[i + 1 :],
+            None
+            if self.source is None
+            else array("q", self.source[:i]) + array("q", self.source[i + 1 :]),
+        )
+
+    @classmethod
+    def from_infos(cls, infos: list[TensorInfo]) -> Listing:
+        """The columns of TensorInfos (V1 checkpoints, ``--engine tf``), sorted by name."""
+        infos = sorted(infos, key=lambda info: info.name)
+        dim_start = array("q", [0])
+        dims = array("q")
+        for info in infos:
+            dims.extend(info.shape)
+            dim_start.append(len(dims))
+        has_paths = any(info.object_path is not None for info in infos)
+        return cls(
+            [info.name for info in infos],
+            [info.object_path for info in infos] if has_paths else None,
+            array("i", [info.dtype.enum for info in infos]),
+            dim_start,
+            dims,
+            array("q", [info.size for info in infos]),
+            array("q", [info.nbytes for info in infos]),
+            array("i", [info.num_slices for info in infos]),
+        )
+
+
+def decode_names(keys: list[bytes]) -> list[str]:
+    """Keys (checked UTF-8) as names, in one decode when no name holds a newline."""
+    if not keys:
+        return []
+    joined = b"\n".join(keys)
+    if joined.count(b"\n") == len(keys) - 1:
+        return joined.decode("utf-8", "surrogateescape").split("\n")
+    return [k.decode("utf-8", "surrogateescape") for k in keys]
 
 
 @dataclass(eq=False)
@@ -76,7 +228,8 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
     missing_shards: list[int] = field(default_factory=list)
     _bundle: BundleReader | None = None
     _v1: V1Reader | None = None
-    _infos: dict[str, TensorInfo] | None = None
+    _listing: Listing | None = None
+    _by_path: dict[str, int] | None = None
 
     # ---- listing --------------------------------------------------------------------------
     @property
@@ -101,60 +254,85 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
 
     @property
     def is_object_based(self) -> bool:
-        return OBJECT_GRAPH_KEY in self._all_infos()
+        return self._all().row(OBJECT_GRAPH_KEY) is not None
 
-    def _all_infos(self) -> dict[str, TensorInfo]:
-        if self._infos is None:
-            self._infos = self._build_infos()
-        return self._infos
+    def _all(self) -> Listing:
+        if self._listing is None:
+            self._listing = self._build_listing()
+        return self._listing
 
-    def _build_infos(self) -> dict[str, TensorInfo]:
-        infos: dict[str, TensorInfo] = {}
-        if self._bundle is not None:
-            b = self._bundle
-            tf2 = OBJECT_GRAPH_KEY.encode() in b.entries
-            for entry in b.entries.values():
-                if entry.is_slice_key:
-                    continue
-                name = entry.name
-                infos[name] = TensorInfo(
-                    name=name,
-                    dtype=entry.dtype,
-                    shape=entry.shape,
-                    nbytes=b.stored_size(entry),
-                    num_slices=len(entry.slices),
-                    object_path=object_path_of(name) if tf2 and name != OBJECT_GRAPH_KEY else None,
-                )
-        else:
+    def _build_listing(self) -> Listing:
+        if self._bundle is None:
             assert self._v1 is not None
-            for name in sorted(self._v1.tensors):
-                t = self._v1.tensors[name]
+            v1 = self._v1
+            infos = []
+            for name in sorted(v1.tensors):
+                t = v1.tensors[name]
                 full = len(t.slices) == 1 and all(length == -1 for _, length in t.slices[0])
-                infos[name] = TensorInfo(
-                    name=name,
-                    dtype=t.dtype,
-                    shape=t.shape,
-                    nbytes=self._v1.nbytes(t),
-                    num_slices=0 if full else len(t.slices),
+                infos.append(
+                    TensorInfo(name, t.dtype, t.shape, v1.nbytes(t), 0 if full else len(t.slices))
                 )
-        return infos
+            return Listing.from_infos(infos)
+        b = self._bundle
+        cols = b.columns
+        first = slice_key_count(cols.keys)
+        names = decode_names(cols.keys[first:] if first else cols.keys)
+        n = len(names)
+        if first:
+            base = cols.dim_start[first]
+            dims = cols.dims[base:]
+            dim_start = array("q", (x - base for x in cols.dim_start[first:]))
+        else:
+            dims, dim_start = cols.dims, cols.dim_start
+        nbytes = cols.size[first:]
+        nslices = array("i", bytes(4 * n))
+        for row, slices in cols.slices.items():
+            if row >= first:
+                nslices[row - first] = len(slices)
+                nbytes[row - first] = b.stored_size(b.entries.entry(row))
+        paths: list[str | None] | None = None
+        graph_row = bisect_left(names, OBJECT_GRAPH_KEY)
+        if graph_row < n and names[graph_row] == OBJECT_GRAPH_KEY:
+            paths = [object_path_of(name) for name in names]
+            paths[graph_row] = None
+        return Listing(
+            names,
+            paths,
+            cols.dtype[first:],
+            dim_start,
+            dims,
+            cols.nelem[first:],
+            nbytes,
+            nslices,
+            range(first, first + n),
+        )
+
+    def listing(self, include_object_graph: bool = True) -> Listing:
+        """Every tensor TF would list (per-slice keys hidden) as columns, sorted by name."""
+        listing = self._all()
+        row = None if include_object_graph else listing.row(OBJECT_GRAPH_KEY)
+        return listing if row is None else listing.without_row(row)
 
     def tensors(self, include_object_graph: bool = True) -> list[TensorInfo]:
         """Every tensor TF would list (per-slice keys hidden), sorted by name."""
-        infos = self._all_infos()
-        return [infos[n] for n in sorted(infos) if include_object_graph or n != OBJECT_GRAPH_KEY]
+        return self.listing(include_object_graph).infos()
 
     def info(self, name: str) -> TensorInfo:
         """What the index says about tensor ``name`` (a key, or for TF2 also its object path);
         VariableNotFound if there is none."""
-        infos = self._all_infos()
-        if name in infos:
-            return infos[name]
-        # TF2: also accept the object path (model/layer/kernel) for the key.
-        for info in infos.values():
-            if info.object_path == name:
-                return info
-        raise not_found(self.prefix, name, infos.values())
+        listing = self._all()
+        row = listing.row(name)
+        if row is None and listing.paths is not None:
+            # TF2: also accept the object path (model/layer/kernel) for the key.
+            if self._by_path is None:
+                self._by_path = {}
+                for i, path in enumerate(listing.paths):
+                    if path is not None:
+                        self._by_path.setdefault(path, i)
+            row = self._by_path.get(name)
+        if row is None:
+            raise not_found(self.prefix, name, listing)
+        return listing.info(row)
 
     def entry(self, name: str) -> Entry:
         return self.bundle.entries[self.info(name).name.encode("utf-8", "surrogateescape")]
@@ -195,10 +373,9 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
     def object_graph_bytes(self) -> bytes | None:
         """The serialized TF2 object graph (a scalar string tensor), or None for name-based
         checkpoints; CorruptCheckpoint when the entry is not one string."""
-        infos = self._all_infos()
-        info = infos.get(OBJECT_GRAPH_KEY)
-        if info is None:
+        if not self.is_object_based:
             return None
+        info = self.info(OBJECT_GRAPH_KEY)
         if not info.dtype.is_string or info.size != 1:
             raise CorruptCheckpoint(
                 f"{self.prefix}: {OBJECT_GRAPH_KEY} is a {info.dtype.name} tensor of shape "
@@ -212,6 +389,8 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
         if raw is None:
             return None
         from google.protobuf.message import DecodeError
+
+        from tfckpt import protos
 
         try:
             return protos.TrackableObjectGraph.FromString(raw)
@@ -233,10 +412,10 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
         return True
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._all_infos()))
+        return iter(self._all().names)
 
     def __len__(self) -> int:
-        return len(self._all_infos())
+        return len(self._all())
 
     # ---- lifetime -------------------------------------------------------------------------
     def close(self) -> None:
@@ -250,11 +429,14 @@ class Checkpoint(Mapping[str, "np.ndarray"]):
         self.close()
 
 
-def not_found(prefix: str, name: str, infos: Iterable[TensorInfo]) -> VariableNotFound:
+def not_found(prefix: str, name: str, infos: Listing | Iterable[TensorInfo]) -> VariableNotFound:
     """The error for a missing variable, naming the closest names there are (a typo, mostly)."""
     import difflib
 
-    names = {n for info in infos for n in (info.name, info.object_path) if n}
+    if isinstance(infos, Listing):
+        names = set(infos.names) | {p for p in infos.paths or () if p}
+    else:
+        names = {n for info in infos for n in (info.name, info.object_path) if n}
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.7)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return VariableNotFound(f"{prefix}: no variable named {name!r}{hint}")
@@ -474,7 +656,7 @@ def open_checkpoint(path: str | os.PathLike[str], need_data: bool = True) -> Che
         bundle = BundleReader(prefix)
         # A checkpoint without all its data cannot give values: say so at once rather than when
         # the first value is read (verify lists every gap).
-        used = sorted({e.shard_id for e in bundle.entries.values() if not e.slices})
+        used = sorted(bundle.used_shards())
         if storage.is_url(prefix):
             with contextlib.suppress(OSError):  # one listing answers the checks below
                 storage.listdir(storage.dirname(prefix))

@@ -13,7 +13,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfckpt import protos
 from tfckpt.errors import CorruptCheckpoint, GraphMergeError, RenameConflict
 from tfckpt.names import OBJECT_GRAPH_KEY, unescape_local_name
 
@@ -28,6 +27,8 @@ def escape_local_name(name: str) -> str:
 def parse(raw: bytes) -> Any:
     """A TrackableObjectGraph; CorruptCheckpoint when the bytes are not one."""
     from google.protobuf.message import DecodeError
+
+    from tfckpt import protos  # imported on use: listing a checkpoint never needs it
 
     try:
         return protos.TrackableObjectGraph.FromString(raw)
@@ -352,6 +353,8 @@ def merge_graphs(parts: list[tuple[bytes, str, dict[str, str]]]) -> bytes:
     root objects join the new root. Attributes whose key is not kept are dropped. Raises
     GraphMergeError when two inputs put different objects under one name.
     """
+    from tfckpt import protos
+
     out = protos.TrackableObjectGraph()
     out.nodes.add()  # the new root
     for raw, scope, keys in parts:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from google.protobuf import text_format
-
-from tfckpt import protos, storage
+from tfckpt import storage
 from tfckpt.errors import CorruptCheckpoint, WriteError
 
 STATE_FILENAME = "checkpoint"
@@ -39,7 +38,12 @@ def reachable_from(directory: str, path: str) -> bool:
     return not storage.is_url(directory) or storage.is_url(path)
 
 
-def parse_state(text: str, where: str) -> protos.CheckpointState:  # type: ignore[name-defined]
+def parse_state(text: str, where: str) -> Any:
+    """A ``checkpoint`` state file's text as a CheckpointState message."""
+    from google.protobuf import text_format
+
+    from tfckpt import protos
+
     state = protos.CheckpointState()
     try:
         text_format.Parse(text, state)
@@ -79,6 +83,10 @@ def format_state(
     timestamps: list[float] | None = None,
     last_preserved_timestamp: float | None = None,
 ) -> str:
+    from google.protobuf import text_format
+
+    from tfckpt import protos
+
     state = protos.CheckpointState(
         model_checkpoint_path=latest, all_model_checkpoint_paths=all_paths
     )

@@ -8,7 +8,7 @@ the same layout TensorFlow's writer does (256 KiB blocks, restart interval 16, n
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -48,6 +48,11 @@ def crc32c(data: bytes | memoryview, crc: int = 0) -> int:
     import crc32c as buffer_crc
 
     return int(buffer_crc.crc32c(data, crc))
+
+
+def crc32c_bytes(data: bytes) -> int:
+    """CRC32C of ``bytes`` (``crc32c`` without its dispatch, for loops over many small ones)."""
+    return int(google_crc32c.value(data))
 
 
 def mask_crc(crc: int) -> int:
@@ -107,8 +112,10 @@ def _decode_handle(buf: bytes | memoryview, pos: int, end: int) -> tuple[BlockHa
     return BlockHandle(offset, size), pos
 
 
-def iter_block(block: bytes, where: str) -> Iterator[tuple[bytes, bytes]]:
-    """Yield (key, value) pairs of one uncompressed block, checking every length."""
+def scan_block(block: bytes, where: str) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Where the entries of one uncompressed block are, checking every length: per entry the
+    shared key prefix length, the start of the unshared key bytes, the start of the value and
+    its end (the unshared key ends where the value starts). Keys are assembled by the caller."""
     n = len(block)
     if n < 4:
         raise CorruptCheckpoint(f"{where}: block of {n} bytes is too short")
@@ -117,20 +124,36 @@ def iter_block(block: bytes, where: str) -> Iterator[tuple[bytes, bytes]]:
         raise CorruptCheckpoint(f"{where}: bad restart count {num_restarts}")
     limit = n - 4 * (num_restarts + 1)
     pos = 0
-    key = b""
+    key_len = 0
+    shared_out: list[int] = []
+    key_starts: list[int] = []
+    value_starts: list[int] = []
+    value_ends: list[int] = []
     try:
         while pos < limit:
             shared, pos = decode_varint(block, pos, limit)
             unshared, pos = decode_varint(block, pos, limit)
             vlen, pos = decode_varint(block, pos, limit)
-            if shared > len(key) or pos + unshared + vlen > limit:
+            if shared > key_len or pos + unshared + vlen > limit:
                 raise ValueError("entry overruns its block")
-            key = key[:shared] + block[pos : pos + unshared]
+            key_len = shared + unshared
+            shared_out.append(shared)
+            key_starts.append(pos)
             pos += unshared
-            yield key, block[pos : pos + vlen]
+            value_starts.append(pos)
             pos += vlen
+            value_ends.append(pos)
     except ValueError as exc:
         raise CorruptCheckpoint(f"{where}: {exc} at block offset {pos}") from None
+    return shared_out, key_starts, value_starts, value_ends
+
+
+def iter_block(block: bytes, where: str) -> Iterator[tuple[bytes, bytes]]:
+    """Yield (key, value) pairs of one uncompressed block, checking every length."""
+    key = b""
+    for shared, start, vstart, vend in zip(*scan_block(block, where)):
+        key = key[:shared] + block[start:vstart]
+        yield key, block[vstart:vend]
 
 
 def _snappy_decompress(data: bytes, where: str) -> bytes:
@@ -264,16 +287,21 @@ class TableReader:
             f"{self.path}: unknown block compression {ctype} at offset {handle.offset}"
         )
 
-    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
-        """All (key, value) pairs in order; keys must be strictly increasing."""
+    def block_handles(self) -> Iterator[BlockHandle]:
+        """The handles of the data blocks, in key order, from the index block."""
         index = self.read_block(self.index_handle)
         where = f"{self.path}: index block"
-        prev: bytes | None = None
         for _, handle_bytes in iter_block(index, where):
             try:
                 handle, _ = _decode_handle(handle_bytes, 0, len(handle_bytes))
             except ValueError as exc:
                 raise CorruptCheckpoint(f"{where}: bad block handle ({exc})") from None
+            yield handle
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        """All (key, value) pairs in order; keys must be strictly increasing."""
+        prev: bytes | None = None
+        for handle in self.block_handles():
             block = self.read_block(handle)
             for key, value in iter_block(block, f"{self.path}: block at offset {handle.offset}"):
                 if prev is not None and key <= prev:
@@ -297,26 +325,66 @@ class TableWriter:
         self._index: list[tuple[bytes, BlockHandle]] = []
 
     def add(self, key: bytes, value: bytes) -> None:
-        if self._last_key is not None and key <= self._last_key:
+        last = self._last_key
+        if last is not None and key <= last:
             raise ValueError(f"table keys must be strictly increasing: {key!r}")
         if self._counter >= RESTART_INTERVAL:
             self._restarts.append(len(self._block))
             self._counter = 0
             shared = 0
-        elif self._last_key is None or not self._block:
+        elif last is None or not self._block:
             shared = 0
         else:
-            shared = _common_prefix(self._last_key, key)
-        self._block += encode_varint(shared)
-        self._block += encode_varint(len(key) - shared)
-        self._block += encode_varint(len(value))
-        self._block += key[shared:]
-        self._block += value
+            shared = _common_prefix(last, key)
+        block = self._block
+        unshared = len(key) - shared
+        vlen = len(value)
+        if shared < 128 and unshared < 128 and vlen < 128:
+            block += bytes((shared, unshared, vlen))
+        else:
+            block += encode_varint(shared) + encode_varint(unshared) + encode_varint(vlen)
+        block += key[shared:] if shared else key
+        block += value
         self._counter += 1
         self._last_key = key
         self._block_last_key = key
-        if len(self._block) + 4 * len(self._restarts) + 4 >= BLOCK_SIZE:
+        if len(block) + 4 * len(self._restarts) + 4 >= BLOCK_SIZE:
             self._flush_data_block()
+
+    def add_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """``add`` for each (key, value) in order: the same table, with the per-entry work of
+        a 10^6-entry index kept to a few byte operations."""
+        restart_every = RESTART_INTERVAL
+        limit = BLOCK_SIZE
+        from_bytes = int.from_bytes
+        for key, value in items:
+            last = self._last_key
+            if last is not None and key <= last:
+                raise ValueError(f"table keys must be strictly increasing: {key!r}")
+            block = self._block
+            if self._counter >= restart_every:
+                self._restarts.append(len(block))
+                self._counter = 0
+                shared = 0
+            elif last is None or not block:
+                shared = 0
+            else:  # the common prefix, inlined (see _common_prefix)
+                n = min(len(last), len(key))
+                x = from_bytes(last[:n], "big") ^ from_bytes(key[:n], "big")
+                shared = n - 1 - (x.bit_length() - 1) // 8 if x else n
+            unshared = len(key) - shared
+            vlen = len(value)
+            if shared < 128 and unshared < 128 and vlen < 128:
+                block += bytes((shared, unshared, vlen))
+            else:
+                block += encode_varint(shared) + encode_varint(unshared) + encode_varint(vlen)
+            block += key[shared:] if shared else key
+            block += value
+            self._counter += 1
+            self._last_key = key
+            self._block_last_key = key
+            if len(block) + 4 * len(self._restarts) + 4 >= limit:
+                self._flush_data_block()
 
     def _finish_block(self, block: bytearray, restarts: list[int]) -> bytes:
         for r in restarts:
@@ -362,8 +430,12 @@ class TableWriter:
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
+    """The length of the longest common prefix of ``a`` and ``b`` (bytes compared as one big
+    integer: the first differing byte is where the XOR's highest set bit is)."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if n == 0:
+        return 0
+    x = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
+    if x == 0:
+        return n
+    return n - 1 - (x.bit_length() - 1) // 8

@@ -10,9 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf.message import DecodeError
-
-from tfckpt import protos, storage
+from tfckpt import storage
 from tfckpt.bundle.reader import num_elements, shape_of
 from tfckpt.bundle.slices import (
     Slice,
@@ -45,6 +43,10 @@ def v1_files(prefix: str) -> list[str]:
 
 def looks_like_v1(path: str) -> bool:
     """A cheap test: a table file whose header key holds SavedTensorSliceMeta."""
+    from google.protobuf.message import DecodeError
+
+    from tfckpt import protos
+
     try:
         with TableReader.open(path) as reader:
             for key, value in reader:
@@ -104,6 +106,10 @@ class V1Reader:
             self._load(path)
 
     def _load(self, path: str) -> None:
+        from google.protobuf.message import DecodeError
+
+        from tfckpt import protos
+
         meta_seen = False
         with TableReader.open(path) as table:
             pairs = list(table)

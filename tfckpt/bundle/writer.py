@@ -26,7 +26,7 @@ import io
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from tfckpt import protos, storage
+from tfckpt import storage
 from tfckpt.bundle.reader import HEADER_KEY, data_filename
 from tfckpt.bundle.table import TableWriter, crc32c, encode_varint, mask_crc
 from tfckpt.dtypes import DType
@@ -90,6 +90,8 @@ def make_entry(
     crc: int | None = None,
     slices: Iterable[Any] = (),
 ) -> Any:
+    from tfckpt import protos  # imported on use: listing a checkpoint never needs it
+
     entry = protos.BundleEntryProto(dtype=dtype.enum, shard_id=shard_id, offset=offset, size=size)
     entry.shape.SetInParent()
     for d in shape:
@@ -271,13 +273,14 @@ class BundleWriter:
         self._meta = data
 
     def _index_bytes(self) -> bytes:
+        from tfckpt import protos  # imported on use: listing a checkpoint never needs it
+
         header = protos.BundleHeaderProto(num_shards=self.num_shards)
         header.version.producer = 1
         out = io.BytesIO()
         table = TableWriter(out)
         table.add(HEADER_KEY, header.SerializeToString())
-        for key in sorted(self._entries):
-            table.add(key, self._entries[key])
+        table.add_many(sorted(self._entries.items()))
         table.finish()
         return out.getvalue()
 

@@ -20,9 +20,15 @@ from tfckpt.cli.app import app
 
 def main() -> None:
     """The console script: usage errors as one line (``tfckpt: error: ...``), exit code 2."""
+    import gc
     import sys
 
     import typer
+
+    # One short-lived command: reference counting frees what it makes, while the cyclic
+    # collector would walk the 10^5-10^6 objects of a large listing again and again (half the
+    # time of a diff of 200,000 tensors). tfckpt builds no reference cycles at scale.
+    gc.disable()
 
     _normalize_completion_instruction()
     try:

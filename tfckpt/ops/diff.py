@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint, TensorInfo
-from tfckpt.errors import RenameConflict
+from tfckpt.bundle.table import mask_crc
+from tfckpt.dtypes import dtype_from_enum
+from tfckpt.errors import CorruptCheckpoint, RenameConflict
 from tfckpt.ops.rules import NameRules
 
 if TYPE_CHECKING:
@@ -23,7 +26,7 @@ STATUSES = ("only_a", "only_b", "dtype", "shape", "values", "same")
 # Bytes compared per step on the raw fast path.
 
 
-@dataclass
+@dataclass(slots=True)
 class VarDiff:
     name: str  # the compared name (A's name after the rename rules = B's name)
     status: str
@@ -109,6 +112,10 @@ def diff_checkpoints(
     """
     options = options or DiffOptions()
     rules = rules or NameRules()
+    if rules.empty and select is None and not options.names_only:
+        aligned = _aligned_report(a, b, options, on_tensor)
+        if aligned is not None:
+            return aligned
 
     def keep(info: TensorInfo) -> bool:
         return options.include_object_graph or info.name != OBJECT_GRAPH_KEY
@@ -128,16 +135,234 @@ def diff_checkpoints(
     a_infos = {renames.get(info.name, info.name): info for info in a_list}
     b_infos = {i.name: i for i in b.tensors() if keep(i)}
     report = DiffReport(a=a.prefix, b=b.prefix)
-    names = [n for n in sorted(set(a_infos) | set(b_infos)) if select is None or select(n)]
-    both = [n for n in names if n in a_infos and n in b_infos]
-    a.prefetch(a_infos[n].name for n in both)  # remote inputs fetch ahead, in this order
-    b.prefetch(b_infos[n].name for n in both)
+    names = sorted(a_infos.keys() | b_infos.keys())
+    if select is not None:
+        names = [name for name in names if select(name)]
+    identical = set() if options.names_only else _bulk_identical(a, b, names, a_infos, b_infos)
+    both = [n for n in names if n in a_infos and n in b_infos and n not in identical]
+    if not options.names_only:
+        a.prefetch(a_infos[n].name for n in both)  # remote inputs fetch ahead, in this order
+        b.prefetch(b_infos[n].name for n in both)
+    variables = report.variables
     for name in names:
         ia, ib = a_infos.get(name), b_infos.get(name)
-        report.variables.append(_compare(a, b, name, ia, ib, options))
+        if name in identical:
+            assert ia is not None and ib is not None
+            variables.append(_identical(name, ia.dtype.name, ia.shape, ia.size, ia.name, ib.name))
+        else:
+            variables.append(_compare(a, b, name, ia, ib, options))
         if on_tensor is not None:
             on_tensor(name, max(ia.nbytes if ia else 0, ib.nbytes if ib else 0))
     return report
+
+
+def _aligned_report(
+    a: Checkpoint,
+    b: Checkpoint,
+    options: DiffOptions,
+    on_tensor: Callable[[str, int], None] | None,
+) -> DiffReport | None:
+    """The report for two large native checkpoints holding the same names (a copy, the next
+    step of a run): rows paired by position, identical small tensors found a batch at a time
+    (``_identical_rows``), the rest compared one by one. None when the names differ."""
+    if not (isinstance(a, Checkpoint) and isinstance(b, Checkpoint)):
+        return None
+    if a.format != "V2" or b.format != "V2":
+        return None
+    la = a.listing(options.include_object_graph)
+    lb = b.listing(options.include_object_graph)
+    if len(la) < 1000 or la.names != lb.names or la.source is None or lb.source is None:
+        return None
+    identical = _identical_rows(a, b, la, lb)
+    report = DiffReport(a=a.prefix, b=b.prefix)
+    variables = report.variables
+    dtype_names = {code: dtype_from_enum(code).name for code in set(la.dtype)}
+    nbytes_a, nbytes_b = la.nbytes, lb.nbytes
+    for i, name in enumerate(la.names):
+        if identical[i]:
+            shape = la.shape(i)
+            variables.append(_identical(name, dtype_names[la.dtype[i]], shape, la.nelem[i]))
+        else:
+            variables.append(_compare(a, b, name, la.info(i), lb.info(i), options))
+        if on_tensor is not None:
+            on_tensor(name, max(nbytes_a[i], nbytes_b[i]))
+    return report
+
+
+def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray:
+    """1 for each row pair whose small, plain, numeric tensors have byte-identical stored
+    values matching their (equal) stored checksums."""
+    import numpy as np
+    from google_crc32c import value as crc_of
+
+    from tfckpt.dtypes import dtype_from_enum
+
+    n = len(la)
+    out = bytearray(n)
+    ca, cb = a.bundle.columns, b.bundle.columns
+    src_a = np.asarray(la.source, dtype=np.int64)
+    src_b = np.asarray(lb.source, dtype=np.int64)
+    dtype = np.frombuffer(la.dtype, dtype=np.int32)
+    numeric = np.zeros(dtype.size, dtype=bool)
+    for code in set(la.dtype):
+        dt = dtype_from_enum(code)
+        numeric[dtype == code] = dt.numpy is not None and dt.itemsize > 0
+    starts_a = np.frombuffer(la.dim_start, dtype=np.int64)
+    starts_b = np.frombuffer(lb.dim_start, dtype=np.int64)
+    same_shapes = bool(np.array_equal(starts_a, starts_b)) and la.dims == lb.dims
+    size_a, size_b = ca.np("size")[src_a], cb.np("size")[src_b]
+    ok = (
+        numeric
+        & (dtype == np.frombuffer(lb.dtype, dtype=np.int32))
+        & (np.frombuffer(la.nslices, dtype=np.int32) == 0)
+        & (np.frombuffer(lb.nslices, dtype=np.int32) == 0)
+        & (size_a == size_b)
+        & (size_a <= BULK_BYTES)
+        & (ca.np("crc")[src_a] == cb.np("crc")[src_b])
+    )
+    if not same_shapes:
+        ok &= np.array([la.shape(i) == lb.shape(i) for i in range(n)], dtype=bool)
+    shard_a, shard_b = ca.np("shard")[src_a], cb.np("shard")[src_b]
+    off_a, off_b = ca.np("offset")[src_a], cb.np("offset")[src_b]
+    crc_a = ca.np("crc")[src_a]
+    pairs = np.stack([shard_a, shard_b], axis=1)[ok]
+    rows = np.flatnonzero(ok)
+    for sa, sb in {tuple(p) for p in pairs.tolist()}:
+        here = rows[(shard_a[rows] == sa) & (shard_b[rows] == sb)]
+        cum = np.cumsum(size_a[here])
+        cuts = [
+            0,
+            *np.searchsorted(
+                cum, np.arange(BULK_BATCH, int(cum[-1]) if cum.size else 0, BULK_BATCH)
+            ),
+            here.size,
+        ]
+        for lo, hi in pairwise(cuts):
+            batch = here[lo:hi]
+            if batch.size == 0:
+                continue
+            oa, ob, sz = off_a[batch].tolist(), off_b[batch].tolist(), size_a[batch].tolist()
+            try:
+                bytes_a = a.bundle.stored_bytes(sa, oa, [o + z for o, z in zip(oa, sz)])
+                bytes_b = b.bundle.stored_bytes(sb, ob, [o + z for o, z in zip(ob, sz)])
+            except CorruptCheckpoint:
+                continue  # a missing or truncated shard: _compare says so
+            equal = np.fromiter(map(bytes.__eq__, bytes_a, bytes_b), dtype=bool, count=batch.size)
+            crcs = np.fromiter(map(crc_of, bytes_a), dtype=np.uint64, count=batch.size)
+            masked = (((crcs >> 15) | (crcs << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+            good = equal & (masked == crc_a[batch].astype(np.uint64))
+            for i in batch[good].tolist():
+                out[i] = 1
+    return out
+
+
+# Tensors up to this size are compared many at a time (``_bulk_identical``).
+BULK_BYTES = 1 << 20
+BULK_BATCH = 16 << 20
+
+
+def _bulk_identical(
+    a: Checkpoint,
+    b: Checkpoint,
+    names: list[str],
+    a_infos: dict[str, TensorInfo],
+    b_infos: dict[str, TensorInfo],
+) -> set[str]:
+    """The names whose small, plain, numeric tensors have byte-identical stored values in A and
+    B and match their (equal) stored checksums, checked a batch at a time (a byte comparison and
+    a CRC32C per tensor, no numpy call or entry object per tensor). Everything else, including
+    any tensor failing a check, is left to ``_compare``, which reports it."""
+    if not (
+        isinstance(a, Checkpoint)
+        and isinstance(b, Checkpoint)
+        and a.format == "V2"
+        and b.format == "V2"
+    ):
+        return set()
+    from google_crc32c import value as crc_of
+
+    la, lb = a.listing(), b.listing()
+    if la.source is None or lb.source is None:
+        return set()
+    ca, cb = a.bundle.columns, b.bundle.columns
+    candidates: dict[tuple[int, int], list[tuple[str, int, int]]] = {}
+    for name in names:
+        ia, ib = a_infos.get(name), b_infos.get(name)
+        if (
+            ia is None
+            or ib is None
+            or ia.num_slices
+            or ib.num_slices
+            or ia.dtype != ib.dtype
+            or ia.shape != ib.shape
+            or ia.dtype.numpy is None
+            or ia.nbytes > BULK_BYTES
+        ):
+            continue
+        row_a, row_b = la.row(ia.name), lb.row(ib.name)
+        if row_a is None or row_b is None:
+            continue
+        ra, rb = la.source[row_a], lb.source[row_b]
+        if ca.size[ra] != cb.size[rb] or ca.crc[ra] != cb.crc[rb]:
+            continue
+        candidates.setdefault((ca.shard[ra], cb.shard[rb]), []).append((name, ra, rb))
+    same: set[str] = set()
+    for (shard_a, shard_b), group in candidates.items():
+        start = 0
+        while start < len(group):
+            stop, total = start, 0
+            while stop < len(group) and total < BULK_BATCH:
+                total += ca.size[group[stop][1]]
+                stop += 1
+            batch = group[start:stop]
+            start = stop
+            starts_a = [ca.offset[ra] for _, ra, _ in batch]
+            starts_b = [cb.offset[rb] for _, _, rb in batch]
+            try:
+                bytes_a = a.bundle.stored_bytes(
+                    shard_a, starts_a, [ca.offset[ra] + ca.size[ra] for _, ra, _ in batch]
+                )
+                bytes_b = b.bundle.stored_bytes(
+                    shard_b, starts_b, [cb.offset[rb] + cb.size[rb] for _, _, rb in batch]
+                )
+            except CorruptCheckpoint:
+                continue  # a missing or truncated shard: _compare reports the tensors
+            crcs = list(map(crc_of, bytes_a))
+            for (name, ra, _), x, y, crc in zip(batch, bytes_a, bytes_b, crcs):
+                if x == y and mask_crc(crc) == ca.crc[ra]:
+                    same.add(name)
+    return same
+
+
+def _identical(
+    name: str,
+    dtype: str,
+    shape: tuple[int, ...],
+    size: int,
+    name_a: str | None = None,
+    name_b: str | None = None,
+) -> VarDiff:
+    """The VarDiff ``_compare`` makes for a numeric tensor with identical stored bytes (the
+    same dtype and shape on both sides; A's and B's keys default to the compared name)."""
+    shape_list = list(shape)
+    return VarDiff(
+        name,
+        "same",
+        name if name_a is None else name_a,
+        name if name_b is None else name_b,
+        dtype,
+        dtype,
+        shape_list,
+        list(shape_list),
+        size,
+        0,
+        0,
+        0.0,
+        0.0,
+        0.0,
+        True,
+        True,
+    )
 
 
 def _compare(

@@ -90,20 +90,27 @@ def plan_renames(
 
         edited = objgraph.rename_keys(object_graph, wanted)
         wanted, plan.object_graph, plan.derived = edited.renames, edited.graph, edited.derived
-    targets: dict[str, list[str]] = {}
-    for name in names:
-        new = wanted.get(name, name)
-        if new == name:
-            plan.unchanged.append(name)
+    news = [wanted.get(name, name) for name in names]
+    renames = plan.renames
+    unchanged = plan.unchanged
+    for name, new in zip(names, news):
+        if new is name or new == name:
+            unchanged.append(name)
         else:
-            plan.renames[name] = new
+            renames[name] = new
+    if renames:
+        for name, new in renames.items():
+            if not new:
+                plan.conflicts.append(f"{name!r} would get an empty name")
+            elif new.startswith("\x00"):
+                plan.conflicts.append(f"{name!r} -> {new!r}: names may not start with a NUL byte")
+            elif new == OBJECT_GRAPH_KEY and name != OBJECT_GRAPH_KEY:
+                plan.conflicts.append(f"{name!r} -> {new!r}: that name is reserved")
+    if len(set(news)) == len(news):
+        return plan  # every name has a target of its own: no collisions to report
+    targets: dict[str, list[str]] = {}
+    for name, new in zip(names, news):
         targets.setdefault(new, []).append(name)
-        if not new:
-            plan.conflicts.append(f"{name!r} would get an empty name")
-        elif new.startswith("\x00"):
-            plan.conflicts.append(f"{name!r} -> {new!r}: names may not start with a NUL byte")
-        elif new == OBJECT_GRAPH_KEY and name != OBJECT_GRAPH_KEY:
-            plan.conflicts.append(f"{name!r} -> {new!r}: that name is reserved")
     for new, sources in sorted(targets.items()):
         if len(sources) > 1 and new:
             kept = [s for s in sources if s == new]

@@ -54,12 +54,27 @@ def add_object_graph(writer: BundleWriter, raw: bytes) -> None:
     writer.add_array(key_bytes(OBJECT_GRAPH_KEY), value, dtype_from_enum(STRING))
 
 
+class EntryCopy:
+    """What ``copy_entry`` returns: a stored entry to write again, with its ``shard_id``,
+    ``offset`` and ``size`` open to change (like a BundleEntryProto's). ``SerializeToString``
+    gives the stored bytes themselves when nothing changed, else the entry re-encoded
+    (``Entry.reencoded``): no protobuf message per tensor."""
+
+    __slots__ = ("_entry", "offset", "shard_id", "size")
+
+    def __init__(self, entry: Entry, shard_id: int) -> None:
+        self._entry = entry
+        self.shard_id = shard_id
+        self.offset = entry.offset
+        self.size = entry.size
+
+    def SerializeToString(self) -> bytes:  # the protobuf method's name
+        return self._entry.reencoded(self.shard_id, self.offset, self.size)
+
+
 def copy_entry(entry: Entry, shard_offset: int = 0) -> Any:
-    proto = type(entry.proto)()
-    proto.CopyFrom(entry.proto)
-    if shard_offset and not entry.slices:
-        proto.shard_id = entry.shard_id + shard_offset
-    return proto
+    shard = entry.shard_id + shard_offset if shard_offset and not entry.slices else entry.shard_id
+    return EntryCopy(entry, shard)
 
 
 def add_with_slices(

@@ -11,19 +11,24 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def out_console() -> Console:
     """A console on the current stdout (looked up per call so test runners can swap it)."""
+    from rich.console import Console  # imported on first use: listings never need Rich
+
     # Markup off: variable names are data, and TF allows '[' in them ("emb[/red]/w").
     # Styled lines pass markup=True and escape() what they interpolate.
     return Console(file=sys.stdout, soft_wrap=False, width=_width(), markup=False)
 
 
 def err_console() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stderr, soft_wrap=True, width=_width(), markup=False)
 
 

@@ -1,79 +1,117 @@
-"""Rendering for ``ls`` and ``vars``: tables, the scope tree, tensor values, JSON records."""
+"""Rendering for ``ls`` and ``vars``: streamed tables (or TSV/CSV), the scope tree, tensor
+values, and JSON documents written item by item.
+
+Nothing here holds a formatted cell per tensor: widths come from the columns of the listing
+before the first row is written (``render.stream``), so 10^6 tensors print as fast as they can
+be formatted, and Rich is not imported.
+"""
 
 from __future__ import annotations
 
-import datetime as _dt
 import sys
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from itertools import accumulate
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-from rich.text import Text
-from rich.tree import Tree
-
-from tfckpt.render import human_bytes, out_console, print_json, shape_text
+from tfckpt.dtypes import dtype_from_enum
+from tfckpt.render import human_bytes, shape_text
+from tfckpt.render.stream import (
+    RESET,
+    STYLES,
+    Col,
+    StreamTable,
+    color_enabled,
+    emit_json_stream,
+    json_value,
+    max_width,
+    styled,
+    terminal_width,
+    write_delimited,
+)
 
 STAT_KEYS = ("min", "max", "mean", "std", "nan", "inf", "zeros")
 
 if TYPE_CHECKING:
     import numpy as np
 
+# A tfckpt.ops.listing.VarsResult (render takes plain data; it does not import ops).
+VarsResult = Any
+
 
 # ---- ls ------------------------------------------------------------------------------------
 def _when(ts: float | None) -> str:
     if ts is None:
         return ""
+    import datetime as _dt
+
     return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-def render_ls(items: Sequence[Any], as_json: bool, base: str | None = None) -> None:
+LS_COLUMNS = (
+    Col("path"),
+    Col("step", right=True),
+    Col("format"),
+    Col("data", right=True),
+    Col("meta"),
+    Col("modified"),
+    Col("latest"),
+)
+
+
+def ls_record(item: Any) -> dict[str, Any]:
+    import datetime as _dt
+
+    d: dict[str, Any] = item.to_dict()
+    d["mtime_iso"] = (
+        _dt.datetime.fromtimestamp(item.mtime, _dt.timezone.utc).isoformat() if item.mtime else None
+    )
+    return d
+
+
+def render_ls(
+    items: Sequence[Any],
+    as_json: bool,
+    base: str | None = None,
+    *,
+    fmt: str = "table",
+    headers: bool = True,
+    path: str | None = None,
+) -> None:
+    """``ls``: one row per checkpoint, SavedModel, events file or leftover; the path whole at
+    any width. JSON: ``{"kind": "ls", "version": 1, "path": ..., "items": [...]}``."""
     if as_json:
-        records = []
-        for item in items:
-            d = item.to_dict()
-            d["mtime_iso"] = (
-                _dt.datetime.fromtimestamp(item.mtime, _dt.timezone.utc).isoformat()
-                if item.mtime
-                else None
-            )
-            records.append(d)
-        print_json(records)
+        head = {} if path is None else {"path": path}
+        emit_json_stream("ls", head, "items", [[json_value(ls_record(i)) for i in items]])
         return
-    # Few columns, so a listing fits 80 columns: the kind shows in "format" unless it is a
-    # plain checkpoint ("V2", "V2 x3" for three shards).
-    table = Table(show_edge=False, header_style="bold")
-    table.add_column("path", overflow="fold", ratio=1, min_width=12)
-    for col, justify in (
-        ("step", "right"),
-        ("format", "left"),
-        ("data", "right"),
-        ("meta", "center"),
-        ("modified", "left"),
-        ("latest", "center"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    notes = []
-    for item in items:
-        style = {"missing": "red", "temp": "yellow"}.get(item.kind, "")
-        path = _relative(item.path, base)
-        table.add_row(
-            Text(path, style=style),
+    rows = [
+        [
+            _relative(item.path, base),
             "" if item.step is None else str(item.step),
             _format_cell(item),
             "" if item.data_bytes is None else human_bytes(item.data_bytes),
             "yes" if item.has_meta else "",
             _when(item.mtime),
             "*" if item.latest else "",
-        )
-        if item.note:
-            notes.append(Text.assemble((path, style or "bold"), f": {item.note}"))
-    console = out_console()
-    if not items:
-        console.print("no checkpoints, SavedModels or events files found")
+        ]
+        for item in items
+    ]
+    if fmt != "table":
+        write_delimited(LS_COLUMNS, rows, fmt, headers)
         return
-    console.print(table)
-    for line in notes:  # below the table, so a long note never squeezes the columns
-        console.print(line, soft_wrap=True)
+    if not items:
+        sys.stdout.write("no checkpoints, SavedModels or events files found\n")
+        return
+    widths = [max_width([r[j] for r in rows]) for j in range(len(LS_COLUMNS))]
+    table = StreamTable(LS_COLUMNS, widths, headers=headers)
+    table.header()
+    for item, row in zip(items, rows):
+        table.row(row, {"missing": "red", "temp": "yellow"}.get(item.kind))
+    for item, row in zip(items, rows):
+        if item.note:  # below the table, so a long note never squeezes the columns
+            table.line(styled(row[0], "bold", table.color) + f": {item.note}")
+    table.flush()
 
 
 def _format_cell(item: Any) -> str:
@@ -94,6 +132,7 @@ def _relative(path: str, base: str | None) -> str:
 
 # ---- vars ----------------------------------------------------------------------------------
 def var_record(info: Any, stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON record of one TensorInfo (``vars --show``)."""
     record: dict[str, Any] = {
         "name": info.name,
         "dtype": info.dtype.name,
@@ -118,117 +157,401 @@ def _fmt_num(v: Any) -> str:
     return f"{v:.4g}"
 
 
-def _totals(records: Sequence[dict[str, Any]]) -> tuple[int, int, int]:
-    return len(records), sum(r["size"] for r in records), sum(r["nbytes"] for r in records)
+class _Cells:
+    """Cell text of listing rows. Whole columns are built at once: each distinct shape, size
+    and byte count is formatted once (with numpy when it is loaded, as it is for the large
+    listings where this matters)."""
+
+    def __init__(self, result: VarsResult, keys: bool) -> None:
+        lst = result.listing
+        self.lst = lst
+        self.names = lst.names if keys or lst.paths is None else lst.display_names()
+        self.dtypes = {c: dtype_from_enum(c).name for c in set(lst.dtype)}
+        self._dims = lst.dims.tobytes()
+        self._shapes: dict[bytes, str] = {}
+        self._bytes: dict[int, str] = {}
+        self.np = sys.modules.get("numpy")
+
+    def shape(self, i: int) -> str:
+        s, e = self.lst.dim_start[i], self.lst.dim_start[i + 1]
+        key = self._dims[8 * s : 8 * e]
+        text = self._shapes.get(key)
+        if text is None:
+            text = self._shapes[key] = shape_text(self.lst.dims[s:e])
+        return text
+
+    def nbytes(self, i: int) -> str:
+        n = self.lst.nbytes[i]
+        text = self._bytes.get(n)
+        if text is None:
+            text = self._bytes[n] = human_bytes(n)
+        return text
+
+    # ---- whole columns for ``rows`` ------------------------------------------------------------
+    def name_column(self, rows: list[int]) -> list[str]:
+        names = self.names
+        if len(rows) == len(names) and (not rows or rows[-1] == len(rows) - 1):
+            return names if isinstance(names, list) else list(names)
+        return [names[i] for i in rows]
+
+    def _by_value(self, column: Any, rows: list[int], fmt: Any) -> list[str]:
+        """``fmt(column[i])`` for each row, each distinct value formatted once."""
+        np = self.np
+        if np is None or len(rows) < 1000:
+            cache: dict[int, str] = {}
+            out = []
+            for i in rows:
+                v = column[i]
+                text = cache.get(v)
+                if text is None:
+                    text = cache[v] = fmt(v)
+                out.append(text)
+            return out
+        values = np.frombuffer(column, dtype=np.int64 if column.itemsize == 8 else np.int32)
+        values = values[np.asarray(rows, dtype=np.int64)]
+        distinct, inverse = np.unique(values, return_inverse=True)
+        texts = np.array([fmt(v) for v in distinct.tolist()], dtype=object)
+        return list(texts[inverse.reshape(-1)].tolist())
+
+    def dtype_column(self, rows: list[int]) -> list[str]:
+        return self._by_value(self.lst.dtype, rows, self.dtypes.__getitem__)
+
+    def elements_column(self, rows: list[int]) -> list[str]:
+        return self._by_value(self.lst.nelem, rows, "{:,}".format)
+
+    def bytes_column(self, rows: list[int]) -> list[str]:
+        return self._by_value(self.lst.nbytes, rows, human_bytes)
+
+    def shape_column(self, rows: list[int]) -> list[str]:
+        np = self.np
+        lst = self.lst
+        if np is None or len(rows) < 1000:
+            return [self.shape(i) for i in rows]
+        idx = np.asarray(rows, dtype=np.int64)
+        start = np.frombuffer(lst.dim_start, dtype=np.int64)
+        rank = (start[idx + 1] - start[idx]).astype(np.int64)
+        width = int(rank.max()) if rank.size else 0
+        if width > 8:
+            return [self.shape(i) for i in rows]
+        dims = np.frombuffer(lst.dims, dtype=np.int64)
+        key = np.full((idx.size, width + 1), -1, dtype=np.int64)
+        key[:, 0] = rank
+        first = start[idx]
+        for k in range(width):
+            has = rank > k
+            key[has, k + 1] = dims[first[has] + k]
+        packed = np.ascontiguousarray(key).view(np.dtype((np.void, 8 * (width + 1)))).reshape(-1)
+        _, where, inverse = np.unique(packed, return_index=True, return_inverse=True)
+        texts = np.array([self.shape(rows[j]) for j in where.tolist()], dtype=object)
+        return list(texts[inverse.reshape(-1)].tolist())
+
+
+def totals_line(totals: dict[str, int], shown: int, color: bool, width: int | None = None) -> str:
+    """``N variables, M model parameters + K optimizer state, SIZE (B bytes)``; broken after a
+    comma where it would not fit ``width``."""
+    n, params, opt = totals["variables"], totals["parameters"], totals["optimizer_state"]
+    nbytes = totals["bytes"]
+    pieces: list[list[tuple[str, bool]]] = []  # each piece: (text, bold) runs
+    head = [(f"showing {shown:,} of ", False)] if shown != n else []
+    pieces.append([*head, (f"{n:,}", True), (" variables", False)])
+    if opt:
+        pieces.append(
+            [
+                (f"{params - opt:,}", True),
+                (" model parameters + ", False),
+                (f"{opt:,}", True),
+                (" optimizer state", False),
+            ]
+        )
+    else:
+        pieces.append([(f"{params:,}", True), (" parameters", False)])
+    pieces.append([(human_bytes(nbytes), True), (f" ({nbytes:,} bytes)", False)])
+    lines: list[str] = []
+    current = ""
+    used = 0
+    for piece in pieces:
+        plain = "".join(text for text, _ in piece)
+        text = "".join(styled(t, "bold", color) if bold else t for t, bold in piece)
+        if current and width is not None and used + 2 + len(plain) > width:
+            lines.append(current + ",")
+            current, used = text, len(plain)
+        elif current:
+            current, used = f"{current}, {text}", used + 2 + len(plain)
+        else:
+            current, used = text, len(plain)
+    lines.append(current)
+    return "\n".join(lines)
+
+
+def _json_records(result: VarsResult, cells: _Cells) -> Iterator[list[str]]:
+    """The records of ``VarsResult.records()``, encoded column by column (no dict per tensor):
+    each distinct dtype, shape and number encoded once, rows joined by one format per row."""
+    lst = result.listing
+    rows = result.rows
+    simple = lst.paths is None and not any(lst.nslices)
+    stats = result.stats
+    step = 8192
+    dtype_json = {c: encode_basestring(name) for c, name in cells.dtypes.items()}
+    for lo in range(0, len(rows), step):
+        part = rows[lo : lo + step]
+        names = map(encode_basestring, [lst.names[i] for i in part])
+        dtypes = cells._by_value(lst.dtype, part, dtype_json.__getitem__)
+        shapes = cells.shape_column(part)
+        sizes = cells._by_value(lst.nelem, part, str)
+        stored = cells._by_value(lst.nbytes, part, str)
+        flags = [_TRUE if result.optimizer[i] else _FALSE for i in part]
+        if simple and stats is None:
+            yield list(map(_RECORD.format, names, dtypes, shapes, sizes, stored, flags))
+            continue
+        if simple and stats is not None:
+            columns = [[_json_number(stats[k][i]) for i in part] for k in STAT_KEYS]
+            yield list(
+                map(_RECORD_STATS.format, names, dtypes, shapes, sizes, stored, flags, *columns)
+            )
+            continue
+        lines = []
+        for k, line in enumerate(map(_HEAD.format, names, dtypes, shapes, sizes, stored)):
+            i = part[k]
+            if lst.paths is not None and lst.paths[i] is not None:
+                line += f', "path": {encode_basestring(lst.paths[i])}'
+            if lst.nslices[i]:
+                line += f', "slices": {lst.nslices[i]}'
+            line += f', "optimizer": {flags[k]}'
+            if stats is not None:
+                line += "".join(f', "{k}": {_json_number(stats[k][i])}' for k in STAT_KEYS)
+            lines.append(line + "}")
+        yield lines
+
+
+_HEAD = '{{"name": {}, "dtype": {}, "shape": {}, "size": {}, "nbytes": {}'
+_RECORD = _HEAD + ', "optimizer": {}}}'
+_RECORD_STATS = (
+    '{{"name": {0}, "dtype": {1}, "shape": {2}, "size": {3}, "nbytes": {4}, "optimizer": {5}'
+    + "".join(f', "{k}": {{{n}}}' for n, k in enumerate(STAT_KEYS, start=6))
+    + "}}"
+)
+
+
+def _json_number(v: Any) -> str:
+    """A statistic as tfckpt's JSON writes it (None -> null, NaN/Inf as strings)."""
+    if v is None:
+        return "null"
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return json_value(v)
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+_TRUE, _FALSE = "true", "false"
+
+
+def vars_columns(result: VarsResult, keys: bool, with_stats: bool) -> list[Col]:
+    lst = result.listing
+    name = "object path" if lst.paths is not None and not keys else "name"
+    cols = [Col(name), Col("dtype"), Col("shape"), Col("elements", True), Col("bytes", True)]
+    if with_stats:
+        cols += [Col(k, True, group=1) for k in STAT_KEYS]
+    return cols
 
 
 def render_vars(
-    records: Sequence[dict[str, Any]],
-    as_json: bool,
-    with_stats: bool,
-    tree: bool,
-    title: str | None = None,
+    result: VarsResult,
+    *,
+    as_json: bool = False,
+    fmt: str = "table",
+    headers: bool = True,
+    tree: bool = False,
+    depth: int | None = None,
+    keys: bool = False,
+    quiet: bool = False,
 ) -> None:
+    """``vars``: the listing as a table (streamed), TSV/CSV, a scope tree or one JSON document
+    (``{"kind": "vars", "version": 1, "path", "tensors": [...], "totals": {...}}``)."""
+    with_stats = result.stats is not None
     if as_json:
-        print_json(list(records))
-        return
-    console = out_console()
-    if tree:
-        console.print(_scope_tree(records, title or "checkpoint"))
-    else:
-        use_path = any("path" in r for r in records)
-        if title:  # printed above the table, not as its title: a long path must not wrap
-            console.print(Text(title, style="bold"), soft_wrap=True)
-        table = Table(show_edge=False, header_style="bold")
-        # The name column takes whatever width is left; the other columns never wrap.
-        longest = max((len(r.get("path", r["name"])) for r in records), default=4)
-        table.add_column(
-            "object path" if use_path else "name",
-            overflow="fold",
-            ratio=1,
-            min_width=min(longest, 48),
+        emit_json_stream(
+            "vars",
+            {"path": result.prefix},
+            "tensors",
+            _json_records(result, _Cells(result, keys=True)),
+            lambda: {"totals": result.totals},
         )
-        table.add_column("dtype", no_wrap=True)
-        table.add_column("shape", no_wrap=True)
-        table.add_column("elements", justify="right", no_wrap=True)
-        table.add_column("bytes", justify="right", no_wrap=True)
-        if with_stats:
-            for key in STAT_KEYS:
-                table.add_column(key, justify="right", overflow="fold")
-        for r in records:
-            row = [
-                r.get("path", r["name"]),
-                r["dtype"],
-                shape_text(r["shape"]),
-                f"{r['size']:,}",
-                human_bytes(r["nbytes"]),
-            ]
-            if with_stats:
-                row += [_fmt_num(r.get(k)) for k in STAT_KEYS]
-            style = "red" if with_stats and (r.get("nan") or r.get("inf")) else None
-            table.add_row(*row, style=style)
-        console.print(table)
-    n, params, nbytes = _totals(records)
-    console.print(
-        f"[bold]{n:,}[/bold] variables, [bold]{params:,}[/bold] parameters, "
-        f"[bold]{human_bytes(nbytes)}[/bold] ({nbytes:,} bytes)",
-        markup=True,
-    )
+        return
+    cells = _Cells(result, keys)
+    if tree:
+        _render_tree(result, cells, depth)
+        return
+    columns = vars_columns(result, keys, with_stats)
+    rows = result.rows
+
+    color = color_enabled()
+    if fmt != "table":
+        write_delimited(columns, (_plain_cells(result, cells, i) for i in rows), fmt, headers)
+        if not quiet:
+            sys.stderr.write(f"tfckpt: {totals_line(result.totals, len(rows), False)}\n")
+        return
+    sys.stdout.write(styled(result.prefix, "bold", color) + "\n")
+    names = cells.name_column(rows)
+    shapes = cells.shape_column(rows)
+    dtypes = cells.dtype_column(rows)
+    elements = cells.elements_column(rows)
+    sizes = cells.bytes_column(rows)
+    stat_columns = _stat_columns(result, rows) if with_stats else []
+    widths = [
+        max_width(names),
+        max_width(dtypes),
+        max_width(shapes),
+        max_width(elements),
+        max_width(sizes),
+        *(max_width(column) for column in stat_columns),
+    ]
+    ascii_cells = "".join(names).isascii()
+    table = StreamTable(columns, widths, headers=headers, color=color, ascii_cells=ascii_cells)
+    table.header()
+    alarming: set[int] = set()
+    if with_stats and result.stats is not None:  # rows with NaN or Inf show in red
+        nan, inf = result.stats["nan"], result.stats["inf"]
+        alarming = {k for k, i in enumerate(rows) if nan[i] or inf[i]}
+    if table.template is not None and not (alarming and color):
+        # One str.format per row, run by map (no Python code per row), written in batches.
+        step = 8192
+        for lo in range(0, len(rows), step):
+            hi = lo + step
+            parts = [c[lo:hi] for c in (names, dtypes, shapes, elements, sizes, *stat_columns)]
+            table.formatted(map(table.template.format, *parts))
+    else:
+        for k in range(len(rows)):
+            cells_k = [names[k], dtypes[k], shapes[k], elements[k], sizes[k]]
+            cells_k += [column[k] for column in stat_columns]
+            table.row(cells_k, "red" if k in alarming else None)
+    table.line(totals_line(result.totals, len(rows), color, table.width))
+    table.flush()
 
 
-class _Leaf:
-    """A variable in the scope tree (scopes are plain dicts; a name may be 'shape' or 'dtype')."""
+def _stat_columns(result: VarsResult, rows: list[int]) -> list[list[str]]:
+    """The statistics cells of ``rows``, column by column (floats to 4 significant digits,
+    counts with thousands separators, blank where there is no value)."""
+    assert result.stats is not None
+    out = []
+    for key in STAT_KEYS:
+        column = result.stats[key]
+        values = [column[i] for i in rows]
+        spec = "{:,}" if key in ("nan", "inf", "zeros") else "{:.4g}"
+        if None in values:
+            out.append(["" if v is None else spec.format(v) for v in values])
+        else:
+            out.append(list(map(spec.format, values)))
+    return out
 
-    def __init__(self, record: dict[str, Any]) -> None:
-        self.record = record
+
+def _plain_cells(result: VarsResult, cells: _Cells, i: int) -> list[str]:
+    """TSV/CSV cells: numbers without separators or units, for scripts."""
+    lst = result.listing
+    out = [cells.names[i], cells.dtypes[lst.dtype[i]], cells.shape(i), str(lst.nelem[i])]
+    out.append(str(lst.nbytes[i]))
+    if result.stats is not None:
+        st = result.row_stats(i) or {}
+        out += ["" if st.get(k) is None else str(st[k]) for k in STAT_KEYS]
+    return out
 
 
-def _leaf_label(name: str, r: dict[str, Any]) -> Text:
-    shape = shape_text(r["shape"])
-    label = Text.assemble(name, "  ", (r["dtype"], "cyan"), f" {shape}  {human_bytes(r['nbytes'])}")
-    if "mean" in r:
-        stats = "  ".join(f"{k} {_fmt_num(r.get(k))}" for k in ("min", "max", "mean", "std"))
-        label.append(f"  {stats}", style="dim")
-        bad = [f"{k} {r[k]:,}" for k in ("nan", "inf") if r.get(k)]
+def _leaf_label(name: str, r: dict[str, Any], color: bool) -> str:
+    label = f"{name}  {styled(r['dtype'], 'cyan', color)} {r['shape']}  {r['bytes']}"
+    st = r.get("stats")
+    if st:
+        text = "  ".join(f"{k} {_fmt_num(st.get(k))}" for k in ("min", "max", "mean", "std"))
+        label += styled(f"  {text}", "dim", color)
+        bad = [f"{k} {st[k]:,}" for k in ("nan", "inf") if st.get(k)]
         if bad:
-            label.append("  " + "  ".join(bad), style="red")
+            label += styled("  " + "  ".join(bad), "red", color)
     return label
 
 
-def _scope_tree(records: Sequence[dict[str, Any]], title: str) -> Tree:
-    root: dict[str, Any] = {}
-    for r in records:
-        parts = r.get("path", r["name"]).split("/")
-        node = root
-        for part in parts[:-1]:
-            node = node.setdefault(part + "/", {})
-        node[parts[-1]] = _Leaf(r)
+def _render_tree(result: VarsResult, cells: _Cells, depth: int | None) -> None:
+    """The scope tree, streamed: names sorted, so every scope is a contiguous run of rows whose
+    subtotals come from prefix sums and whose end is found by bisection. Leaf labels are
+    built a column at a time, like the table's cells."""
+    lst = result.listing
+    color = color_enabled()
+    rows = sorted(result.rows, key=cells.names.__getitem__)
+    names = [cells.names[i] for i in rows]
+    params = list(accumulate((lst.nelem[i] for i in rows), initial=0))
+    stored = list(accumulate((lst.nbytes[i] for i in rows), initial=0))
+    dtype = [styled(d, "cyan", color) for d in cells.dtype_column(rows)]
+    shape = cells.shape_column(rows)
+    size = cells.bytes_column(rows)
+    stats = result.stats is not None
+    out: list[str] = []
+    bold = STYLES["bold"] if color else ""
+    dim = STYLES["dim"] if color else ""
+    reset = RESET if color else ""
 
-    def totals(node: dict[str, Any]) -> tuple[int, int, int]:
-        n = p = b = 0
-        for value in node.values():
-            if isinstance(value, _Leaf):
-                n, p, b = n + 1, p + value.record["size"], b + value.record["nbytes"]
+    def scope_label(name: str, lo: int, hi: int) -> str:
+        p, b = params[hi] - params[lo], stored[hi] - stored[lo]
+        return f"{bold}{name}{reset}{dim}  {hi - lo} vars, {p:,} params, {human_bytes(b)}{reset}"
+
+    def leaf_label(name: str, k: int) -> str:
+        if not stats:
+            return f"{name}  {dtype[k]} {shape[k]}  {size[k]}"
+        leaf = {"dtype": cells.dtypes[lst.dtype[rows[k]]], "shape": shape[k], "bytes": size[k]}
+        leaf["stats"] = result.row_stats(rows[k])
+        return _leaf_label(name, leaf, color)
+
+    def children(lo: int, hi: int, prefix: str) -> list[tuple[str, int, int]]:
+        """(name, lo, hi) of each child of the scope ``prefix`` over rows lo..hi; a scope's name
+        ends with "/", a leaf's covers one row."""
+        cut = len(prefix)
+        found = []
+        i = lo
+        while i < hi:
+            rest = names[i][cut:]
+            slash = rest.find("/")
+            if slash < 0:
+                found.append((rest, i, i + 1))
+                i += 1
             else:
-                sn, sp, sb = totals(value)
-                n, p, b = n + sn, p + sp, b + sb
-        return n, p, b
+                part = rest[: slash + 1]
+                end = bisect_left(names, prefix + rest[:slash] + "0", i, hi)  # "0" follows "/"
+                found.append((part, i, end))
+                i = end
+        return found
 
-    def label(name: str, node: dict[str, Any]) -> Text:
-        n, p, b = totals(node)
-        return Text.assemble((name, "bold"), (f"  {n} vars, {p:,} params, {human_bytes(b)}", "dim"))
-
-    def build(tree: Tree, node: dict[str, Any]) -> None:
-        for name in sorted(node):
-            value = node[name]
-            if isinstance(value, _Leaf):
-                tree.add(_leaf_label(name, value.record))
-            else:
-                build(tree.add(label(name, value)), value)
-
-    tree = Tree(label(title, root))
-    build(tree, root)
-    return tree
+    out.append(scope_label(result.prefix, 0, len(rows)))
+    # An explicit stack (names may nest deeper than Python's recursion limit): per scope its
+    # children, the next one to show, its prefix, depth and the guide drawn before its lines.
+    stack: list[tuple[list[tuple[str, int, int]], list[int], str, int, str]] = [
+        (children(0, len(rows), ""), [0], "", 1, "")
+    ]
+    while stack:
+        kids, at, prefix, level, guide = stack[-1]
+        k = at[0]
+        if k == len(kids):
+            stack.pop()
+            continue
+        at[0] = k + 1
+        name, lo, hi = kids[k]
+        last = k == len(kids) - 1
+        branch = guide + ("└── " if last else "├── ")
+        if name.endswith("/"):
+            out.append(branch + scope_label(name, lo, hi))
+            if depth is None or level < depth:
+                inner = prefix + name
+                stack.append(
+                    (
+                        children(lo, hi, inner),
+                        [0],
+                        inner,
+                        level + 1,
+                        guide + ("    " if last else "│   "),
+                    )
+                )
+        else:
+            out.append(branch + leaf_label(name, lo))
+        if len(out) >= 8192:
+            sys.stdout.write("\n".join(out) + "\n")
+            out.clear()
+    out.append(totals_line(result.totals, len(rows), color, terminal_width()))
+    sys.stdout.write("\n".join(out) + "\n")
+    sys.stdout.flush()
 
 
 def _jsonable_values(arr: np.ndarray) -> Any:
@@ -246,11 +569,17 @@ def _jsonable_values(arr: np.ndarray) -> Any:
     return arr.reshape(-1).tolist()
 
 
-def render_value(record: dict[str, Any], value: np.ndarray, full: bool, as_json: bool) -> None:
+def render_value(
+    record: dict[str, Any], value: np.ndarray, full: bool, as_json: bool, prefix: str = ""
+) -> None:
+    """``vars --show``: one tensor's values. JSON: the ``vars`` document with that one tensor,
+    its flat, row-major ``values`` added (reshape with ``shape``)."""
     if as_json:
+        from tfckpt.render import emit_json
+
         out = dict(record)
-        out["values"] = _jsonable_values(value)  # flat, row-major; reshape with "shape"
-        print_json(out)
+        out["values"] = _jsonable_values(value)
+        emit_json("vars", {"path": prefix, "tensors": [out]})
         return
     import numpy as np
 
@@ -260,11 +589,10 @@ def render_value(record: dict[str, Any], value: np.ndarray, full: bool, as_json:
             text = np.array2string(value.astype(np.float32), separator=", ")
         else:
             text = np.array2string(value, separator=", ")
-    console = out_console()
+    color = color_enabled()
     shape = shape_text(record["shape"])
-    console.print(
-        Text.assemble((record.get("path", record["name"]), "bold"), f"  {record['dtype']} {shape}")
-    )
-    console.print(text, markup=False, highlight=False)
+    name = styled(record.get("path", record["name"]), "bold", color)
+    sys.stdout.write(f"{name}  {record['dtype']} {shape}\n{text}\n")
     if not full and value.size > threshold:
-        console.print("(truncated; --full prints every value)", style="dim")
+        sys.stdout.write(styled("(truncated; --full prints every value)", "dim", color) + "\n")
+    sys.stdout.flush()

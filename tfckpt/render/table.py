@@ -15,13 +15,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.cells import cell_len
-from rich.table import Table
-from rich.text import Text
-
 from tfckpt.render import out_console
 
 FORMATS = ("table", "tsv", "csv")
+# Tables longer than this stream (render.stream): Rich measures every cell before printing.
+STREAM_ROWS = 2000
 # Columns are separated by " │ " (3 cells) in a borderless Rich table.
 _SEPARATOR = 3
 
@@ -46,6 +44,13 @@ def print_table(
     if fmt in ("tsv", "csv"):
         _print_delimited(columns, rows, fmt, headers)
         return
+    if len(rows) > STREAM_ROWS:
+        _print_streamed(columns, rows, headers, styles)
+        return
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
     console = out_console()
     width = console.width
     natural = [
@@ -80,6 +85,67 @@ def print_table(
         )
         if rest:  # wrapped at the terminal's width, unlike the keys
             console.print(Text("    " + rest, style=style))
+
+
+def _print_streamed(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    headers: bool,
+    styles: Sequence[str | None] | None,
+) -> None:
+    """``print_table`` for long tables: the same layouts, written row by row with widths
+    measured once (no Rich)."""
+    from tfckpt.render.stream import (
+        Col,
+        StreamTable,
+        cell_width,
+        color_enabled,
+        max_width,
+        styled,
+        terminal_width,
+    )
+
+    width = terminal_width()
+    natural = [
+        max_width([r[i] for r in rows], cell_width(c.header) if headers else 0)
+        for i, c in enumerate(columns)
+    ]
+    needed = sum(natural) + _SEPARATOR * (len(columns) - 1)
+    color = color_enabled()
+    out = sys.stdout
+    if needed <= width or not any(c.key for c in columns):
+        cols = [Col(c.header, right=c.justify == "right") for c in columns]
+        ascii_cells = all("".join(r[i] for r in rows).isascii() for i in range(len(columns)))
+        table = StreamTable(
+            cols, natural, width=10**9, headers=headers, color=color, ascii_cells=ascii_cells
+        )
+        table.header()
+        if table.template is not None and not any(styles or ()):
+            table.formatted(map(table.template.format, *zip(*rows)))
+        else:
+            for i, row in enumerate(rows):
+                table.row(row, styles[i] if styles else None)
+        table.flush()
+        return
+    keys = [i for i, c in enumerate(columns) if c.key]
+    lines: list[str] = []
+    for i, row in enumerate(rows):
+        style = (styles[i] if styles else None) or ""
+        lines.append(styled(row[keys[0]], f"bold {style}".strip(), color))
+        for j in keys[1:]:
+            label = columns[j].label or f"{columns[j].header}:"
+            lines.append(styled(f"    {label} {row[j]}", style, color))
+        rest = "  ".join(
+            f"{c.header}: {row[j]}" for j, c in enumerate(columns) if j not in keys and c.header
+        )
+        if rest:
+            lines.append(styled("    " + rest, style, color))
+        if len(lines) > 8192:
+            out.write("\n".join(lines) + "\n")
+            lines = []
+    if lines:
+        out.write("\n".join(lines) + "\n")
+    out.flush()
 
 
 def _print_delimited(

@@ -405,6 +405,7 @@ class LocalOutput(Output):
         except OSError as exc:
             raise write_error(final, exc) from None
         self._at = 0
+        self._source: tuple[str, BinaryIO] | None = None  # kept open: prune copies 10^5 runs
 
     def write(self, chunk: bytes | memoryview) -> None:
         try:
@@ -425,14 +426,24 @@ class LocalOutput(Output):
             return
         try:
             self._file.flush()
-            with open_regular(src) as fin:  # a FIFO or device source would block or never end
-                copy_range(fin.fileno(), offset, self._file.fileno(), self._at, size, on_bytes)
+            if self._source is None or self._source[0] != src:
+                self._close_source()
+                # open_regular: a FIFO or device source would block or never end
+                self._source = (src, open_regular(src))
+            fin = self._source[1]
+            copy_range(fin.fileno(), offset, self._file.fileno(), self._at, size, on_bytes)
             self._file.seek(self._at + size)  # later buffered writes continue after the range
         except OSError as exc:
             raise write_error(self.final, exc) from None
         self._at += size
 
+    def _close_source(self) -> None:
+        if self._source is not None:
+            self._source[1].close()
+            self._source = None
+
     def close(self) -> None:
+        self._close_source()
         if not self._file.closed:
             try:
                 self._file.close()

@@ -183,7 +183,7 @@ def plan_item(
     source_dtype = info.dtype
     dtype = dtype or source_dtype
     shape = tuple(reversed(info.shape)) if transpose else info.shape
-    view = replace(info, dtype=dtype, shape=shape)
+    view = info._replace(dtype=dtype, shape=shape)  # TensorInfo is a NamedTuple
     storage = file_format(fmt).storage(dtype, view)
     if isinstance(storage, str):
         return Skipped(info.name, dtype.name, storage)
