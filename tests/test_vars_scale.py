@@ -322,3 +322,21 @@ def test_long_plan_tables_stream_with_the_same_layouts(
     monkeypatch.setattr(table, "STREAM_ROWS", 0)
     streamed = {w: printed(w) for w in (80, 30)}
     assert streamed == rich
+
+
+def test_a_damaged_object_graph_costs_only_the_optimizer_split(tmp_path: Path) -> None:
+    attr = "/.ATTRIBUTES/VARIABLE_VALUE"
+    prefix = tmp_path / "tf2" / "ckpt-1"
+    _write(
+        prefix,
+        {
+            "model/w" + attr: np.ones(3, np.float32),
+            "model/w/.OPTIMIZER_SLOT/optimizer/m" + attr: np.zeros(3, np.float32),
+            "_CHECKPOINTABLE_OBJECT_GRAPH": np.array(1.5, np.float32),  # not a string
+        },
+    )
+    result = ok("vars", prefix, "--json")
+    assert "not one string" in result.stderr and "by name only" in result.stderr
+    document = json.loads(result.stdout)
+    assert [r["optimizer"] for r in document["tensors"]] == [False, True]
+    assert run("verify", prefix).exit_code == 0

@@ -369,7 +369,7 @@ def test_index_without_data_lists_with_a_warning(
     fixture = fx["index_only"]
     prefix = str(fixture.path)
     result = ok("vars", prefix, "--json")
-    listed = sorted(r["name"] for r in json.loads(result.stdout))
+    listed = sorted(r["name"] for r in json.loads(result.stdout)["tensors"])
     assert listed == sorted(name for name, _ in tf.train.list_variables(prefix))
     assert result.stderr.count("\n") == 1
     assert (
@@ -377,7 +377,7 @@ def test_index_without_data_lists_with_a_warning(
     )
     graph = ok("graph", fixture.meta, "--check", prefix, "--json")
     assert json.loads(graph.stdout)["ok"] and "warning" in graph.stderr
-    listing = json.loads(ok("ls", fixture.path.parent, "--json").stdout)
+    listing = json.loads(ok("ls", fixture.path.parent, "--json").stdout)["items"]
     (item,) = [i for i in listing if i["kind"] == "checkpoint"]
     assert item["has_meta"] and item["note"] == "no data file"
     same = ok("diff", prefix, fx["tf1_adam"].path, "--names-only")
@@ -487,7 +487,7 @@ def test_ls_shows_the_meta_of_a_listed_checkpoint_whose_data_is_gone(
     (tmp_path / "run" / "checkpoint").write_text(f'model_checkpoint_path: "{src.name}"\n')
     for suffix in (".index", DATA):
         Path(str(src) + suffix).unlink()
-    listing = json.loads(ok("ls", tmp_path / "run", "--json").stdout)
+    listing = json.loads(ok("ls", tmp_path / "run", "--json").stdout)["items"]
     (item,) = listing
     assert item["kind"] == "missing" and item["has_meta"] and "only its .meta" in item["note"]
 
@@ -516,7 +516,7 @@ def test_git_lfs_pointers_are_named_as_such(
         assert result.exit_code == 1
         problems = json.loads(result.stdout)["problems"]
         assert len(problems) == 1 and "Git LFS pointer" in problems[0]["message"]
-    listing = json.loads(ok("ls", src.parent, "--json").stdout)
+    listing = json.loads(ok("ls", src.parent, "--json").stdout)["items"]
     if which != ".meta":
         (item,) = [i for i in listing if i["kind"] == "checkpoint"]
         assert "Git LFS pointer" in item["note"]

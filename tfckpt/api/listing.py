@@ -75,7 +75,7 @@ def variables(
             include_object_graph=include_object_graph,
             keys=keys,
         )
-        result.notes = list(ckpt.notes)
+        result.notes = list(ckpt.notes) + result.notes
         if stats:
             stat_rows(ckpt, result, progress)
     return result

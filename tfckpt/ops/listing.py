@@ -14,7 +14,7 @@ from typing import Any
 
 from tfckpt.bundle.checkpoint import Listing
 from tfckpt.dtypes import dtype_from_enum
-from tfckpt.errors import UsageError
+from tfckpt.errors import CorruptCheckpoint, UsageError
 from tfckpt.names import OBJECT_GRAPH_KEY
 
 SORTS = ("name", "size", "bytes", "dtype")
@@ -191,8 +191,14 @@ def list_variables(
     else:  # --engine tf
         lst = Listing.from_infos(ckpt.tensors(include_object_graph))
     rows = select_rows(lst, match, regex)
-    graph = _object_graph(ckpt) if lst.paths is not None else None
-    flags = optimizer_flags(lst, graph)
+    notes: list[str] = []
+    try:
+        graph = _object_graph(ckpt) if lst.paths is not None else None
+        flags = optimizer_flags(lst, graph)
+    except CorruptCheckpoint as exc:
+        # A listing needs only the index; a damaged object graph costs only the TF2 split.
+        notes.append(f"{exc}: optimizer state recognized by name only")
+        flags = optimizer_flags(lst, None)
     if optimizer is not None:
         want = 1 if optimizer else 0
         rows = [i for i in rows if flags[i] == want]
@@ -200,7 +206,7 @@ def list_variables(
     rows = sort_rows(lst, rows, sort, keys)
     if top is not None:
         rows = rows[:top]
-    return VarsResult(ckpt.prefix, ckpt.format, lst, rows, flags, total)
+    return VarsResult(ckpt.prefix, ckpt.format, lst, rows, flags, total, notes=notes)
 
 
 def stat_rows(ckpt: Any, result: VarsResult, progress: Any = None) -> None:
