@@ -340,3 +340,30 @@ def test_a_damaged_object_graph_costs_only_the_optimizer_split(tmp_path: Path) -
     document = json.loads(result.stdout)
     assert [r["optimizer"] for r in document["tensors"]] == [False, True]
     assert run("verify", prefix).exit_code == 0
+
+
+def test_copies_check_many_tensors_at_once_and_name_the_damaged_one(
+    many: Path, tmp_path: Path
+) -> None:
+    with tfckpt.open(many) as ckpt:
+        cols = ckpt.bundle.columns
+        row = len(cols) // 2
+        name, where = cols.keys[row].decode(), cols.offset[row] + 1
+    data = Path(str(many) + ".data-00000-of-00001")
+    raw = bytearray(data.read_bytes())
+    raw[where] ^= 0x40
+    data.write_bytes(bytes(raw))
+    for args in (
+        ["rename", many, tmp_path / "r" / "ckpt", "--add-prefix", "x/"],
+        ["prune", many, tmp_path / "p" / "ckpt", "--drop", "step$"],
+        ["merge", f"{many}:a/", f"{many}:b/", "-o", tmp_path / "m" / "ckpt"],
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.stdout)
+        assert (
+            f"checksum mismatch for '{name}'" in result.stderr
+            and "nothing written" in result.stderr
+        )
+        assert (
+            not any((tmp_path / args[0][0]).glob("*")) if (tmp_path / args[0][0]).exists() else True
+        )

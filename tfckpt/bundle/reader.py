@@ -506,6 +506,48 @@ class BundleReader:
             raise AssertionError("check_crc accepted an entry read_many refused")  # not reached
         return np.frombuffer(b"".join(pieces), dtype=np.uint8)
 
+    def check_many(self, entries: Sequence[Entry]) -> bool:
+        """Whether every one of these stored entries passes ``read_entry``'s checks (inside its
+        shard, the size its shape needs, its CRC32C), checked together: one checksum call per
+        entry on the mapped bytes, no numpy. Only plain fixed-width entries of up to 1 MiB are
+        taken; False for anything else or any failure (the caller then checks one by one, which
+        says what is wrong)."""
+        cols = self.columns
+        rows = []
+        for entry in entries:
+            if entry._cols is not cols:
+                return False
+            rows.append(entry._row)
+        itemsize = {}
+        for code in {cols.dtype[r] for r in rows}:
+            dt = dtype_from_enum(code)
+            if dt.numpy is None or dt.itemsize == 0:
+                return False
+            itemsize[code] = dt.itemsize
+        offset, size, nelem, shard = cols.offset, cols.size, cols.nelem, cols.shard
+        by_shard: dict[int, list[int]] = {}
+        for r in rows:
+            if (
+                r in cols.slices
+                or size[r] > (1 << 20)
+                or size[r] != nelem[r] * itemsize[cols.dtype[r]]
+            ):
+                return False
+            by_shard.setdefault(shard[r], []).append(r)
+        for sid, here in by_shard.items():
+            try:
+                mapped = self._shard(sid)
+            except CorruptCheckpoint:
+                return False
+            ends = [offset[r] + size[r] for r in here]
+            if max(ends) > len(mapped):
+                return False
+            starts = [offset[r] for r in here]
+            crcs = map(crc32c_bytes, map(mapped.__getitem__, map(slice, starts, ends)))
+            if any(mask_crc(c) != cols.crc[r] for c, r in zip(crcs, here)):
+                return False
+        return True
+
     def _expected_size(self, entry: Entry) -> int:
         return num_elements(entry.shape) * entry.dtype.itemsize
 
