@@ -163,7 +163,7 @@ class ShardCheck:
             return
         # Many small tensors are checked together; should that fail, one by one in order, so
         # the first damaged one is named.
-        if len(ready) >= 64 and self.bundle.check_many(ready):
+        if self.bundle.check_many(ready):
             self._release_before(max(e.offset + e.size for e in ready))
             return
         for entry in ready:
