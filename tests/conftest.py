@@ -91,3 +91,18 @@ def gcs() -> Any:
     yield server
     patch.undo()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def nfx(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """TF-free twins of the TF-made fixtures: ``nfx[name]`` is a Fixture like ``fx[name]`` (same
+    names, dtypes, shapes and layout; values of their own; no .meta). tests/native_fixtures.py."""
+    from native_fixtures import NativeFixtures
+
+    return NativeFixtures(tmp_path_factory.mktemp("twins"))
+
+
+@pytest.fixture(params=["native", "tf"])
+def any_fx(request: pytest.FixtureRequest) -> Any:
+    """``nfx``, and ``fx`` too when TensorFlow is installed: the test runs once per origin."""
+    return request.getfixturevalue("nfx" if request.param == "native" else "fx")

@@ -1,15 +1,24 @@
-"""The TF-free fixtures read back as written, and (when TF is installed) TF reads them the same."""
+"""The TF-free fixtures read back as written, and (when TF is installed) TF reads them the same
+and each twin has the structure of its TF-made fixture."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from native_fixtures import NATIVE
+from native_fixtures import ATTR, NATIVE, TWINS
 
+from tfckpt import protos
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, open_checkpoint
+from tfckpt.errors import CorruptCheckpoint
+
+from fixtures import EXAMPLES
+
+sys.path.insert(0, str(EXAMPLES))
+import fixture_models
 
 
 @pytest.mark.parametrize("kind", sorted(NATIVE))
@@ -55,3 +64,125 @@ def test_tensorflow_reads_native_fixtures_the_same(kind: str, tmp_path: Path, tf
         assert np.array_equal(
             model.dense.kernel.numpy(), values["model/dense/kernel" + "/.ATTRIBUTES/VARIABLE_VALUE"]
         )
+
+
+# ---- twins of the TF-made fixtures ------------------------------------------------------------
+def _same(got: Any, want: np.ndarray) -> bool:
+    got = np.asarray(got, dtype=object) if isinstance(got, bytes) else np.asarray(got)
+    if want.dtype == object or got.dtype == object:
+        return got.shape == want.shape and list(got.reshape(-1)) == list(want.reshape(-1))
+    return got.shape == want.shape and got.tobytes() == np.ascontiguousarray(want).tobytes()
+
+
+@pytest.mark.parametrize("name", sorted(TWINS))
+def test_twin_reads_back(name: str, nfx: Any) -> None:
+    twin = nfx[name]
+    assert twin.name == name and twin.meta is None
+    if twin.intact:
+        values = twin.info["values"]
+        with open_checkpoint(twin.path) as ckpt:
+            assert {i.name for i in ckpt.tensors()} == set(values)
+            for key, value in values.items():
+                assert _same(ckpt.read(key), value), key
+    elif twin.kind == "damaged":  # the damage took, where it was meant to
+        with open_checkpoint(twin.path) as ckpt:
+            names = [i.name for i in ckpt.tensors()]
+        expected = {
+            "bitflip": ["model/dense0/kernel"],
+            "swapped": names,
+            # 100 bytes off a name-ordered data file: the tail of model/dense1/
+            "truncated": [n for n in names if n.startswith("model/dense1/")][-4:],
+        }[twin.info["damage"]]
+        assert twin.info["unreadable"] == expected
+    else:
+        with pytest.raises(CorruptCheckpoint, match="data shard is missing"):
+            open_checkpoint(twin.path)
+        with open_checkpoint(twin.path, need_data=False) as ckpt:
+            assert ckpt.tensors()
+
+
+def _structure(path: Path) -> dict[str, Any]:
+    """What a twin shares with its TF-made fixture: every index entry but its data (dtype,
+    shape, shard, slices), the shard count, the format and the object graph without names."""
+    with open_checkpoint(path, need_data=False) as ckpt:
+        out: dict[str, Any] = {"format": ckpt.format, "prefix": Path(ckpt.prefix).name}
+        if ckpt.format == "V2":
+            out["shards"] = ckpt.num_shards
+            out["entries"] = {
+                e.label: (e.dtype.name, e.shape, e.shard_id, e.slices)
+                for e in ckpt.bundle.entries.values()
+                if e.key != OBJECT_GRAPH_KEY.encode()
+            }
+        out["tensors"] = [(i.name, i.dtype.name, i.shape) for i in ckpt.tensors()]
+        raw = ckpt.object_graph_bytes() if ckpt.is_object_based else None
+    if raw is not None:
+        graph = protos.TrackableObjectGraph.FromString(raw)
+        for node in graph.nodes:
+            for attribute in node.attributes:
+                attribute.full_name = ""  # the Keras layer names count up per process
+        out["object_graph"] = graph
+    return out
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", sorted(TWINS))
+def test_twin_has_the_structure_of_its_tf_fixture(name: str, nfx: Any, fx: Any) -> None:
+    twin, made = nfx[name], fx[name]
+    assert twin.kind == made.kind
+    for key in ("damage", "source", "steps", "partitioned", "missing_shards", "model_variables"):
+        assert twin.info.get(key) == made.info.get(key), key
+    if made.kind == "dir":
+        assert sorted(p.name for p in twin.path.glob("*.index")) == sorted(
+            p.name for p in made.path.glob("*.index")
+        )
+        twin_path, made_path = twin.path / "model.ckpt-10", made.path / "model.ckpt-10"
+    else:
+        twin_path, made_path = twin.path, made.path
+    ours, theirs = _structure(twin_path), _structure(made_path)
+    if name == "dtypes":  # a TF build that cannot write a dtype skips it
+        skipped = set(made.info["skipped"])
+        ours["tensors"] = [t for t in ours["tensors"] if t[0].split("/")[-1] not in skipped]
+        ours["entries"] = {k: v for k, v in ours["entries"].items() if k in theirs["entries"]}
+        assert {k: twin.info["dtypes"][k] for k in made.info["dtypes"]} == made.info["dtypes"]
+    assert ours == theirs
+    if made.kind == "damaged":
+        assert bool(twin.info["unreadable"]) and bool(made.info["unreadable"])
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", sorted(TWINS))
+def test_tensorflow_reads_twins_as_written(name: str, nfx: Any, tf: Any) -> None:
+    twin = nfx[name]
+    if twin.kind == "index_only":
+        names = sorted(n for n, _ in tf.train.list_variables(str(twin.path)))
+        with open_checkpoint(twin.path, need_data=False) as ckpt:
+            assert names == [i.name for i in ckpt.tensors()]
+        return
+    path = twin.path / "model.ckpt-30" if twin.kind == "dir" else twin.path
+    reader = tf.train.load_checkpoint(str(path))
+    if twin.kind == "damaged":  # TF refuses exactly the tensors the twin says it will
+        bad = []
+        for key in sorted(reader.get_variable_to_shape_map()):
+            try:
+                reader.get_tensor(key)
+            except Exception:
+                bad.append(key)
+        assert bad == twin.info["unreadable"]
+        return
+    values = twin.info["values"]
+    assert set(reader.get_variable_to_shape_map()) == set(values)
+    for key, value in values.items():
+        if key != OBJECT_GRAPH_KEY:
+            assert _same(reader.get_tensor(key), value), key
+    if name == "tf2_module":
+        net = fixture_models.make_net(tf)
+        tf.train.Checkpoint(net=net).restore(str(path)).assert_existing_objects_matched()
+        assert _same(net.dec.w.numpy(), values["net/dec/w" + ATTR])
+    if name in ("tf2_keras", "tf2_nested_optimizer"):
+        model = fixture_models.build_keras_model(tf)
+        root = "model" if name == "tf2_keras" else "net"
+        status = tf.train.Checkpoint(**{root: model}).restore(str(path))
+        status.expect_partial().assert_existing_objects_matched()
+        first = "optimizer" if name == "tf2_keras" else "net/optimizer"
+        kernel = values[f"{first}/_trainable_variables/0{ATTR}"]
+        assert _same(model.weights[0].numpy(), kernel)
