@@ -5,7 +5,8 @@ Round trips (export, then import) must give back every tensor bit for bit (`tfck
 with ``safetensors.numpy.load_file`` / ``np.load`` with identical values; imported and cast
 checkpoints must load in TensorFlow (``tf.train.load_checkpoint``, a TF1 ``Saver``, and
 ``tf.train.Checkpoint`` for TF2 through ``--like``); repaired state files must be read by
-``tf.train.get_checkpoint_state``.
+``tf.train.get_checkpoint_state``. Tests that need no TF run on the TF-free twins (``nfx``), or
+on both origins (``any_fx``); values are read by TF's reader when TF is installed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 from clitools import imports_tensorflow, modules_after, ok, ok_json, run
+from native_fixtures import TWINS, fixtures_of
+from tfsave import oracle_values
 
 from tfckpt.bundle.checkpoint import open_checkpoint, resolve_prefix
 
@@ -59,6 +62,7 @@ def native_values(path: Any) -> dict[str, np.ndarray]:
 
 
 def tf_map(path: Any) -> dict[str, Any]:
+    """TF's reader (tests that need TF)."""
     from tfckpt.tf_engine.checkpoint import read_all
 
     return read_all(resolve_prefix(str(path))[0])
@@ -134,14 +138,19 @@ def st_numpy(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 # ---- round trips -----------------------------------------------------------------------------
+ORIGIN_KINDS = [("tf", k) for k in FIXTURE_KINDS] + [
+    ("native", k) for k in FIXTURE_KINDS if k in TWINS
+]
+
+
 @pytest.mark.parametrize("fmt", list(FORMATS))
-@pytest.mark.parametrize("kind", FIXTURE_KINDS)
+@pytest.mark.parametrize(("origin", "kind"), ORIGIN_KINDS)
 def test_round_trip_every_fixture_kind(
-    fx: dict[str, Fixture], tmp_path: Path, tf: Any, kind: str, fmt: str
+    request: pytest.FixtureRequest, tmp_path: Path, origin: str, kind: str, fmt: str
 ) -> None:
-    src = fx[kind].path
+    src = fixtures_of(request, origin)[kind].path
     _, imported, skipped = round_trip(src, tmp_path, fmt)
-    before, after = tf_map(src), tf_map(imported)
+    before, after = oracle_values(src), oracle_values(imported)
     strings = {
         k for k, v in before.items() if isinstance(v, bytes) or np.asarray(v).dtype == object
     }
@@ -162,9 +171,9 @@ def test_round_trip_corpus(prefix: Path, tmp_path: Path, fmt: str) -> None:
 
 
 def test_safetensors_loads_with_safetensors_numpy(
-    fx: dict[str, Fixture], tmp_path: Path, st_numpy: Any
+    any_fx: Any, tmp_path: Path, st_numpy: Any
 ) -> None:
-    src = fx["dtypes"].path
+    src = any_fx["dtypes"].path
     out = tmp_path / "d.safetensors"
     exported = ok_json("export", src, out)
     loaded = st_numpy.load_file(str(out))
@@ -237,8 +246,8 @@ def test_safetensors_loads_with_torch(fx: dict[str, Fixture], tmp_path: Path) ->
         assert torch.equal(tensor, torch.from_numpy(np.ascontiguousarray(value)))
 
 
-def test_npz_and_npy_load_with_numpy(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["dtypes"].path
+def test_npz_and_npy_load_with_numpy(any_fx: Any, tmp_path: Path) -> None:
+    src = any_fx["dtypes"].path
     source = native_values(src)
     ok("export", src, tmp_path / "d.npz")
     ok("export", src, f"{tmp_path}/d/")
@@ -277,15 +286,14 @@ def test_npy_directory_file_names_are_safe_and_unique(tmp_path: Path) -> None:
 
 
 # ---- export options --------------------------------------------------------------------------
-def test_tf2_names_are_object_paths_preferring_the_model(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
+def test_tf2_names_are_object_paths_preferring_the_model(any_fx: Any, tmp_path: Path) -> None:
     names = [
-        t["name"] for t in ok_json("export", fx["tf2_module"].path, tmp_path / "m.npz")["tensors"]
+        t["name"]
+        for t in ok_json("export", any_fx["tf2_module"].path, tmp_path / "m.npz")["tensors"]
     ]
     assert sorted(names) == ["net/dec/b", "net/dec/w", "net/enc/b", "net/enc/w", "save_counter"]
     # Keras 3 keys name model weights through the optimizer; export names them by the model.
-    keras = ok_json("export", fx["tf2_keras"].path, tmp_path / "k.npz", "--no-optimizer")
+    keras = ok_json("export", any_fx["tf2_keras"].path, tmp_path / "k.npz", "--no-optimizer")
     assert sorted(t["name"] for t in keras["tensors"]) == [
         "model/_functional/_operations/1/_kernel",
         "model/_functional/_operations/1/bias",
@@ -293,22 +301,22 @@ def test_tf2_names_are_object_paths_preferring_the_model(
         "model/_functional/_operations/2/bias",
         "save_counter",
     ]
-    kept = ok_json("export", fx["tf2_module"].path, tmp_path / "m2.npz", "--keep-keys")
+    kept = ok_json("export", any_fx["tf2_module"].path, tmp_path / "m2.npz", "--keep-keys")
     assert "net/enc/w/.ATTRIBUTES/VARIABLE_VALUE" in [t["name"] for t in kept["tensors"]]
 
 
-def test_no_optimizer_tf1_and_tf2(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    tf1 = ok_json("export", fx["tf1_adam"].path, tmp_path / "a.safetensors", "--no-optimizer")
+def test_no_optimizer_tf1_and_tf2(any_fx: Any, tmp_path: Path) -> None:
+    tf1 = ok_json("export", any_fx["tf1_adam"].path, tmp_path / "a.safetensors", "--no-optimizer")
     names = [t["name"] for t in tf1["tensors"]]
     assert names and not any(re.search(r"/Adam(_\d+)?$|beta[12]_power", n) for n in names)
     assert any(re.search(r"/Adam", n) for n in tf1["dropped"])
-    tf2 = ok_json("export", fx["tf2_keras"].path, tmp_path / "k.safetensors", "--no-optimizer")
+    tf2 = ok_json("export", any_fx["tf2_keras"].path, tmp_path / "k.safetensors", "--no-optimizer")
     assert not any(n["name"].startswith("optimizer/") for n in tf2["tensors"])
     assert len(tf2["dropped"]) == 10
 
 
-def test_sep_sub_mapping_and_filters(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_sep_sub_mapping_and_filters(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     mapping = tmp_path / "names.csv"
     mapping.write_text("model/dense1/bias,head.bias\n")
     out = ok_json(
@@ -357,25 +365,23 @@ def test_sep_sub_mapping_and_filters(fx: dict[str, Fixture], tmp_path: Path) -> 
         assert same_bytes(value, source[name])
 
 
-def test_name_conflicts_are_exit_2_and_write_nothing(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
-    result = run("export", fx["tf1_adam"].path, tmp_path / "w.safetensors", "--sub", ".*", "x")
+def test_name_conflicts_are_exit_2_and_write_nothing(nfx: Any, tmp_path: Path) -> None:
+    result = run("export", nfx["tf1_adam"].path, tmp_path / "w.safetensors", "--sub", ".*", "x")
     assert result.exit_code == 2 and "conflict" in result.stderr
     assert files_in(tmp_path) == set()
 
 
-def test_strict_refuses_strings(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = run("export", fx["dtypes"].path, tmp_path / "d.safetensors", "--strict")
+def test_strict_refuses_strings(nfx: Any, tmp_path: Path) -> None:
+    result = run("export", nfx["dtypes"].path, tmp_path / "d.safetensors", "--strict")
     assert result.exit_code == 2
     assert result.stderr.startswith("tfckpt: error: ") and "string" in result.stderr
     assert files_in(tmp_path) == set()
-    result = ok("export", fx["dtypes"].path, tmp_path / "d.safetensors")
+    result = ok("export", nfx["dtypes"].path, tmp_path / "d.safetensors")
     assert "warning: skipped 2 tensor(s)" in result.stderr and "dt/string_2d" in result.stderr
 
 
-def test_existing_output_needs_force(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_existing_output_needs_force(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     for out in (f"{tmp_path}/w.safetensors", f"{tmp_path}/w.npz", f"{tmp_path}/w/"):
         ok("export", src, out)
         again = run("export", src, out)
@@ -391,9 +397,9 @@ def test_existing_output_needs_force(fx: dict[str, Fixture], tmp_path: Path) -> 
 
 
 def test_missing_directories_are_created_and_removed_on_failure(
-    fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    nfx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = fx["tf1_adam"].path
+    src = nfx["tf1_adam"].path
     for out in ("a/b/w.safetensors", "c/d/w.npz", "e/f/w/"):
         ok("export", src, f"{tmp_path}/{out}", "--sync")
     ok("import", tmp_path / "a/b/w.safetensors", tmp_path / "g/h/ckpt", "--sync")
@@ -406,16 +412,16 @@ def test_missing_directories_are_created_and_removed_on_failure(
     assert files_in(tmp_path) == {"a", "c", "e", "g", "i"}
 
 
-def test_dry_run_writes_nothing(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = ok("export", fx["tf2_module"].path, tmp_path / "m.safetensors", "--dry-run")
+def test_dry_run_writes_nothing(nfx: Any, tmp_path: Path) -> None:
+    result = ok("export", nfx["tf2_module"].path, tmp_path / "m.safetensors", "--dry-run")
     assert "net/enc/w" in result.stdout and "would export 5 tensors" in result.stdout
-    doc = ok_json("export", fx["tf2_module"].path, tmp_path / "m.safetensors", "--dry-run")
+    doc = ok_json("export", nfx["tf2_module"].path, tmp_path / "m.safetensors", "--dry-run")
     assert doc["dry_run"] and not doc["written"]
     assert files_in(tmp_path) == set()
 
 
-def test_export_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    doc = ok_json("export", fx["dtypes"].path, tmp_path / "d.safetensors")
+def test_export_json_schema(nfx: Any, tmp_path: Path) -> None:
+    doc = ok_json("export", nfx["dtypes"].path, tmp_path / "d.safetensors")
     assert set(doc) == {
         "kind",
         "version",
@@ -440,8 +446,8 @@ def test_export_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
     assert doc["kind"] == "export" and doc["version"] == 1
 
 
-def test_unknown_format_and_bad_options_are_exit_2(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_unknown_format_and_bad_options_are_exit_2(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     for args in (
         ["export", src, tmp_path / "w.bin"],
         ["export", src, tmp_path / "w.bin", "--to", "onnx"],
@@ -459,20 +465,20 @@ def test_unknown_format_and_bad_options_are_exit_2(fx: dict[str, Fixture], tmp_p
 
 
 def test_failed_check_is_exit_1_and_leaves_nothing(
-    fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    nfx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tfckpt.transfer import common
 
     monkeypatch.setattr(common.Source, "expected_crc", lambda self, item: 12345)
     for out in ("w.safetensors", "w.npz", "w/"):
-        result = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}")
+        result = run("export", nfx["tf1_adam"].path, f"{tmp_path}/{out}")
         assert result.exit_code == 1, out
         assert "differs" in result.stderr
     assert files_in(tmp_path) == set()
 
 
 def test_check_reads_back_what_was_written(
-    fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    nfx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer that puts zeros on disk instead of the tensor: the re-read catches it."""
     from tfckpt.transfer import common
@@ -486,16 +492,16 @@ def test_check_reads_back_what_was_written(
     monkeypatch.setattr(common, "copy_to_fd", zeros_to_fd)
     monkeypatch.setattr(common.Source, "raw_chunks", zero_chunks)
     for out in ("w.safetensors", "w.npz", "w/"):
-        result = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}")
+        result = run("export", nfx["tf1_adam"].path, f"{tmp_path}/{out}")
         assert result.exit_code == 1, (out, result.stderr)
         assert "differs from" in result.stderr
-        written = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}", "--no-check")
+        written = run("export", nfx["tf1_adam"].path, f"{tmp_path}/{out}", "--no-check")
         assert written.exit_code == 0  # unchecked, the zeros would have gone out
     assert files_in(tmp_path) == {"w.safetensors", "w.npz", "w"}
 
 
-def test_corrupt_source_is_exit_2(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_corrupt_source_is_exit_2(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     copy = tmp_path / "src"
     copy.mkdir()
     for f in src.parent.glob(src.name + ".*"):
@@ -562,12 +568,10 @@ def test_import_like_tf2_restores_with_tf_checkpoint(
     )
 
 
-def test_import_like_without_optimizer_restores_model(
-    fx: dict[str, Fixture], tmp_path: Path, tf: Any
-) -> None:
+def test_import_like_without_optimizer_restores_model(any_fx: Any, tmp_path: Path) -> None:
     """Weights exported without the optimizer come back as a TF2 checkpoint whose object graph
     lost the optimizer state (--allow-missing), and the model restores from it."""
-    src = str(fx["tf2_keras"].path)
+    src = str(any_fx["tf2_keras"].path)
     ok("export", src, tmp_path / "w.safetensors", "--no-optimizer")
     dst = tmp_path / "ckpt-1"
     refused = run("import", tmp_path / "w.safetensors", dst, "--like", src)
@@ -575,16 +579,16 @@ def test_import_like_without_optimizer_restores_model(
     assert not dst.with_suffix(".index").exists()
     doc = ok_json("import", tmp_path / "w.safetensors", dst, "--like", src, "--allow-missing")
     assert len(doc["like"]["missing"]) == 10 and doc["object_graph"]
-    after = tf_map(dst)
+    after = oracle_values(dst)
     assert not any(k.startswith("optimizer/_variables") for k in after)
-    before = tf_map(src)
+    before = oracle_values(src)
     for name, value in after.items():
         if name != "_CHECKPOINTABLE_OBJECT_GRAPH":
             assert same_bytes(value, before[name])
 
 
-def test_import_like_reports_mismatches(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_import_like_reports_mismatches(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     values = native_values(src)
     arrays = {k: v for k, v in values.items() if "Adam" not in k and "power" not in k}
     kernel = next(k for k in arrays if k.endswith("kernel"))
@@ -607,7 +611,7 @@ def test_import_like_reports_mismatches(fx: dict[str, Fixture], tmp_path: Path) 
     assert text.exit_code == 1 and "nothing written" in text.stdout
 
 
-def test_import_foreign_files(tmp_path: Path, tf: Any) -> None:
+def test_import_foreign_files(tmp_path: Path) -> None:
     """Files written by other tools: safetensors.numpy, np.savez(_compressed), np.save."""
     from safetensors.numpy import save_file
 
@@ -644,7 +648,7 @@ def test_import_foreign_files(tmp_path: Path, tf: Any) -> None:
         dst = tmp_path / (src.replace(".", "_") + "_ckpt") / "ckpt"
         dst.parent.mkdir()
         ok("import", tmp_path / src, dst, "--sep", ".")
-        got = tf_map(dst)
+        got = oracle_values(dst)
         assert sorted(got) == sorted(expected)
         for name, value in expected.items():
             assert same_bytes(got[name], value), (src, name)
@@ -678,8 +682,8 @@ def test_import_corrupt_safetensors_is_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "out.index").exists()
 
 
-def test_import_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    ok("export", fx["tf1_adam"].path, tmp_path / "w.npz")
+def test_import_json_schema(nfx: Any, tmp_path: Path) -> None:
+    ok("export", nfx["tf1_adam"].path, tmp_path / "w.npz")
     doc = ok_json("import", tmp_path / "w.npz", tmp_path / "c", "--dry-run")
     assert set(doc) == {
         "kind",
@@ -761,8 +765,8 @@ def restore_partitioned(tf: Any, prefix: Path, dtype: Any) -> dict[str, Any]:
     return dict(zip(["emb/rows", "emb/cols", "plain"], found))
 
 
-def test_cast_match_reports_sizes_and_overflow(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_cast_match_reports_sizes_and_overflow(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     doc = ok_json("cast", src, tmp_path / "c", "--dtype", "float16", "--match", "*/kernel")
     assert doc["cast"] and all(c["name"].endswith("/kernel") for c in doc["cast"])
     assert all(c["bytes_after"] * 2 == c["bytes_before"] for c in doc["cast"])
@@ -851,11 +855,11 @@ def test_repair_without_state_file_is_exit_2(tmp_path: Path) -> None:
 
 
 # ---- no TensorFlow on native paths ---------------------------------------------------------------
-def test_native_paths_never_import_tensorflow(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = str(fx["tf2_keras"].path)
+def test_native_paths_never_import_tensorflow(nfx: Any, tmp_path: Path) -> None:
+    src = str(nfx["tf2_keras"].path)
     (tmp_path / "i").mkdir()
     state_dir = tmp_path / "state"
-    shutil.copytree(fx["tf1_multi"].path, state_dir)
+    shutil.copytree(nfx["tf1_multi"].path, state_dir)
     for args in (
         ["export", src, str(tmp_path / "w.safetensors"), "--no-optimizer"],
         ["export", src, str(tmp_path / "w.npz")],
