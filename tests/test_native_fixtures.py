@@ -126,7 +126,9 @@ def _structure(path: Path) -> dict[str, Any]:
 
 @pytest.mark.tf
 @pytest.mark.parametrize("name", sorted(TWINS))
-def test_twin_has_the_structure_of_its_tf_fixture(name: str, nfx: Any, fx: Any) -> None:
+def test_twin_matches_its_tf_fixture(name: str, nfx: Any, fx: Any, tf: Any) -> None:
+    """The twin has its TF-made fixture's structure, and TF's reader reads it as written (or, when
+    damaged, refuses exactly the tensors the twin says it will)."""
     twin, made = nfx[name], fx[name]
     assert twin.kind == made.kind
     for key in ("damage", "source", "steps", "partitioned", "missing_shards", "model_variables"):
@@ -145,14 +147,7 @@ def test_twin_has_the_structure_of_its_tf_fixture(name: str, nfx: Any, fx: Any) 
         ours["entries"] = {k: v for k, v in ours["entries"].items() if k in theirs["entries"]}
         assert {k: twin.info["dtypes"][k] for k in made.info["dtypes"]} == made.info["dtypes"]
     assert ours == theirs
-    if made.kind == "damaged":
-        assert bool(twin.info["unreadable"]) and bool(made.info["unreadable"])
 
-
-@pytest.mark.tf
-@pytest.mark.parametrize("name", sorted(TWINS))
-def test_tensorflow_reads_twins_as_written(name: str, nfx: Any, tf: Any) -> None:
-    twin = nfx[name]
     if twin.kind == "index_only":
         names = sorted(n for n, _ in tf.train.list_variables(str(twin.path)))
         with open_checkpoint(twin.path, need_data=False) as ckpt:
@@ -160,7 +155,7 @@ def test_tensorflow_reads_twins_as_written(name: str, nfx: Any, tf: Any) -> None
         return
     path = twin.path / "model.ckpt-30" if twin.kind == "dir" else twin.path
     reader = tf.train.load_checkpoint(str(path))
-    if twin.kind == "damaged":  # TF refuses exactly the tensors the twin says it will
+    if twin.kind == "damaged":
         bad = []
         for key in sorted(reader.get_variable_to_shape_map()):
             try:
@@ -186,3 +181,21 @@ def test_tensorflow_reads_twins_as_written(name: str, nfx: Any, tf: Any) -> None
         first = "optimizer" if name == "tf2_keras" else "net/optimizer"
         kernel = values[f"{first}/_trainable_variables/0{ATTR}"]
         assert _same(model.weights[0].numpy(), kernel)
+
+
+@pytest.mark.tf
+def test_hf_twins_equal_the_tf_made_checkpoints(hf_nfx: Any, hf_fx: Any, tf: Any) -> None:
+    """Same files, configs, names, dtypes, shapes and values as TF's; TF reads each twin."""
+    assert sorted(hf_nfx) == sorted(hf_fx)
+    for name, twin in hf_nfx.items():
+        made = hf_fx[name]
+        assert twin.info == made.info, name
+        assert twin.config.read_bytes() == made.config.read_bytes(), name
+        with open_checkpoint(twin.path) as ours, open_checkpoint(made.path) as theirs:
+            assert ours.tensors() == theirs.tensors(), name
+            for info in ours.tensors():
+                assert _same(ours.read(info.name), theirs.read(info.name)), (name, info.name)
+        reader = tf.train.load_checkpoint(str(twin.path))
+        with open_checkpoint(twin.path) as ours:
+            for info in ours.tensors():
+                assert _same(reader.get_tensor(info.name), ours.read(info.name)), info.name
