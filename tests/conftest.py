@@ -106,3 +106,11 @@ def nfx(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def any_fx(request: pytest.FixtureRequest) -> Any:
     """``nfx``, and ``fx`` too when TensorFlow is installed: the test runs once per origin."""
     return request.getfixturevalue("nfx" if request.param == "native" else "fx")
+
+
+@pytest.fixture(scope="session")
+def hf_nfx(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Twins of ``hf_fx`` written by tfckpt's own writer (no TF): tests/native_fixtures.py."""
+    from native_fixtures import build_hf_twins
+
+    return build_hf_twins(tmp_path_factory.mktemp("hf_twins"))

@@ -34,6 +34,7 @@ confirmed by TF's in test_native_fixtures.py). Not twinned: SavedModels, graphs,
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -50,7 +51,7 @@ from tfckpt.bundle.table import TableWriter
 from tfckpt.bundle.writer import BundleWriter, make_entry
 from tfckpt.dtypes import DType, dtype_from_name
 
-from fixtures import Fixture
+from fixtures import EXAMPLES, Fixture, HfFixture, read_hf_manifest
 
 Values = dict[str, np.ndarray]
 ATTR = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -748,6 +749,32 @@ class NativeFixtures(Mapping[str, Fixture]):
 
     def __len__(self) -> int:
         return len(TWINS)
+
+
+# ---- twins of the TF-made Hugging Face release layouts ------------------------------------------
+def _save_hf(prefix: Path, values: Values, dtype: str = "float32", step: int | None = None) -> str:
+    """examples/make_hf_checkpoints.py's ``save`` with tfckpt's writer: the values as ``dtype``,
+    ``global_step`` (int64) and ``-<step>`` on the prefix when ``step`` is given, a state file."""
+    import ml_dtypes
+
+    numpy_type = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
+    values = {name: value.astype(numpy_type) for name, value in values.items()}
+    if step is not None:
+        values["global_step"] = np.array(step, np.int64)
+        prefix = prefix.with_name(f"{prefix.name}-{step}")
+    _write(prefix, values)
+    return str(prefix)
+
+
+def build_hf_twins(dest: Path) -> dict[str, HfFixture]:
+    """Twins of the checkpoints examples/make_hf_checkpoints.py makes with TF (BERT, ALBERT,
+    ELECTRA, T5 release layouts; configs and manifest alike), written by tfckpt's writer: the
+    same names, dtypes, shapes and values (the script draws them with numpy)."""
+    sys.path.insert(0, str(EXAMPLES))
+    import make_hf_checkpoints
+
+    make_hf_checkpoints.write_all(dest, _save_hf)
+    return read_hf_manifest(dest)
 
 
 def fixtures_of(request: Any, origin: str) -> Mapping[str, Fixture]:
