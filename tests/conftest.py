@@ -96,7 +96,7 @@ def gcs() -> Any:
 @pytest.fixture(scope="session")
 def nfx(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """TF-free twins of the TF-made fixtures: ``nfx[name]`` is a Fixture like ``fx[name]`` (same
-    names, dtypes, shapes and layout; values of their own; no .meta). tests/native_fixtures.py."""
+    names, dtypes, shapes and layout; values of their own). See tests/native_fixtures.py."""
     from native_fixtures import NativeFixtures
 
     return NativeFixtures(tmp_path_factory.mktemp("twins"))

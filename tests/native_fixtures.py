@@ -19,8 +19,11 @@ demand: ``native("tf1")`` -> prefix. Kinds:
 - ``many``: ``count`` small float32 tensors (default 2,000), for scale tests.
 
 ``TWINS[name]`` builds the *twin* of the TF-made fixture ``name``: the same tensor names, dtypes,
-shapes, shards, slices, prefix name and (TF2) object graph, with values of its own and no
-``.meta`` (graphs need TensorFlow). The ``nfx`` pytest fixture is ``{name: Fixture}`` like ``fx``,
+shapes, shards, slices, prefix name and (TF2) object graph, with values of its own. The TF1
+Saver twins (``tf1_adam``, ``tf1_slots``, ``tf1_multi`` and the copies of ``tf1_adam``) have a
+``.meta`` too: a minimal Saver graph of their variables (``_write_meta``), which TF imports and
+restores through; the other ``.meta`` files (model graphs, partitioned and sharded savers) are
+TF's alone. The ``nfx`` pytest fixture is ``{name: Fixture}`` like ``fx``,
 each twin built on first use; ``any_fx`` is ``nfx``, and ``fx`` too when TF is installed (one run
 per origin). So a test written against ``fx["tf1_adam"]`` runs unchanged on ``nfx["tf1_adam"]``.
 Twins (see each builder's docstring): ``tf1_adam``, ``tf1_slots``, ``tf1_multi``, ``sharded``,
@@ -268,7 +271,14 @@ NATIVE: dict[str, Callable[[Path], Values]] = {
 
 # ---- twins of the TF-made fixtures ------------------------------------------------------------
 def _fixture(name: str, kind: str, path: Path, **info: Any) -> Fixture:
-    return Fixture(name=name, kind=kind, path=path, meta=None, info={"kind": kind, **info})
+    meta = Path(f"{path}.meta")
+    return Fixture(
+        name=name,
+        kind=kind,
+        path=path,
+        meta=meta if meta.exists() else None,
+        info={"kind": kind, **info},
+    )
 
 
 def _tf1_values(seed: int, width: int, step: int, slots: tuple[str, ...]) -> Values:
@@ -293,15 +303,118 @@ def _tf1_values(seed: int, width: int, step: int, slots: tuple[str, ...]) -> Val
     return values
 
 
+def _write_meta(prefix: Path, values: Values, trainable: Callable[[str], bool]) -> Path:
+    """``prefix.meta``: the MetaGraphDef a tf.compat.v1 Saver exports for resource variables
+    holding ``values`` (names, dtypes, shapes) and nothing else: per variable a VarHandleOp, an
+    initializer (zeros) and a read; the Saver's SaveV2 / RestoreV2 subgraph and SaverDef; the
+    ``variables``, ``trainable_variables`` and ``global_step`` collections. TF imports it and
+    restores the checkpoint through it (test_native_fixtures.py)."""
+    graph = protos.GraphDef()
+    graph.versions.producer = 1286
+
+    def node(name: str, op: str, inputs: list[str] = (), **attrs: Any) -> Any:  # type: ignore[assignment]
+        n = graph.node.add(name=name, op=op, input=list(inputs))
+        for key, value in attrs.items():
+            if isinstance(value, DType):
+                n.attr[key].type = value.enum
+            elif isinstance(value, tuple):  # a shape
+                n.attr[key].shape.SetInParent()
+                for size in value:
+                    n.attr[key].shape.dim.add(size=size)
+            elif isinstance(value, list):  # a list of dtypes
+                n.attr[key].list.type.extend(d.enum for d in value)
+            elif isinstance(value, protos.TensorProto):
+                n.attr[key].tensor.CopyFrom(value)
+            else:
+                n.attr[key].s = value.encode()
+        return n
+
+    def const(name: str, dtype: DType, shape: tuple[int, ...], field: str, items: list[Any]) -> str:
+        tensor = protos.TensorProto(dtype=dtype.enum)
+        for size in shape:
+            tensor.tensor_shape.dim.add(size=size)
+        getattr(tensor, field).extend(items)
+        node(name, "Const", dtype=dtype, value=tensor)
+        return name
+
+    string = dtype_from_name("string")
+    names = sorted(values)
+    dtypes = [_dtype_of(values[n]) for n in names]
+    meta = protos.MetaGraphDef()
+    zero = {"float32": "float_val", "int64": "int64_val"}
+    for name, dtype in zip(names, dtypes):
+        shape = tuple(values[name].shape)
+        node(name, "VarHandleOp", dtype=dtype, shape=shape, container="", shared_name=name)
+        initial = const(f"{name}/Initializer/zeros", dtype, shape, zero[dtype.name], [0])
+        node(f"{name}/Assign", "AssignVariableOp", [name, initial], dtype=dtype)
+        node(f"{name}/Read/ReadVariableOp", "ReadVariableOp", [name], dtype=dtype)
+        variable = protos.VariableDef(
+            variable_name=f"{name}:0",
+            initial_value_name=f"{initial}:0",
+            initializer_name=f"{name}/Assign",
+            snapshot_name=f"{name}/Read/ReadVariableOp:0",
+            trainable=trainable(name),
+            is_resource=True,
+        )
+        keys = ["variables"] + (["trainable_variables"] if trainable(name) else [])
+        keys += ["global_step"] if name == "global_step" else []
+        for key in keys:
+            meta.collection_def[key].bytes_list.value.append(variable.SerializeToString())
+    node("init", "NoOp", [f"^{name}/Assign" for name in names])
+    filename = const("save/filename/input", string, (), "string_val", [b"model"])
+    node("save/filename", "PlaceholderWithDefault", [filename], dtype=string, shape=())
+    node("save/Const", "PlaceholderWithDefault", ["save/filename"], dtype=string, shape=())
+    keys = [n.encode() for n in names]
+    for op in ("SaveV2", "RestoreV2"):
+        const(f"save/{op}/tensor_names", string, (len(names),), "string_val", keys)
+        const(f"save/{op}/shape_and_slices", string, (len(names),), "string_val", [b""] * len(keys))
+    common = ["save/Const", "save/SaveV2/tensor_names", "save/SaveV2/shape_and_slices"]
+    reads = [f"{n}/Read/ReadVariableOp" for n in names]
+    node("save/SaveV2", "SaveV2", common + reads, dtypes=dtypes)
+    node("save/control_dependency", "Identity", ["save/Const", "^save/SaveV2"], T=string)
+    restore = ["save/Const", "save/RestoreV2/tensor_names", "save/RestoreV2/shape_and_slices"]
+    node("save/RestoreV2", "RestoreV2", restore, dtypes=dtypes)
+    assigns = []
+    for i, (name, dtype) in enumerate(zip(names, dtypes)):
+        suffix = f"_{i}" if i else ""
+        node(f"save/Identity{suffix}", "Identity", [f"save/RestoreV2:{i}"], T=dtype)
+        node(
+            f"save/AssignVariableOp{suffix}",
+            "AssignVariableOp",
+            [name, f"save/Identity{suffix}"],
+            dtype=dtype,
+        )
+        assigns.append(f"^save/AssignVariableOp{suffix}")
+    node("save/restore_all", "NoOp", assigns)
+    meta.graph_def.CopyFrom(graph)
+    meta.saver_def.filename_tensor_name = "save/Const:0"
+    meta.saver_def.save_tensor_name = "save/control_dependency:0"
+    meta.saver_def.restore_op_name = "save/restore_all"
+    meta.saver_def.max_to_keep = 5
+    meta.saver_def.keep_checkpoint_every_n_hours = 10000
+    meta.saver_def.version = protos.SaverDef.V2
+    path = Path(f"{prefix}.meta")
+    path.write_bytes(meta.SerializeToString())
+    return path
+
+
+def _model_variable(name: str) -> bool:
+    """The trainable ones of a TF1 model: not its optimizer's slots and counters."""
+    return name.startswith("model/") and name.count("/") == 2
+
+
 def twin_tf1_adam(twins: NativeFixtures, d: Path) -> Fixture:
     """TF1 Saver, Adam, two steps: ``model.ckpt-2`` with its state file (15 tensors)."""
     values = _write(d / "model.ckpt-2", _tf1_values(1, 8, 2, ("Adam", "Adam_1")))
+    _write_meta(d / "model.ckpt-2", values, _model_variable)
     return _fixture("tf1_adam", "tf1", d / "model.ckpt-2", values=values)
 
 
 def twin_tf1_slots(twins: NativeFixtures, d: Path) -> Fixture:
     """RMSProp and Momentum slots on the same variables, no beta powers (17 tensors)."""
-    values = _write(d / "model.ckpt-1", _tf1_values(2, 8, 1, ("Momentum", "RMSProp", "RMSProp_1")))
+    slots = ("Momentum", "RMSProp", "RMSProp_1")
+    values = _write(d / "model.ckpt-1", _tf1_values(2, 8, 1, slots))
+    _write_meta(d / "model.ckpt-1", values, _model_variable)
     return _fixture("tf1_slots", "tf1", d / "model.ckpt-1", values=values)
 
 
@@ -310,9 +423,9 @@ def twin_tf1_multi(twins: NativeFixtures, d: Path) -> Fixture:
     every value differs from step to step) and a state file naming all three, latest last."""
     values = {}
     for step in (10, 20, 30):
-        values[step] = _write(
-            d / f"model.ckpt-{step}", _tf1_values(step, 4, step, ("Adam", "Adam_1"))
-        )
+        prefix = d / f"model.ckpt-{step}"
+        values[step] = _write(prefix, _tf1_values(step, 4, step, ("Adam", "Adam_1")))
+        _write_meta(prefix, values[step], _model_variable)
     return _fixture("tf1_multi", "dir", d, steps=[10, 20, 30], values=values[30])
 
 
@@ -644,7 +757,7 @@ def _unreadable(prefix: Path) -> list[str]:
 
 def twin_damaged_truncated(twins: NativeFixtures, d: Path) -> Fixture:
     """``tf1_adam`` with its data shard cut 100 bytes short: the last tensors are unreadable."""
-    prefix = _copy(twins["tf1_adam"].path, d, (".index", DATA))
+    prefix = _copy(twins["tf1_adam"].path, d, (".index", DATA, ".meta"))
     with open(f"{prefix}{DATA}", "r+b") as f:
         f.truncate(f.seek(0, 2) - 100)
     return _fixture(
@@ -660,7 +773,7 @@ def twin_damaged_truncated(twins: NativeFixtures, d: Path) -> Fixture:
 def twin_damaged_bitflip(twins: NativeFixtures, d: Path) -> Fixture:
     """``tf1_adam`` with one bit flipped in the middle of ``model/dense0/kernel`` (a model weight,
     which every writer, prune included, must copy)."""
-    prefix = _copy(twins["tf1_adam"].path, d, (".index", DATA))
+    prefix = _copy(twins["tf1_adam"].path, d, (".index", DATA, ".meta"))
     reader = BundleReader(str(prefix))
     entry = reader.entries[b"model/dense0/kernel"]
     reader.close()
@@ -701,7 +814,7 @@ def twin_damaged_swapped(twins: NativeFixtures, d: Path) -> Fixture:
 def twin_index_only(twins: NativeFixtures, d: Path) -> Fixture:
     """``tf1_adam``'s index without its data file."""
     source = twins["tf1_adam"]
-    prefix = _copy(source.path, d, (".index",))
+    prefix = _copy(source.path, d, (".index", ".meta"))
     return _fixture("index_only", "index_only", prefix, names=sorted(source.info["values"]))
 
 

@@ -219,8 +219,8 @@ def test_rename_with_meta_corpus(prefix: Path, tmp_path: Path, tf: Any) -> None:
         np.testing.assert_array_equal(restored[renames[name]], value)
 
 
-def test_rename_without_meta_says_so(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = ok("rename", fx["tf1_adam"].path, tmp_path / "x", "--add-prefix", "a/")
+def test_rename_without_meta_says_so(nfx: Any, tmp_path: Path) -> None:
+    result = ok("rename", nfx["tf1_adam"].path, tmp_path / "x", "--add-prefix", "a/")
     assert "was not carried over" in result.stderr
     assert not (tmp_path / "x.meta").exists()
 
@@ -680,10 +680,8 @@ def test_tf2_add_prefix_with_slot_variables(tmp_path: Path, tf: Any) -> None:
     assert sum(len(n.slot_variables) for n in graph.nodes) == 8
 
 
-def test_destination_given_as_a_file_name_and_quiet_notes(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
-    src = fx["tf1_adam"].path
+def test_destination_given_as_a_file_name_and_quiet_notes(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     result = ok("prune", src, tmp_path / "x.index", "--no-optimizer", "-q")
     assert (tmp_path / "x.index").is_file() and not (tmp_path / "x.index.index").exists()
     assert "note" not in result.stderr  # -q: no "was not carried over"
@@ -694,8 +692,8 @@ def test_destination_given_as_a_file_name_and_quiet_notes(
     )
 
 
-def test_force_replaces_the_old_meta_too(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_force_replaces_the_old_meta_too(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     dst = tmp_path / "model.ckpt"
     ok("rename", src, dst, "--add-prefix", "a/", "--meta")
     assert (tmp_path / "model.ckpt.meta").exists()

@@ -11,8 +11,8 @@
 * The smaller ones: flattened SavedModels, invalid node names, ``ls`` of a listed checkpoint
   whose .meta alone remains, one verify line per missing shard, Git LFS pointers.
 
-What needs no TF (no restore, no .meta) runs on the TF-free twins (``nfx``), whose damaged copies
-TF's reader confirms in test_native_fixtures.py.
+What needs no TF (no restore, no TF1 control flow) runs on the TF-free twins (``nfx``), whose
+damaged copies and Saver graphs TF confirms in test_native_fixtures.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pytest
 from clitools import ok, run
-from native_fixtures import fixtures_of
 
 from tfckpt import protos
 from tfckpt.bundle.checkpoint import open_checkpoint
@@ -214,8 +213,8 @@ def test_node_name_rule_matches_tensorflow(tf: Any) -> None:
         assert is_valid_node_name(name) == accepted, name
 
 
-def test_rename_meta_refuses_names_tf_cannot_import(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_rename_meta_refuses_names_tf_cannot_import(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     out = tmp_path / "out"
     error = one_error(run("rename", src, out / "m", "--add-prefix", "a b/", "--meta"))
     assert "'a b/" in error and "nothing written" in error
@@ -439,22 +438,13 @@ def _commands(path: str, other: str) -> dict[str, list[str]]:
 FORMS = ["bare", "dot-slash", "absolute", "directory"]
 
 
-# The commands that read the .meta beside the checkpoint (only TF-made fixtures have one).
-NEEDS_META = {"graph", "graph-check", "rename"}
-
-
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("command", sorted(_commands("p", "o")))
 def test_every_command_takes_every_form_of_path(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    form: str,
-    command: str,
+    nfx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str, command: str
 ) -> None:
-    fx = fixtures_of(request, "tf" if command in NEEDS_META else "native")
-    src = copy_prefix(fx["tf1_adam"].path, tmp_path / "run")
-    shutil.copyfile(fx["tf1_adam"].path.parent / "checkpoint", tmp_path / "run" / "checkpoint")
+    src = copy_prefix(nfx["tf1_adam"].path, tmp_path / "run")
+    shutil.copyfile(nfx["tf1_adam"].path.parent / "checkpoint", tmp_path / "run" / "checkpoint")
     (tmp_path / "run" / "checkpoint").write_text(f'model_checkpoint_path: "{src.name}"\n')
     monkeypatch.chdir(src.parent)
     path = {
@@ -490,9 +480,9 @@ def test_flattened_savedmodel_says_where_its_variables_are(
 
 
 def test_ls_shows_the_meta_of_a_listed_checkpoint_whose_data_is_gone(
-    fx: dict[str, Fixture], tmp_path: Path
+    nfx: Any, tmp_path: Path
 ) -> None:
-    src = copy_prefix(fx["tf1_adam"].path, tmp_path / "run")
+    src = copy_prefix(nfx["tf1_adam"].path, tmp_path / "run")
     (tmp_path / "run" / "checkpoint").write_text(f'model_checkpoint_path: "{src.name}"\n')
     for suffix in (".index", DATA):
         Path(str(src) + suffix).unlink()
@@ -509,11 +499,8 @@ LFS = (
 
 
 @pytest.mark.parametrize("which", [".index", DATA, ".meta"])
-def test_git_lfs_pointers_are_named_as_such(
-    request: pytest.FixtureRequest, tmp_path: Path, which: str
-) -> None:
-    fx = fixtures_of(request, "tf" if which == ".meta" else "native")  # only TF's have a .meta
-    src = copy_prefix(fx["tf1_adam"].path, tmp_path / "run")
+def test_git_lfs_pointers_are_named_as_such(nfx: Any, tmp_path: Path, which: str) -> None:
+    src = copy_prefix(nfx["tf1_adam"].path, tmp_path / "run")
     Path(str(src) + which).write_text(LFS)
     if which == ".meta":
         error = one_error(run("graph", str(src) + ".meta"))
