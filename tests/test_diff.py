@@ -182,8 +182,8 @@ def test_across_formats(request: pytest.FixtureRequest, tmp_path: Path, origin: 
         assert run("diff", sm, plain).exit_code == 0
 
 
-def test_tf2_object_graph_is_skipped_unless_asked(any_fx: Any) -> None:
-    p = any_fx["tf2_keras"].path
+def test_tf2_object_graph_is_skipped_unless_asked(nfx: Any) -> None:
+    p = nfx["tf2_keras"].path
     code, report = diff_json(p, p, "--all")
     assert code == 0
     assert "_CHECKPOINTABLE_OBJECT_GRAPH" not in statuses(report)

@@ -175,6 +175,9 @@ def test_twin_matches_its_tf_fixture(name: str, nfx: Any, fx: Any, tf: Any) -> N
         ours["tensors"] = [t for t in ours["tensors"] if t[0].split("/")[-1] not in skipped]
         ours["entries"] = {k: v for k, v in ours["entries"].items() if k in theirs["entries"]}
         assert {k: twin.info["dtypes"][k] for k in made.info["dtypes"]} == made.info["dtypes"]
+        with open_checkpoint(made.path) as ckpt:  # the very values of make_fixtures.py
+            for key in made.info["names"]:
+                assert _same(ckpt.read(key), twin.info["values"][key]), key
     assert ours == theirs
 
     if twin.kind == "index_only":

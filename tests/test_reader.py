@@ -95,8 +95,8 @@ def test_every_fixture_matches_tensorflow(fx: dict, tf: object) -> None:
         assert checked.get(must, 0) > 0, must
 
 
-def test_partitioned_slices_are_hidden_and_assembled(any_fx: Any) -> None:
-    with open_checkpoint(any_fx["partitioned"].path) as ckpt:
+def test_partitioned_slices_are_hidden_and_assembled(nfx: Any) -> None:
+    with open_checkpoint(nfx["partitioned"].path) as ckpt:
         infos = ckpt.tensors()
         assert all(not i.name.startswith("\x00") for i in infos)
         partitioned = [i for i in infos if i.num_slices > 1]
@@ -105,8 +105,8 @@ def test_partitioned_slices_are_hidden_and_assembled(any_fx: Any) -> None:
             assert ckpt.read(info.name).shape == info.shape
 
 
-def test_sharded_checkpoint_has_two_shards(any_fx: Any) -> None:
-    with open_checkpoint(any_fx["sharded"].path) as ckpt:
+def test_sharded_checkpoint_has_two_shards(nfx: Any) -> None:
+    with open_checkpoint(nfx["sharded"].path) as ckpt:
         assert ckpt.num_shards == 2
         assert {e.shard_id for e in ckpt.bundle.entries.values()} == {0, 1}
 

@@ -5,8 +5,8 @@ Round trips (export, then import) must give back every tensor bit for bit (`tfck
 with ``safetensors.numpy.load_file`` / ``np.load`` with identical values; imported and cast
 checkpoints must load in TensorFlow (``tf.train.load_checkpoint``, a TF1 ``Saver``, and
 ``tf.train.Checkpoint`` for TF2 through ``--like``); repaired state files must be read by
-``tf.train.get_checkpoint_state``. Tests that need no TF run on the TF-free twins (``nfx``), or
-on both origins (``any_fx``); values are read by TF's reader when TF is installed.
+``tf.train.get_checkpoint_state``. Tests that need no TF run on the TF-free twins (``nfx``); round
+trips and casts run on both origins, read by TF's reader when TF is installed.
 """
 
 from __future__ import annotations
@@ -170,10 +170,8 @@ def test_round_trip_corpus(prefix: Path, tmp_path: Path, fmt: str) -> None:
     round_trip(prefix, tmp_path, fmt)
 
 
-def test_safetensors_loads_with_safetensors_numpy(
-    any_fx: Any, tmp_path: Path, st_numpy: Any
-) -> None:
-    src = any_fx["dtypes"].path
+def test_safetensors_loads_with_safetensors_numpy(nfx: Any, tmp_path: Path, st_numpy: Any) -> None:
+    src = nfx["dtypes"].path
     out = tmp_path / "d.safetensors"
     exported = ok_json("export", src, out)
     loaded = st_numpy.load_file(str(out))
@@ -246,8 +244,8 @@ def test_safetensors_loads_with_torch(fx: dict[str, Fixture], tmp_path: Path) ->
         assert torch.equal(tensor, torch.from_numpy(np.ascontiguousarray(value)))
 
 
-def test_npz_and_npy_load_with_numpy(any_fx: Any, tmp_path: Path) -> None:
-    src = any_fx["dtypes"].path
+def test_npz_and_npy_load_with_numpy(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["dtypes"].path
     source = native_values(src)
     ok("export", src, tmp_path / "d.npz")
     ok("export", src, f"{tmp_path}/d/")
@@ -286,14 +284,13 @@ def test_npy_directory_file_names_are_safe_and_unique(tmp_path: Path) -> None:
 
 
 # ---- export options --------------------------------------------------------------------------
-def test_tf2_names_are_object_paths_preferring_the_model(any_fx: Any, tmp_path: Path) -> None:
+def test_tf2_names_are_object_paths_preferring_the_model(nfx: Any, tmp_path: Path) -> None:
     names = [
-        t["name"]
-        for t in ok_json("export", any_fx["tf2_module"].path, tmp_path / "m.npz")["tensors"]
+        t["name"] for t in ok_json("export", nfx["tf2_module"].path, tmp_path / "m.npz")["tensors"]
     ]
     assert sorted(names) == ["net/dec/b", "net/dec/w", "net/enc/b", "net/enc/w", "save_counter"]
     # Keras 3 keys name model weights through the optimizer; export names them by the model.
-    keras = ok_json("export", any_fx["tf2_keras"].path, tmp_path / "k.npz", "--no-optimizer")
+    keras = ok_json("export", nfx["tf2_keras"].path, tmp_path / "k.npz", "--no-optimizer")
     assert sorted(t["name"] for t in keras["tensors"]) == [
         "model/_functional/_operations/1/_kernel",
         "model/_functional/_operations/1/bias",
@@ -301,16 +298,16 @@ def test_tf2_names_are_object_paths_preferring_the_model(any_fx: Any, tmp_path: 
         "model/_functional/_operations/2/bias",
         "save_counter",
     ]
-    kept = ok_json("export", any_fx["tf2_module"].path, tmp_path / "m2.npz", "--keep-keys")
+    kept = ok_json("export", nfx["tf2_module"].path, tmp_path / "m2.npz", "--keep-keys")
     assert "net/enc/w/.ATTRIBUTES/VARIABLE_VALUE" in [t["name"] for t in kept["tensors"]]
 
 
-def test_no_optimizer_tf1_and_tf2(any_fx: Any, tmp_path: Path) -> None:
-    tf1 = ok_json("export", any_fx["tf1_adam"].path, tmp_path / "a.safetensors", "--no-optimizer")
+def test_no_optimizer_tf1_and_tf2(nfx: Any, tmp_path: Path) -> None:
+    tf1 = ok_json("export", nfx["tf1_adam"].path, tmp_path / "a.safetensors", "--no-optimizer")
     names = [t["name"] for t in tf1["tensors"]]
     assert names and not any(re.search(r"/Adam(_\d+)?$|beta[12]_power", n) for n in names)
     assert any(re.search(r"/Adam", n) for n in tf1["dropped"])
-    tf2 = ok_json("export", any_fx["tf2_keras"].path, tmp_path / "k.safetensors", "--no-optimizer")
+    tf2 = ok_json("export", nfx["tf2_keras"].path, tmp_path / "k.safetensors", "--no-optimizer")
     assert not any(n["name"].startswith("optimizer/") for n in tf2["tensors"])
     assert len(tf2["dropped"]) == 10
 
@@ -568,10 +565,10 @@ def test_import_like_tf2_restores_with_tf_checkpoint(
     )
 
 
-def test_import_like_without_optimizer_restores_model(any_fx: Any, tmp_path: Path) -> None:
+def test_import_like_without_optimizer_restores_model(nfx: Any, tmp_path: Path) -> None:
     """Weights exported without the optimizer come back as a TF2 checkpoint whose object graph
     lost the optimizer state (--allow-missing), and the model restores from it."""
-    src = str(any_fx["tf2_keras"].path)
+    src = str(nfx["tf2_keras"].path)
     ok("export", src, tmp_path / "w.safetensors", "--no-optimizer")
     dst = tmp_path / "ckpt-1"
     refused = run("import", tmp_path / "w.safetensors", dst, "--like", src)

@@ -147,8 +147,8 @@ def test_nan_injected_into_a_weight(adam_copy: Path, tmp_path: Path) -> None:
     assert code == 1 and {p["check"] for p in report["problems"]} == {"max_abs"}
 
 
-def test_v1_checkpoint_verifies(any_fx: Any) -> None:
-    code, report = verify(any_fx["v1"].path)
+def test_v1_checkpoint_verifies(nfx: Any) -> None:
+    code, report = verify(nfx["v1"].path)
     assert code == 0 and report["format"] == "V1" and report["tensors"] == 2
 
 
@@ -165,8 +165,8 @@ def test_table_output(adam_copy: Path) -> None:
     assert result.exit_code == 0 and result.stdout.startswith("OK:")
 
 
-def test_missing_slice_of_a_partitioned_variable(any_fx: Any, tmp_path: Path) -> None:
-    copy = copy_prefix(any_fx["partitioned"].path, tmp_path)
+def test_missing_slice_of_a_partitioned_variable(nfx: Any, tmp_path: Path) -> None:
+    copy = copy_prefix(nfx["partitioned"].path, tmp_path)
     index = Path(str(copy) + ".index")
     pairs = list(TableReader(str(index), index.read_bytes()))
     slice_keys = [k for k, _ in pairs if k.startswith(b"\x00") and b"emb/rows" in k]
