@@ -32,6 +32,13 @@ sys.path.insert(0, str(EXAMPLES))
 import fixture_models
 
 
+def tf_map(path: str) -> dict[str, Any]:
+    """Every tensor as TF's reader returns it (test_remote's TF checks import this)."""
+    from tfckpt.tf_engine.checkpoint import read_all
+
+    return read_all(resolve_prefix(path)[0])
+
+
 def assert_same_values(src: dict[str, Any], dst: dict[str, Any], renames: dict[str, str]) -> None:
     assert sorted(dst) == sorted(renames.get(k, k) for k in src)
     for name, value in src.items():
