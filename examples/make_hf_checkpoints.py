@@ -19,14 +19,17 @@ the old transformers loaders fell into:
   the generator, which share ``electra/embeddings``.
 
 ``OUTDIR/manifest.json`` maps each name to its prefix, config and preset; ``OUTDIR/.complete`` is
-written last.
+written last. ``write_all(out, save)`` does all but the saving, so tests can write the same
+checkpoints with tfckpt's own writer where TensorFlow is not installed (tests/native_fixtures.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 Spec = list[tuple[str, tuple[int, ...]]]
+# save(prefix, values, dtype="float32", step=None) -> the prefix written (see ``save``)
+Save = Callable[..., str]
 
 BERT = {
     "vocab_size": 30,
@@ -286,6 +291,11 @@ def write_config(path: Path, model_type: str, architecture: str, fields: dict[st
 def main(out: Path) -> None:
     import tensorflow as tf
 
+    write_all(out, functools.partial(save, tf))
+
+
+def write_all(out: Path, save: Save) -> None:
+    """Every checkpoint with its config, saved by ``save``, then the manifest."""
     manifest: dict[str, Any] = {}
 
     def add(name: str, prefix: str, preset: str, model: str, config: str, **extra: Any) -> None:
@@ -301,11 +311,11 @@ def main(out: Path) -> None:
     weights = values_for(bert_spec(BERT), 1)
     slots = values_for(adam_wd_slots(bert_spec(BERT)), 2)
     write_config(_dir(out, "bert") / "config.json", "bert", "BertForPreTraining", BERT)
-    prefix = save(tf, out / "bert" / "model.ckpt", {**weights, **slots}, step=1000)
+    prefix = save(out / "bert" / "model.ckpt", {**weights, **slots}, step=1000)
     add("bert", prefix, "hf-bert", "BertForPreTraining", "bert/config.json", loader="bert")
     # The same weights trained with tf.train.AdamOptimizer instead: /Adam, /Adam_1, beta powers.
     tf_slots = values_for(tf_adam_slots(bert_spec(BERT)), 3)
-    prefix = save(tf, out / "bert_tf_adam" / "model.ckpt", {**weights, **tf_slots}, step=1000)
+    prefix = save(out / "bert_tf_adam" / "model.ckpt", {**weights, **tf_slots}, step=1000)
     add(
         "bert_tf_adam",
         prefix,
@@ -320,12 +330,12 @@ def main(out: Path) -> None:
     weights = values_for(albert_spec(ALBERT), 4)
     slots = values_for(adam_wd_slots(albert_spec(ALBERT)), 5)
     write_config(_dir(out, "albert") / "config.json", "albert", "AlbertForPreTraining", ALBERT)
-    prefix = save(tf, out / "albert" / "model.ckpt", {**weights, **slots}, step=500)
+    prefix = save(out / "albert" / "model.ckpt", {**weights, **slots}, step=500)
     add(
         "albert", prefix, "hf-albert", "AlbertForPreTraining", "albert/config.json", loader="albert"
     )
     hub = {f"module/{name}": value for name, value in weights.items()}
-    prefix = save(tf, out / "albert_hub" / "variables" / "variables", hub)
+    prefix = save(out / "albert_hub" / "variables" / "variables", hub)
     add(
         "albert_hub",
         prefix,
@@ -346,7 +356,7 @@ def main(out: Path) -> None:
         "ElectraForMaskedLM",
         ELECTRA_GENERATOR,
     )
-    prefix = save(tf, out / "electra" / "model.ckpt", values, step=200)
+    prefix = save(out / "electra" / "model.ckpt", values, step=200)
     add(
         "electra",
         prefix,
@@ -375,7 +385,7 @@ def main(out: Path) -> None:
         spec = t5_spec(config, v11)
         values = {**values_for(spec, 8), **values_for(adafactor_slots(spec), 9)}
         write_config(_dir(out, name) / "config.json", "t5", "T5ForConditionalGeneration", config)
-        prefix = save(tf, out / name / "model.ckpt", values, dtype=dtype, step=1000000)
+        prefix = save(out / name / "model.ckpt", values, dtype=dtype, step=1000000)
         add(name, prefix, preset, "T5ForConditionalGeneration", f"{name}/config.json", loader="t5")
 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

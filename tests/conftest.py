@@ -91,3 +91,26 @@ def gcs() -> Any:
     yield server
     patch.undo()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def nfx(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """TF-free twins of the TF-made fixtures: ``nfx[name]`` is a Fixture like ``fx[name]`` (same
+    names, dtypes, shapes and layout; values of their own). See tests/native_fixtures.py."""
+    from native_fixtures import NativeFixtures
+
+    return NativeFixtures(tmp_path_factory.mktemp("twins"))
+
+
+@pytest.fixture(params=["native", "tf"])
+def any_fx(request: pytest.FixtureRequest) -> Any:
+    """``nfx``, and ``fx`` too when TensorFlow is installed: the test runs once per origin."""
+    return request.getfixturevalue("nfx" if request.param == "native" else "fx")
+
+
+@pytest.fixture(scope="session")
+def hf_nfx(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Twins of ``hf_fx`` written by tfckpt's own writer (no TF): tests/native_fixtures.py."""
+    from native_fixtures import build_hf_twins
+
+    return build_hf_twins(tmp_path_factory.mktemp("hf_twins"))

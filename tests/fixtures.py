@@ -126,6 +126,11 @@ def build_hf_checkpoints(dest: Path | None = None) -> dict[str, HfFixture]:
             check=True,
             env=env,
         )
+    return read_hf_manifest(dest)
+
+
+def read_hf_manifest(dest: Path) -> dict[str, HfFixture]:
+    """``{name: HfFixture}`` from the manifest examples/make_hf_checkpoints.py wrote in ``dest``."""
     manifest = json.loads((dest / "manifest.json").read_text())
     return {
         name: HfFixture(

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -15,8 +16,6 @@ from typer.testing import CliRunner
 from tfckpt import errors
 from tfckpt.cli import app
 from tfckpt.errors import ExitCode
-
-from fixtures import Fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "tfckpt"
@@ -208,11 +207,11 @@ def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None
     assert proc.stderr.count("\n") == 1 and proc.stdout == ""
 
 
-def test_exit_codes_through_the_console_script(fx: dict[str, Fixture]) -> None:
+def test_exit_codes_through_the_console_script(nfx: Any) -> None:
     def code(*args: str) -> int:
         return subprocess.run([sys.executable, "-m", "tfckpt", *args], check=False).returncode
 
-    multi = fx["tf1_multi"].path
+    multi = nfx["tf1_multi"].path
     assert code("--help") == 0
     assert code("diff", str(multi / "model.ckpt-10"), str(multi / "model.ckpt-10"), "-q") == 0
     assert code("diff", str(multi / "model.ckpt-10"), str(multi / "model.ckpt-20"), "-q") == 1
@@ -233,10 +232,8 @@ NATIVE_COMMANDS = [
 ]
 
 
-def test_writing_and_checking_commands_never_import_tensorflow(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
-    multi = fx["tf1_multi"].path
+def test_writing_and_checking_commands_never_import_tensorflow(nfx: Any, tmp_path: Path) -> None:
+    multi = nfx["tf1_multi"].path
     names = {"a": str(multi / "model.ckpt-10"), "b": str(multi / "model.ckpt-20")}
     code = (
         "import runpy, sys\n"

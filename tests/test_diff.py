@@ -1,4 +1,8 @@
-"""``tfckpt diff``: categories, tolerances, NaN, renames, formats, exit codes and JSON."""
+"""``tfckpt diff``: categories, tolerances, NaN, renames, formats, exit codes and JSON.
+
+The checkpoints compared are the TF-free twin of ``tf1_adam`` and copies saved by tfckpt's own
+writer (``save_native``), so these tests run without TensorFlow; the TF engine's agreement and
+the comparisons across formats use TF-made checkpoints and TF's writer."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 from clitools import run
-from tfsave import save_with_tf, tf_values
+from native_fixtures import _write_v1, fixtures_of
+from tfsave import native_values, save_native, save_with_tf, tf_values
 
 from fixtures import Fixture
 
@@ -26,23 +31,29 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture
-def adam(fx: dict[str, Fixture]) -> str:
-    return str(fx["tf1_adam"].path)
+def adam(nfx: Any) -> str:
+    return str(nfx["tf1_adam"].path)
 
 
-@pytest.fixture
-def variant(adam: str, tmp_path: Path) -> Any:
-    """Save a modified copy of tf1_adam with TensorFlow: variant(**changes) -> prefix."""
-    base = tf_values(adam)
+def variants(adam: str, tmp_path: Path, read: Any, save: Any) -> Any:
+    """``make(drop=(), **changes) -> prefix``: a modified copy of ``adam`` saved by ``save``
+    (``a__b=value`` sets tensor ``a/b``); ``make.base`` holds ``adam``'s values."""
+    base = read(adam)
 
     def make(drop: tuple[str, ...] = (), **changes: Any) -> str:
         values = {k: v for k, v in base.items() if k not in drop}
         for key, value in changes.items():
             values[key.replace("__", "/")] = value
-        return save_with_tf(str(tmp_path / f"v{len(list(tmp_path.iterdir()))}"), values)
+        return save(str(tmp_path / f"v{len(list(tmp_path.iterdir()))}"), values)
 
     make.base = base  # type: ignore[attr-defined]
     return make
+
+
+@pytest.fixture
+def variant(adam: str, tmp_path: Path) -> Any:
+    """Save a modified copy of the tf1_adam twin with tfckpt's writer."""
+    return variants(adam, tmp_path, native_values, save_native)
 
 
 def test_identical_copy_is_exit_0(adam: str, tmp_path: Path) -> None:
@@ -100,28 +111,28 @@ def test_added_removed_reshaped_retyped(adam: str, variant: Any) -> None:
     assert statuses(names) == s
 
 
-def test_nan_handling(tmp_path: Path, tf: Any) -> None:
-    a = save_with_tf(str(tmp_path / "a"), {"w": np.array([1.0, np.nan, 3.0], np.float32)})
-    b = save_with_tf(str(tmp_path / "b"), {"w": np.array([1.0, np.nan, 3.0], np.float32)})
-    c = save_with_tf(str(tmp_path / "c"), {"w": np.array([1.0, 2.0, 3.0], np.float32)})
+def test_nan_handling(tmp_path: Path) -> None:
+    a = save_native(str(tmp_path / "a"), {"w": np.array([1.0, np.nan, 3.0], np.float32)})
+    b = save_native(str(tmp_path / "b"), {"w": np.array([1.0, np.nan, 3.0], np.float32)})
+    c = save_native(str(tmp_path / "c"), {"w": np.array([1.0, 2.0, 3.0], np.float32)})
     # Same bytes: equal even without --equal-nan (bit-identical tensors are equal).
     assert run("diff", a, b).exit_code == 0
     code, report = diff_json(a, c, "--equal-nan")
     assert code == 1 and report["variables"][0]["n_diff"] == 1
     # NaN in both but different payload bits: only --equal-nan makes them equal.
-    d = save_with_tf(str(tmp_path / "d"), {"w": np.array([1.0, np.nan, 3.0], np.float32)})
+    d = save_native(str(tmp_path / "d"), {"w": np.array([1.0, np.nan, 3.0], np.float32)})
     e_values = np.array([1.0, 0.0, 3.0], np.float32)
     e_values.view(np.uint32)[1] = 0x7FC00001  # another NaN payload
-    e = save_with_tf(str(tmp_path / "e"), {"w": e_values})
+    e = save_native(str(tmp_path / "e"), {"w": e_values})
     assert run("diff", d, e).exit_code == 1
     assert run("diff", d, e, "--equal-nan").exit_code == 0
 
 
-def test_strings_and_bools_compare_exactly(tmp_path: Path, tf: Any) -> None:
-    a = save_with_tf(
+def test_strings_and_bools_compare_exactly(tmp_path: Path) -> None:
+    a = save_native(
         str(tmp_path / "a"), {"s": np.array([b"x", b"y"], object), "b": np.array([True, False])}
     )
-    b = save_with_tf(
+    b = save_native(
         str(tmp_path / "b"), {"s": np.array([b"x", b"z"], object), "b": np.array([True, True])}
     )
     code, report = diff_json(a, b, "--atol", "100")
@@ -131,7 +142,7 @@ def test_strings_and_bools_compare_exactly(tmp_path: Path, tf: Any) -> None:
 
 
 def test_renamed_copy_with_sub_and_mapping(adam: str, variant: Any, tmp_path: Path) -> None:
-    renamed = save_with_tf(
+    renamed = save_native(
         str(tmp_path / "renamed"),
         {k.replace("model/", "net/", 1): v for k, v in variant.base.items()},
     )
@@ -149,26 +160,30 @@ def test_match_and_regex_filters(adam: str, variant: Any) -> None:
     assert run("diff", adam, other, "--regex", "^model/").exit_code == 0
 
 
-def test_across_formats(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    # Sharded (2 shards) vs the same values in one shard written by TF.
-    sharded = str(fx["sharded"].path)
-    single = save_with_tf(str(tmp_path / "single"), tf_values(sharded))
+@pytest.mark.parametrize("origin", ["native", "tf"])
+def test_across_formats(request: pytest.FixtureRequest, tmp_path: Path, origin: str) -> None:
+    fixtures = fixtures_of(request, origin)
+    read, save = (tf_values, save_with_tf) if origin == "tf" else (native_values, save_native)
+    # Sharded (2 shards) vs the same values in one shard written by the same writer.
+    sharded = str(fixtures["sharded"].path)
+    single = save(str(tmp_path / "single"), read(sharded))
     assert run("diff", sharded, single).exit_code == 0
     # V1 vs V2.
-    v1 = str(fx["v1"].path)
-    v2 = save_with_tf(str(tmp_path / "v2"), tf_values(v1))
+    v1 = str(fixtures["v1"].path)
+    v2 = save(str(tmp_path / "v2"), read(v1))
     assert run("diff", v1, v2).exit_code == 0
-    # A SavedModel's variables vs a plain checkpoint of them; partitioned vs assembled.
-    sm = fx["savedmodel_tf1"].path
-    plain = save_with_tf(str(tmp_path / "sm"), tf_values(str(sm / "variables" / "variables")))
-    assert run("diff", sm, plain).exit_code == 0
-    part = str(fx["partitioned"].path)
-    whole = save_with_tf(str(tmp_path / "whole"), tf_values(part))
+    # Partitioned vs assembled; a SavedModel's variables (TF-made only) vs a plain checkpoint.
+    part = str(fixtures["partitioned"].path)
+    whole = save(str(tmp_path / "whole"), read(part))
     assert run("diff", part, whole).exit_code == 0
+    if origin == "tf":
+        sm = fixtures["savedmodel_tf1"].path
+        plain = save(str(tmp_path / "sm"), read(str(sm / "variables" / "variables")))
+        assert run("diff", sm, plain).exit_code == 0
 
 
-def test_tf2_object_graph_is_skipped_unless_asked(fx: dict[str, Fixture]) -> None:
-    p = fx["tf2_keras"].path
+def test_tf2_object_graph_is_skipped_unless_asked(nfx: Any) -> None:
+    p = nfx["tf2_keras"].path
     code, report = diff_json(p, p, "--all")
     assert code == 0
     assert "_CHECKPOINTABLE_OBJECT_GRAPH" not in statuses(report)
@@ -191,33 +206,33 @@ def test_table_output_has_summary_line(adam: str, variant: Any) -> None:
     assert "differences found: 15 compared, 14 same, 1 values changed" in result.stdout
 
 
-def test_chunked_comparison_of_large_tensor(tmp_path: Path, tf: Any) -> None:
+def test_chunked_comparison_of_large_tensor(tmp_path: Path) -> None:
     big = np.random.default_rng(0).standard_normal(600_000).astype(np.float32)
     changed = big.copy()
     changed[[5, 300_000, 599_999]] += np.float32(0.5)
-    a = save_with_tf(str(tmp_path / "a"), {"big": big})
-    b = save_with_tf(str(tmp_path / "b"), {"big": changed})
+    a = save_native(str(tmp_path / "a"), {"big": big})
+    b = save_native(str(tmp_path / "b"), {"big": changed})
     code, report = diff_json(a, b)
     v = report["variables"][0]
     assert code == 1 and v["n_diff"] == 3 and v["max_abs"] == pytest.approx(0.5, rel=1e-5)
 
 
-def test_wide_integers_compare_exactly(tmp_path: Path, tf: Any) -> None:
+def test_wide_integers_compare_exactly(tmp_path: Path) -> None:
     big = 2**60
-    a = save_with_tf(str(tmp_path / "a"), {"i": np.array([big, 5], np.int64)})
-    b = save_with_tf(str(tmp_path / "b"), {"i": np.array([big + 1, 5], np.int64)})
+    a = save_native(str(tmp_path / "a"), {"i": np.array([big, 5], np.int64)})
+    b = save_native(str(tmp_path / "b"), {"i": np.array([big + 1, 5], np.int64)})
     code, report = diff_json(a, b)
     [var] = report["variables"]
     assert code == 1 and var["status"] == "values" and var["n_diff"] == var["n_outside"] == 1
     assert var["max_abs"] == 1.0
     assert diff_json(a, b, "--atol", "1")[0] == 0
     lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
-    c = save_with_tf(str(tmp_path / "c"), {"i": np.array([lo, 5], np.int64)})
-    d = save_with_tf(str(tmp_path / "d"), {"i": np.array([hi, 5], np.int64)})
+    c = save_native(str(tmp_path / "c"), {"i": np.array([lo, 5], np.int64)})
+    d = save_native(str(tmp_path / "d"), {"i": np.array([hi, 5], np.int64)})
     code, report = diff_json(c, d)
     assert code == 1 and report["variables"][0]["max_abs"] == float(2**64 - 1)
-    u = save_with_tf(str(tmp_path / "u"), {"i": np.array([2**63 + 1], np.uint64)})
-    v = save_with_tf(str(tmp_path / "v"), {"i": np.array([2**63 + 2], np.uint64)})
+    u = save_native(str(tmp_path / "u"), {"i": np.array([2**63 + 1], np.uint64)})
+    v = save_native(str(tmp_path / "v"), {"i": np.array([2**63 + 2], np.uint64)})
     assert diff_json(u, v)[0] == 1
 
 
@@ -241,25 +256,41 @@ def test_rules_that_merge_names_are_refused(adam: str) -> None:
     assert result.exit_code == 2 and "collides with an unchanged name" in result.stderr
 
 
-def test_nan_is_equal_to_the_same_nan_across_formats(tmp_path: Path, tf: Any) -> None:
-    values = np.array([1.0, np.nan, -0.0], np.float32)
+def saved_by_tf_savers(tf: Any, directory: Path, values: np.ndarray) -> dict[str, str]:
+    """``values`` as variable ``w`` saved by a TF1 Saver in each format: {"V1": prefix, ...}."""
     tf1 = tf.compat.v1
     prefixes = {}
     for version in ("V1", "V2"):
-        (tmp_path / version).mkdir()
+        (directory / version).mkdir()
         with tf.Graph().as_default():
             var = tf1.get_variable("w", initializer=values)
             fmt = getattr(tf1.train.SaverDef, version)
             saver = tf1.train.Saver([var], write_version=fmt)
             with tf1.Session() as sess:
                 sess.run(tf1.global_variables_initializer())
-                prefixes[version] = saver.save(sess, str(tmp_path / version / "model.ckpt"))
+                prefixes[version] = saver.save(sess, str(directory / version / "model.ckpt"))
+    return prefixes
+
+
+@pytest.mark.parametrize("writer", ["native", "tf"])
+def test_nan_is_equal_to_the_same_nan_across_formats(
+    tmp_path: Path, request: pytest.FixtureRequest, writer: str
+) -> None:
+    values = np.array([1.0, np.nan, -0.0], np.float32)
+    if writer == "tf":
+        prefixes = saved_by_tf_savers(request.getfixturevalue("tf"), tmp_path, values)
+    else:
+        _write_v1(tmp_path / "V1" / "model.ckpt", {"w": values})
+        v2 = save_native(str(tmp_path / "V2" / "model.ckpt"), {"w": values})
+        prefixes = {"V1": str(tmp_path / "V1" / "model.ckpt"), "V2": v2}
     code, report = diff_json(prefixes["V1"], prefixes["V2"], "--all")
     assert code == 0 and report["variables"][0]["n_diff"] == 0
 
 
 @pytest.mark.tf
-def test_engine_tf_agrees_with_native(adam: str, variant: Any) -> None:
+def test_engine_tf_agrees_with_native(fx: dict[str, Fixture], tmp_path: Path, tf: Any) -> None:
+    adam = str(fx["tf1_adam"].path)
+    variant = variants(adam, tmp_path, tf_values, save_with_tf)
     kernel = variant.base["model/dense0/kernel"].copy()
     kernel[1, 2] += 1e-3
     other = variant(model__dense0__kernel=kernel, drop=("global_step",))

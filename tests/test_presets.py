@@ -1,6 +1,7 @@
 """Presets: ``export --preset`` / ``import --preset`` on checkpoints in the original BERT, ALBERT,
 ELECTRA and T5 layouts (made by TensorFlow: examples/make_hf_checkpoints.py), judged by
-TensorFlow itself. The comparison with transformers' loaders is in test_presets_hf.py.
+TensorFlow itself. The comparison with transformers' loaders is in test_presets_hf.py. What needs
+no TF runs on their twins written by tfckpt's writer (``hf_nfx``: same names, dtypes, values).
 
 A round trip TF -> HF -> TF gives back every mapped tensor bit for bit (names, dtypes, shapes)
 and restores with a TF1 Saver in a graph built the original way; what a preset cannot map, what
@@ -76,14 +77,14 @@ def test_round_trip_is_bit_identical_and_restores_in_the_original_graph(
 
 
 def test_layouts_and_dtypes_as_transformers_expects(
-    hf_fx: dict[str, HfFixture], tmp_path: Path
+    hf_nfx: dict[str, HfFixture], tmp_path: Path
 ) -> None:
     """Kernels transposed, embeddings and output_weights not; T5: bfloat16 -> float32, every
     matrix but the shared embedding transposed (relative_attention_bias too)."""
     from safetensors.numpy import load_file
 
-    bert = values(hf_fx["bert"].path)
-    tfckpt.export(hf_fx["bert"].path, tmp_path / "b.safetensors", preset="hf-bert")
+    bert = values(hf_nfx["bert"].path)
+    tfckpt.export(hf_nfx["bert"].path, tmp_path / "b.safetensors", preset="hf-bert")
     out = load_file(str(tmp_path / "b.safetensors"))
     kernel = "bert/encoder/layer_1/intermediate/dense/kernel"
     assert same(out["bert.encoder.layer.1.intermediate.dense.weight"], bert[kernel].T.copy())
@@ -94,9 +95,9 @@ def test_layouts_and_dtypes_as_transformers_expects(
     assert same(out["cls.seq_relationship.weight"], weights)
     assert "cls.predictions.decoder.weight" not in out  # tied, left out as transformers does
 
-    t5 = values(hf_fx["t5_v11"].path)
+    t5 = values(hf_nfx["t5_v11"].path)
     assert t5["shared/embedding"].dtype.name == "bfloat16"
-    result = tfckpt.export(hf_fx["t5_v11"].path, tmp_path / "t.safetensors", preset="hf-t5-v1.1")
+    result = tfckpt.export(hf_nfx["t5_v11"].path, tmp_path / "t.safetensors", preset="hf-t5-v1.1")
     out = load_file(str(tmp_path / "t.safetensors"))
     assert {v.dtype for v in out.values()} == {np.dtype(np.float32)}
     assert same(out["shared.weight"], t5["shared/embedding"].astype(np.float32))
@@ -110,18 +111,18 @@ def test_layouts_and_dtypes_as_transformers_expects(
 
 
 def test_optimizer_slots_under_every_name_are_dropped(
-    hf_fx: dict[str, HfFixture], tmp_path: Path
+    hf_nfx: dict[str, HfFixture], tmp_path: Path
 ) -> None:
     """adam_m/adam_v, tf.train Adam's /Adam, /Adam_1 and beta powers, Adafactor's _slot_*,
     global_step: never exported; bert_tf_adam (same weights, other slots) exports the very same
     file as bert."""
     for name in ("bert", "bert_tf_adam"):
-        ok("export", hf_fx[name].path, tmp_path / f"{name}.safetensors", "--preset", "hf-bert")
+        ok("export", hf_nfx[name].path, tmp_path / f"{name}.safetensors", "--preset", "hf-bert")
     assert (tmp_path / "bert.safetensors").read_bytes() == (
         tmp_path / "bert_tf_adam.safetensors"
     ).read_bytes()
     doc = ok_json(
-        "export", hf_fx["t5"].path, tmp_path / "t5.safetensors", "--preset", "hf-t5", "-n"
+        "export", hf_nfx["t5"].path, tmp_path / "t5.safetensors", "--preset", "hf-t5", "-n"
     )
     reasons = {d["name"]: d["reason"] for d in doc["preset"]["dropped"]}
     assert reasons["global_step"] == "training step counter"
@@ -130,10 +131,10 @@ def test_optimizer_slots_under_every_name_are_dropped(
     assert not any("slot" in t["source"] or "step" in t["source"] for t in doc["tensors"])
 
 
-def test_one_electra_checkpoint_two_models(hf_fx: dict[str, HfFixture], tmp_path: Path) -> None:
-    disc = tfckpt.export(hf_fx["electra"].path, tmp_path / "d.safetensors", preset="hf-electra")
+def test_one_electra_checkpoint_two_models(hf_nfx: dict[str, HfFixture], tmp_path: Path) -> None:
+    disc = tfckpt.export(hf_nfx["electra"].path, tmp_path / "d.safetensors", preset="hf-electra")
     gen = tfckpt.export(
-        hf_fx["electra"].path, tmp_path / "g.safetensors", preset="hf-electra-generator"
+        hf_nfx["electra"].path, tmp_path / "g.safetensors", preset="hf-electra-generator"
     )
     d = {m.tf: m.hf for m in disc.plan.preset.mapped}
     g = {m.tf: m.hf for m in gen.plan.preset.mapped}
@@ -150,33 +151,35 @@ def test_one_electra_checkpoint_two_models(hf_fx: dict[str, HfFixture], tmp_path
 
 # ---- what stops an export ------------------------------------------------------------------------
 def test_unmapped_tensors_are_exit_1_and_write_nothing(
-    hf_fx: dict[str, HfFixture], tmp_path: Path
+    hf_nfx: dict[str, HfFixture], tmp_path: Path
 ) -> None:
     """A v1.1 checkpoint (untied lm_head, gated wi_0/wi_1) through the v1.0 preset."""
     out = tmp_path / "x" / "t5.safetensors"
-    result = run("export", hf_fx["t5_v11"].path, out, "--preset", "hf-t5")
+    result = run("export", hf_nfx["t5_v11"].path, out, "--preset", "hf-t5")
     assert result.exit_code == 1
     assert result.stderr.startswith("tfckpt: error: ") and result.stderr.count("\n") == 1
     assert "not mapped by hf-t5: decoder/block_000/layer_002/DenseReluDense/wi_0" in result.stderr
     assert "use --allow-unmapped" in result.stderr and "nothing written" in result.stderr
     assert "decoder/logits/kernel" in result.stdout and "not mapped" in result.stdout
     assert not (tmp_path / "x").exists()
-    doc = json.loads(run("export", hf_fx["t5_v11"].path, out, "--preset", "hf-t5", "--json").stdout)
+    doc = json.loads(
+        run("export", hf_nfx["t5_v11"].path, out, "--preset", "hf-t5", "--json").stdout
+    )
     assert doc["kind"] == "export" and doc["ok"] is False and doc["written"] is False
     assert "decoder/logits/kernel" in doc["preset"]["unmapped"]
     assert "decoder.block.{dblock}.layer.2.DenseReluDense.wi.weight" in doc["preset"]["missing"]
     allowed = run(
-        "export", hf_fx["t5_v11"].path, out, "--preset", "hf-t5", "--allow-unmapped",
+        "export", hf_nfx["t5_v11"].path, out, "--preset", "hf-t5", "--allow-unmapped",
         "--allow-missing",
     )  # fmt: skip
     assert allowed.exit_code == 0 and out.exists()
 
 
 def test_tied_checkpoint_through_the_untied_preset_misses_the_lm_head(
-    hf_fx: dict[str, HfFixture], tmp_path: Path
+    hf_nfx: dict[str, HfFixture], tmp_path: Path
 ) -> None:
     with pytest.raises(MismatchError) as info:
-        tfckpt.export(hf_fx["t5"].path, tmp_path / "t.safetensors", preset="hf-t5-v1.1")
+        tfckpt.export(hf_nfx["t5"].path, tmp_path / "t.safetensors", preset="hf-t5-v1.1")
     report = info.value.result.plan.preset
     assert "lm_head.weight" in report.missing and info.value.exit_code == 1
     assert "randomly initialised" in str(info.value) and info.value.fix == "allow_unmapped"
@@ -184,13 +187,13 @@ def test_tied_checkpoint_through_the_untied_preset_misses_the_lm_head(
 
 
 def test_config_mismatch_names_the_tensor_and_the_field(
-    hf_fx: dict[str, HfFixture], tmp_path: Path
+    hf_nfx: dict[str, HfFixture], tmp_path: Path
 ) -> None:
-    config = json.loads(hf_fx["bert"].config.read_text())
+    config = json.loads(hf_nfx["bert"].config.read_text())
     config.update(vocab_size=31, num_hidden_layers=3)
     (tmp_path / "config.json").write_text(json.dumps(config))
     result = run(
-        "export", hf_fx["bert"].path, f"{tmp_path}/out/", "--preset", "hf-bert",
+        "export", hf_nfx["bert"].path, f"{tmp_path}/out/", "--preset", "hf-bert",
         "--config", tmp_path / "config.json",
     )  # fmt: skip
     assert result.exit_code == 1, result.stderr
@@ -203,16 +206,16 @@ def test_config_mismatch_names_the_tensor_and_the_field(
     assert "shape(s) disagree" in result.stderr
     assert not (tmp_path / "out").exists()
     other = run(
-        "export", hf_fx["bert"].path, tmp_path / "b.safetensors", "--preset", "hf-bert",
-        "--config", hf_fx["t5"].config,
+        "export", hf_nfx["bert"].path, tmp_path / "b.safetensors", "--preset", "hf-bert",
+        "--config", hf_nfx["t5"].config,
     )  # fmt: skip
     assert other.exit_code == 1 and "the config of another architecture?" in other.stderr
 
 
 def test_output_directory_gets_weights_and_config(
-    hf_fx: dict[str, HfFixture], tmp_path: Path
+    hf_nfx: dict[str, HfFixture], tmp_path: Path
 ) -> None:
-    fx = hf_fx["albert"]
+    fx = hf_nfx["albert"]
     out = tmp_path / "hf"
     args = ["export", fx.path, f"{out}/", "--preset", "hf-albert", "--config", fx.config]
     ok(*args)
@@ -227,8 +230,8 @@ def test_output_directory_gets_weights_and_config(
     assert "no config.json written" in no_config.stderr
 
 
-def test_dry_run_shows_the_whole_mapping(hf_fx: dict[str, HfFixture], tmp_path: Path) -> None:
-    fx = hf_fx["t5_v11"]
+def test_dry_run_shows_the_whole_mapping(hf_nfx: dict[str, HfFixture], tmp_path: Path) -> None:
+    fx = hf_nfx["t5_v11"]
     result = ok("export", fx.path, f"{tmp_path}/o/", "--preset", "hf-t5-v1.1", "--dry-run")
     assert "transposed" in result.stdout and "bfloat16 -> float32" in result.stdout
     line = next(x for x in result.stdout.splitlines() if "decoder/logits/kernel" in x)

@@ -1,7 +1,8 @@
 """The native reader against TensorFlow: names, dtypes, shapes and values, bit for bit.
 
 Every fixture written by TensorFlow (examples/make_fixtures.py) and every checkpoint in
-../shared/corpus is read both ways. Also the bad-input contract: one clear error per problem.
+../shared/corpus is read both ways. Also the bad-input contract: one clear error per problem
+(on a corpus checkpoint and on one written by tfckpt, so it also runs without TF or corpus).
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from native_fixtures import NATIVE
 
 from tfckpt.bundle.checkpoint import open_checkpoint, resolve_prefix
 from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedCheckpoint
@@ -92,9 +95,8 @@ def test_every_fixture_matches_tensorflow(fx: dict, tf: object) -> None:
         assert checked.get(must, 0) > 0, must
 
 
-@pytest.mark.tf
-def test_partitioned_slices_are_hidden_and_assembled(fx: dict) -> None:
-    with open_checkpoint(fx["partitioned"].path) as ckpt:
+def test_partitioned_slices_are_hidden_and_assembled(nfx: Any) -> None:
+    with open_checkpoint(nfx["partitioned"].path) as ckpt:
         infos = ckpt.tensors()
         assert all(not i.name.startswith("\x00") for i in infos)
         partitioned = [i for i in infos if i.num_slices > 1]
@@ -103,9 +105,8 @@ def test_partitioned_slices_are_hidden_and_assembled(fx: dict) -> None:
             assert ckpt.read(info.name).shape == info.shape
 
 
-@pytest.mark.tf
-def test_sharded_checkpoint_has_two_shards(fx: dict) -> None:
-    with open_checkpoint(fx["sharded"].path) as ckpt:
+def test_sharded_checkpoint_has_two_shards(nfx: Any) -> None:
+    with open_checkpoint(nfx["sharded"].path) as ckpt:
         assert ckpt.num_shards == 2
         assert {e.shard_id for e in ckpt.bundle.entries.values()} == {0, 1}
 
@@ -153,8 +154,14 @@ def test_savedmodel_without_variables_is_a_clear_error() -> None:
 
 
 # ---- bad input ---------------------------------------------------------------------------------
-@pytest.fixture
-def ckpt_copy(tmp_path: Path) -> Path:
+@pytest.fixture(params=["corpus", "native"])
+def ckpt_copy(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A copy of a corpus checkpoint (an Estimator's), or of the ``many`` native kind (2,000
+    tensors, 32 KB of data) under the same name."""
+    if request.param == "native":
+        prefix = tmp_path / "model.ckpt-1000"
+        NATIVE["many"](prefix)
+        return prefix
     src = CORPUS / "tensorflow__tfx/tfx/components/testdata/trainer/current/Format-Serving"
     if not src.exists():
         pytest.skip("corpus not present")
@@ -239,8 +246,8 @@ def test_big_endian_header_is_unsupported(tmp_path: Path) -> None:
         open_checkpoint(str(tmp_path / "be"))
 
 
-def test_newest_checkpoint_breaks_mtime_ties_by_step(fx: dict, tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_newest_checkpoint_breaks_mtime_ties_by_step(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     for step in (999, 1000):
         for f in src.parent.glob(src.name + ".*"):
             target = tmp_path / f.name.replace(src.name, f"model.ckpt-{step}")

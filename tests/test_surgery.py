@@ -1,8 +1,9 @@
 """rename / prune / merge, accepted by TensorFlow: names, bit-identical values, and restores.
 
-Every output is loaded with tf.train.load_checkpoint; TF1 graphs restore with a Saver (and via
-import_meta_graph for --meta); TF2 objects restore with tf.train.Checkpoint and
-assert_existing_objects_matched.
+Every output is loaded with tf.train.load_checkpoint (tfckpt's own reader where TF is not
+installed: ``oracle_values``); TF1 graphs restore with a Saver (and via import_meta_graph for
+--meta); TF2 objects restore with tf.train.Checkpoint and assert_existing_objects_matched. Tests
+that need no TF run on the TF-free twins (``nfx``) or on both origins (``any_fx``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 from clitools import ok, run
+from native_fixtures import TWINS, fixtures_of
 from test_reader import same_value
+from tfsave import oracle_values
 
 from tfckpt.bundle import objgraph
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, open_checkpoint, resolve_prefix
@@ -30,6 +33,7 @@ import fixture_models
 
 
 def tf_map(path: str) -> dict[str, Any]:
+    """Every tensor as TF's reader returns it (test_remote's TF checks import this)."""
     from tfckpt.tf_engine.checkpoint import read_all
 
     return read_all(resolve_prefix(path)[0])
@@ -50,36 +54,38 @@ def files_in(directory: Path) -> set[str]:
 KINDS = ["tf1_adam", "sharded", "partitioned", "dtypes", "savedmodel_tf1", "v1"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("origin", "kind"), [("tf", k) for k in KINDS] + [("native", k) for k in KINDS if k in TWINS]
+)
 @pytest.mark.parametrize("link", [False, True])
 def test_rename_every_fixture_kind(
-    fx: dict[str, Fixture], tmp_path: Path, kind: str, link: bool
+    request: pytest.FixtureRequest, tmp_path: Path, origin: str, kind: str, link: bool
 ) -> None:
-    src = str(fx[kind].path)
-    before = tf_map(src)
+    src = str(fixtures_of(request, origin)[kind].path)
+    before = oracle_values(src)
     dst = tmp_path / "out" / "renamed"
     dst.parent.mkdir()
     ok("rename", src, dst, "--add-prefix", "scope/", *(["--link"] if link else []))
-    after = tf_map(str(dst))
+    after = oracle_values(str(dst))
     assert_same_values(before, after, {k: "scope/" + k for k in before})
     assert (dst.parent / "checkpoint").read_text().startswith('model_checkpoint_path: "renamed"')
 
 
 @pytest.mark.parametrize("prefix", corpus_checkpoints(), ids=lambda p: str(p.relative_to(CORPUS)))
 def test_rename_and_prune_corpus(prefix: Path, tmp_path: Path, tf: Any) -> None:
-    before = tf_map(str(prefix))
+    before = oracle_values(str(prefix))
     args = ("rename", prefix, tmp_path / "r", "--sub", "^(.)", r"x\1", "--json")
     planned = json.loads(ok(*args, "--dry-run").stdout)["renames"]
     result = json.loads(ok(*args).stdout)
     assert result["renames"] == planned
     renames = {r["old"]: r["new"] for r in planned}
     assert set(renames) == set(before) - {OBJECT_GRAPH_KEY}
-    after = tf_map(str(tmp_path / "r"))
+    after = oracle_values(str(tmp_path / "r"))
     assert_same_values(before, after, renames)
     if OBJECT_GRAPH_KEY in before:
         assert_object_graph_consistent(after)
     ok("prune", prefix, tmp_path / "p", "--no-optimizer")
-    pruned = tf_map(str(tmp_path / "p"))
+    pruned = oracle_values(str(tmp_path / "p"))
     assert set(pruned) <= set(before)
     for name, value in pruned.items():
         if name != OBJECT_GRAPH_KEY:
@@ -112,7 +118,7 @@ def test_tf2_rename_of_path_components_restores(
     for v in net.trainable_variables:
         v.assign(tf.zeros_like(v))
     tf.train.Checkpoint(net=net).restore(str(dst)).assert_existing_objects_matched()
-    original = tf_map(src)
+    original = oracle_values(src)
     np.testing.assert_array_equal(
         net.encoder.w.numpy(), original["net/enc/w/.ATTRIBUTES/VARIABLE_VALUE"]
     )
@@ -126,10 +132,8 @@ def test_tf2_rename_of_path_components_restores(
         status.assert_existing_objects_matched()
 
 
-def test_tf2_rename_that_is_not_a_path_rename_is_refused(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
-    src = str(fx["tf2_module"].path)
+def test_tf2_rename_that_is_not_a_path_rename_is_refused(nfx: Any, tmp_path: Path) -> None:
+    src = str(nfx["tf2_module"].path)
     # Renames only one of the two variables under the shared 'enc' edge.
     result = run("rename", src, tmp_path / "x", "--sub", "^net/enc/w/", "net/encoder/w/")
     assert result.exit_code == 2 and "object edge" in result.stderr
@@ -142,7 +146,7 @@ def test_tf1_graph_with_new_names_restores(fx: dict[str, Fixture], tmp_path: Pat
     src = str(fx["tf1_adam"].path)
     dst = tmp_path / "model.ckpt-2"
     ok("rename", src, dst, "--sub", "^model/", "net/")
-    values = tf_map(src)
+    values = oracle_values(src)
     tf1 = tf.compat.v1
     with tf.Graph().as_default():
         kernel = tf1.get_variable("net/dense0/kernel", [5, 8])
@@ -186,7 +190,7 @@ def test_rename_with_meta_imports_and_restores(
     assert "not carried over" not in result.stderr
     renames = {r["old"]: r["new"] for r in json.loads(result.stdout)["renames"]}
     assert renames
-    values = tf_map(str(src))
+    values = oracle_values(str(src))
     restored = restore_through_meta(tf, dst)
     assert sorted(restored) == sorted(renames.get(k, k) for k in values)
     for name, value in values.items():
@@ -216,22 +220,22 @@ def test_rename_with_meta_corpus(prefix: Path, tmp_path: Path, tf: Any) -> None:
     result = ok("rename", prefix, dst, "--add-prefix", "moved/", "--meta", "--json")
     renames = {r["old"]: r["new"] for r in json.loads(result.stdout)["renames"]}
     restored = restore_through_meta(tf, dst)
-    values = tf_map(str(prefix))
+    values = oracle_values(str(prefix))
     assert sorted(restored) == sorted(renames[k] for k in original)
     for name, value in values.items():
         np.testing.assert_array_equal(restored[renames[name]], value)
 
 
-def test_rename_without_meta_says_so(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = ok("rename", fx["tf1_adam"].path, tmp_path / "x", "--add-prefix", "a/")
+def test_rename_without_meta_says_so(nfx: Any, tmp_path: Path) -> None:
+    result = ok("rename", nfx["tf1_adam"].path, tmp_path / "x", "--add-prefix", "a/")
     assert "was not carried over" in result.stderr
     assert not (tmp_path / "x.meta").exists()
 
 
-def test_dry_run_and_json_plan(fx: dict[str, Fixture], tmp_path: Path) -> None:
+def test_dry_run_and_json_plan(nfx: Any, tmp_path: Path) -> None:
     result = ok(
         "rename",
-        fx["tf1_adam"].path,
+        nfx["tf1_adam"].path,
         tmp_path / "x",
         "--strip-prefix",
         "model/",
@@ -244,35 +248,35 @@ def test_dry_run_and_json_plan(fx: dict[str, Fixture], tmp_path: Path) -> None:
     assert files_in(tmp_path) == set()
 
 
-def test_mapping_file_csv_and_json(fx: dict[str, Fixture], tmp_path: Path) -> None:
+def test_mapping_file_csv_and_json(nfx: Any, tmp_path: Path) -> None:
     csv = tmp_path / "map.csv"
     csv.write_text("old,new\nglobal_step,step\nmodel/dense0/bias,b0\n")
-    ok("rename", fx["tf1_adam"].path, tmp_path / "a", "--mapping", csv)
-    names = set(tf_map(str(tmp_path / "a")))
+    ok("rename", nfx["tf1_adam"].path, tmp_path / "a", "--mapping", csv)
+    names = set(oracle_values(str(tmp_path / "a")))
     assert {"step", "b0"} <= names and "global_step" not in names
-    result = ok("rename", fx["tf1_adam"].path, tmp_path / "c", "--mapping", csv, "--json", "-n")
+    result = ok("rename", nfx["tf1_adam"].path, tmp_path / "c", "--mapping", csv, "--json", "-n")
     assert json.loads(result.stdout)["unmatched_mapping"] == []
     csv.write_text("global_step,step\nno/such/var,x\n")
-    result = ok("rename", fx["tf1_adam"].path, tmp_path / "c", "--mapping", csv, "-n")
+    result = ok("rename", nfx["tf1_adam"].path, tmp_path / "c", "--mapping", csv, "-n")
     assert "1 mapping name(s) are not in the checkpoint: 'no/such/var'" in result.stderr
     # A rename that changes no name is a typo: exit 2, nothing written, the closest names shown.
-    result = run("rename", fx["tf1_adam"].path, tmp_path / "c", "--sub", "^modle/dense0/", "x/")
+    result = run("rename", nfx["tf1_adam"].path, tmp_path / "c", "--sub", "^modle/dense0/", "x/")
     assert result.exit_code == 2 and "no name matches the rules" in result.stderr
     assert (
         "closest names: 'model/dense0/'" in result.stderr and "--allow-unchanged" in result.stderr
     )
     assert not (tmp_path / "c.index").exists()
     args = ("--sub", "^nomatch", "x", "--allow-unchanged")
-    result = ok("rename", fx["tf1_adam"].path, tmp_path / "c", *args)
+    result = ok("rename", nfx["tf1_adam"].path, tmp_path / "c", *args)
     assert "no name matches the rules" in result.stderr and (tmp_path / "c.index").exists()
     tsv = tmp_path / "map.tsv"
     tsv.write_text("global_step\tstep2\n")
-    ok("rename", fx["tf1_adam"].path, tmp_path / "b", "--mapping", tsv)
-    assert "step2" in tf_map(str(tmp_path / "b"))
+    ok("rename", nfx["tf1_adam"].path, tmp_path / "b", "--mapping", tsv)
+    assert "step2" in oracle_values(str(tmp_path / "b"))
 
 
-def test_conflicts_are_exit_2_and_write_nothing(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_conflicts_are_exit_2_and_write_nothing(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     out = tmp_path / "out"
     out.mkdir()
     cases = [
@@ -288,10 +292,8 @@ def test_conflicts_are_exit_2_and_write_nothing(fx: dict[str, Fixture], tmp_path
     assert files_in(out) == set()
 
 
-def test_missing_source_existing_and_readonly_destination(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
-    src = fx["tf1_adam"].path
+def test_missing_source_existing_and_readonly_destination(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     result = run("rename", tmp_path / "nope", tmp_path / "x", "--add-prefix", "a/")
     assert result.exit_code == 2
     ok("rename", src, tmp_path / "x", "--add-prefix", "a/")
@@ -304,7 +306,7 @@ def test_missing_source_existing_and_readonly_destination(
         assert result.exit_code == 2 and "exists" in result.stderr
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
     ok("rename", src, tmp_path / "x", "--add-prefix", "b/", "--force")
-    assert "b/global_step" in tf_map(str(tmp_path / "x"))
+    assert "b/global_step" in oracle_values(str(tmp_path / "x"))
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
@@ -319,13 +321,13 @@ def test_missing_source_existing_and_readonly_destination(
 
 
 # ---- prune ----------------------------------------------------------------------------------
-def test_prune_optimizer_tf1(fx: dict[str, Fixture], tmp_path: Path) -> None:
+def test_prune_optimizer_tf1(nfx: Any, tmp_path: Path) -> None:
     for kind in ("tf1_adam", "tf1_slots"):
-        src = str(fx[kind].path)
-        before = tf_map(src)
+        src = str(nfx[kind].path)
+        before = oracle_values(src)
         result = ok("prune", src, tmp_path / kind, "--no-optimizer", "--json")
         report = json.loads(result.stdout)
-        after = tf_map(str(tmp_path / kind))
+        after = oracle_values(str(tmp_path / kind))
         assert sorted(after) == [
             "global_step",
             "model/dense0/bias",
@@ -341,8 +343,8 @@ def test_prune_optimizer_tf1(fx: dict[str, Fixture], tmp_path: Path) -> None:
         )
 
 
-def test_prune_drop_keep_and_global_step(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_prune_drop_keep_and_global_step(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     ok(
         "prune",
         src,
@@ -353,19 +355,19 @@ def test_prune_drop_keep_and_global_step(fx: dict[str, Fixture], tmp_path: Path)
         "^model/dense1/kernel$",
         "--drop-global-step",
     )
-    names = set(tf_map(str(tmp_path / "a")))
+    names = set(oracle_values(str(tmp_path / "a")))
     assert "model/dense1/kernel" in names and "model/dense1/bias" not in names
     assert "global_step" not in names and "model/dense0/kernel/Adam" in names
     result = run("prune", src, tmp_path / "b", "--drop", "[")
     assert result.exit_code == 2 and "bad drop" in result.stderr
 
 
-def test_prune_partitioned_sharded_and_strings(fx: dict[str, Fixture], tmp_path: Path) -> None:
+def test_prune_partitioned_sharded_and_strings(any_fx: Any, tmp_path: Path) -> None:
     for kind, drop in (("partitioned", "^plain$"), ("sharded", "^dev1/c$"), ("dtypes", "^dt/int")):
-        src = str(fx[kind].path)
-        before = tf_map(src)
+        src = str(any_fx[kind].path)
+        before = oracle_values(src)
         ok("prune", src, tmp_path / kind, "--drop", drop)
-        after = tf_map(str(tmp_path / kind))
+        after = oracle_values(str(tmp_path / kind))
         import re
 
         assert sorted(after) == sorted(k for k in before if not re.search(drop, k))
@@ -390,7 +392,7 @@ def test_prune_optimizer_tf2_keras_restores_model(
     tf.train.Checkpoint(model=original).restore(src).expect_partial()
     for a, b in zip(model.weights, original.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    remaining = tf_map(str(dst))
+    remaining = oracle_values(str(dst))
     # Keras 3 lists the model's weights under optimizer/_trainable_variables (the first
     # breadth-first path to them): those stay; the optimizer's own state goes.
     assert not any(
@@ -450,8 +452,8 @@ def test_has_checkpoint_values_recomputed_as_tensorflow_writes_them(
     np.testing.assert_allclose(fresh.get_slot(w, "m").numpy(), expected, rtol=1e-6)
 
 
-def test_prune_dry_run_reports_sizes(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = ok("prune", fx["tf1_adam"].path, tmp_path / "x", "--no-optimizer", "--dry-run")
+def test_prune_dry_run_reports_sizes(nfx: Any, tmp_path: Path) -> None:
+    result = ok("prune", nfx["tf1_adam"].path, tmp_path / "x", "--no-optimizer", "--dry-run")
     assert "dropped" in result.stdout and "saved" in result.stdout
     assert files_in(tmp_path) == set()
 
@@ -464,8 +466,8 @@ def test_merge_restores_both_models_under_scopes(
     out = tmp_path / "merged"
     result = ok("merge", f"{a}:enc/", f"{b}:head/", "--json", "-o", out)
     assert json.loads(result.stdout)["shards"] == 2
-    merged = tf_map(str(out))
-    va, vb = tf_map(a), tf_map(b)
+    merged = oracle_values(str(out))
+    va, vb = oracle_values(a), oracle_values(b)
     assert sorted(merged) == sorted(["enc/" + k for k in va] + ["head/" + k for k in vb])
     tf1 = tf.compat.v1
     with tf.Graph().as_default():
@@ -478,9 +480,9 @@ def test_merge_restores_both_models_under_scopes(
             np.testing.assert_array_equal(sess.run(tf.convert_to_tensor(rows)), vb["emb/rows"])
 
 
-def test_merge_duplicates_prefer_and_v1(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    a = str(fx["tf1_adam"].path)
-    multi = fx["tf1_multi"].path
+def test_merge_duplicates_prefer_and_v1(any_fx: Any, tmp_path: Path) -> None:
+    a = str(any_fx["tf1_adam"].path)
+    multi = any_fx["tf1_multi"].path
     b = str(multi / "model.ckpt-10")
     result = run("merge", a, b, "-o", tmp_path / "x")
     assert result.exit_code == 2 and "duplicate" in result.stderr
@@ -488,19 +490,21 @@ def test_merge_duplicates_prefer_and_v1(fx: dict[str, Fixture], tmp_path: Path) 
     ok("merge", a, b, "--prefer", "first", "-o", tmp_path / "first")
     ok("merge", a, b, "--prefer", "last", "-o", tmp_path / "last")
     assert same_value(
-        np.asarray(tf_map(str(tmp_path / "first"))["global_step"]), tf_map(a)["global_step"]
+        np.asarray(oracle_values(str(tmp_path / "first"))["global_step"]),
+        oracle_values(a)["global_step"],
     )
     assert same_value(
-        np.asarray(tf_map(str(tmp_path / "last"))["global_step"]), tf_map(b)["global_step"]
+        np.asarray(oracle_values(str(tmp_path / "last"))["global_step"]),
+        oracle_values(b)["global_step"],
     )
-    v1 = str(fx["v1"].path)
+    v1 = str(any_fx["v1"].path)
     ok("merge", f"{a}:a/", f"{v1}:old/", "--link", "-o", tmp_path / "mixed")
-    merged = tf_map(str(tmp_path / "mixed"))
+    merged = oracle_values(str(tmp_path / "mixed"))
     assert "old/v1/a" in merged and "a/global_step" in merged
 
 
-def test_merge_refuses_escaping_scopes(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = run("merge", f"{fx['tf1_adam'].path}:../evil/", "-o", tmp_path / "x")
+def test_merge_refuses_escaping_scopes(nfx: Any, tmp_path: Path) -> None:
+    result = run("merge", f"{nfx['tf1_adam'].path}:../evil/", "-o", tmp_path / "x")
     assert result.exit_code == 2 and "bad scope" in result.stderr
 
 
@@ -517,11 +521,11 @@ def test_tf2_slot_keys_follow_a_renamed_optimizer(tmp_path: Path, tf: Any) -> No
         "opt/iter/.ATTRIBUTES/VARIABLE_VALUE"
     )
     assert "slot key(s) follow" in result.stderr
-    after = tf_map(str(tmp_path / "r"))
+    after = oracle_values(str(tmp_path / "r"))
     assert_object_graph_consistent(after)
     graph = objgraph.parse(after[OBJECT_GRAPH_KEY])
     assert "opt" in {c.local_name for c in graph.nodes[0].children}
-    assert_same_values(tf_map(str(KERAS_SLOTS / "variables/variables")), after, renames)
+    assert_same_values(oracle_values(str(KERAS_SLOTS / "variables/variables")), after, renames)
 
 
 def test_merge_tf2_checkpoints_restore_under_their_scopes(
@@ -531,7 +535,7 @@ def test_merge_tf2_checkpoints_restore_under_their_scopes(
     out = tmp_path / "merged"
     result = ok("merge", f"{module}:pre/trained/", f"{keras}:head/", "--json", "-o", out)
     assert "not merged" not in result.stderr
-    merged = tf_map(str(out))
+    merged = oracle_values(str(out))
     assert_object_graph_consistent(merged)
     assert "pre/trained/net/enc/w/.ATTRIBUTES/VARIABLE_VALUE" in merged
     net = fixture_models.make_net(tf)
@@ -545,7 +549,7 @@ def test_merge_tf2_checkpoints_restore_under_their_scopes(
     # read(), unlike restore(), does not create the new root's own save_counter.
     root.read(str(out)).assert_existing_objects_matched()
     np.testing.assert_array_equal(
-        net.enc.w.numpy(), tf_map(module)["net/enc/w/.ATTRIBUTES/VARIABLE_VALUE"]
+        net.enc.w.numpy(), oracle_values(module)["net/enc/w/.ATTRIBUTES/VARIABLE_VALUE"]
     )
     original = fixture_models.build_keras_model(tf)
     tf.train.Checkpoint(model=original).restore(keras).expect_partial()
@@ -560,7 +564,7 @@ def test_merge_tf2_unscoped_roots_share_one_root(
     # Both roots hold a save_counter: the dropped one leaves no object behind.
     result = ok("merge", module, keras, "--prefer", "last", "-o", tmp_path / "m")
     assert "not merged" not in result.stderr
-    merged = tf_map(str(tmp_path / "m"))
+    merged = oracle_values(str(tmp_path / "m"))
     assert_object_graph_consistent(merged)
     net, model = fixture_models.make_net(tf), fixture_models.build_keras_model(tf)
     tf.train.Checkpoint(net=net, model=model).read(
@@ -568,11 +572,11 @@ def test_merge_tf2_unscoped_roots_share_one_root(
     ).assert_existing_objects_matched()
     assert same_value(
         as_array(merged["save_counter/.ATTRIBUTES/VARIABLE_VALUE"]),
-        tf_map(keras)["save_counter/.ATTRIBUTES/VARIABLE_VALUE"],
+        oracle_values(keras)["save_counter/.ATTRIBUTES/VARIABLE_VALUE"],
     )
     # A TF1 input next to a TF2 one: its names are extra keys outside the object graph.
     ok("merge", f"{module}:m/", f"{fx['tf1_adam'].path}:tf1/", "-o", tmp_path / "n")
-    mixed = tf_map(str(tmp_path / "n"))
+    mixed = oracle_values(str(tmp_path / "n"))
     assert "tf1/model/dense0/kernel" in mixed
     graph = objgraph.parse(mixed[OBJECT_GRAPH_KEY])
     keys = {a.checkpoint_key for n in graph.nodes for a in n.attributes}
@@ -596,12 +600,12 @@ def test_merge_graphs_refuses_two_objects_under_one_name() -> None:
     assert [c.local_name for c in merged.nodes[0].children] == ["a"]
 
 
-def test_sync_writes_the_same_files(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = str(fx["partitioned"].path)
+def test_sync_writes_the_same_files(nfx: Any, tmp_path: Path) -> None:
+    src = str(nfx["partitioned"].path)
     commands = {
         "rename": ["rename", src, "{}", "--add-prefix", "s/"],
         "prune": ["prune", src, "{}", "--drop", "^plain$"],
-        "merge": ["merge", f"{src}:a/", f"{fx['tf2_module'].path}:b/", "-o", "{}"],
+        "merge": ["merge", f"{src}:a/", f"{nfx['tf2_module'].path}:b/", "-o", "{}"],
     }
     for name, args in commands.items():
         outputs = []
@@ -616,11 +620,11 @@ def test_sync_writes_the_same_files(fx: dict[str, Fixture], tmp_path: Path) -> N
 
 
 def test_missing_destination_directories_are_created_and_removed_on_failure(
-    fx: dict[str, Fixture], tmp_path: Path
+    nfx: Any, tmp_path: Path
 ) -> None:
-    src = fx["tf1_adam"].path
+    src = nfx["tf1_adam"].path
     ok("rename", src, tmp_path / "a" / "b" / "model.ckpt", "--add-prefix", "s/")
-    assert "s/global_step" in tf_map(str(tmp_path / "a" / "b" / "model.ckpt"))
+    assert "s/global_step" in oracle_values(str(tmp_path / "a" / "b" / "model.ckpt"))
     (tmp_path / "file").write_text("x")
     result = run("rename", src, tmp_path / "file" / "sub" / "x", "--add-prefix", "s/")
     assert result.exit_code == 2 and "not a directory" in result.stderr
@@ -644,9 +648,9 @@ TFX_ESTIMATOR = CORPUS / "tensorflow__tfx/tfx/components/testdata/trainer/curren
 @pytest.mark.skipif(not TFX_ESTIMATOR.is_dir(), reason="corpus absent")
 def test_prune_optimizer_keras_v2_graph_mode_names(tmp_path: Path) -> None:
     """Keras optimizers under an Estimator keep their state under training/<Optimizer>/."""
-    before = tf_map(str(TFX_ESTIMATOR / "model.ckpt-1000"))
+    before = oracle_values(str(TFX_ESTIMATOR / "model.ckpt-1000"))
     ok("prune", TFX_ESTIMATOR, tmp_path / "p", "--no-optimizer")
-    after = tf_map(str(tmp_path / "p"))
+    after = oracle_values(str(tmp_path / "p"))
     assert sorted(after) == sorted(k for k in before if not k.startswith("training/"))
     assert "global_step" in after and len(before) - len(after) == 39
 
@@ -656,14 +660,14 @@ def test_tf2_add_prefix_nests_the_objects_under_a_scope(
 ) -> None:
     src = str(fx["tf2_module"].path)
     ok("rename", src, tmp_path / "r", "--add-prefix", "outer/inner/")
-    after = tf_map(str(tmp_path / "r"))
+    after = oracle_values(str(tmp_path / "r"))
     assert "outer/inner/net/enc/w/.ATTRIBUTES/VARIABLE_VALUE" in after
     assert_object_graph_consistent(after)
     net = fixture_models.make_net(tf)
     root = tf.train.Checkpoint(outer=tf.train.Checkpoint(inner=tf.train.Checkpoint(net=net)))
     root.read(str(tmp_path / "r")).assert_existing_objects_matched()
     np.testing.assert_array_equal(
-        net.dec.w.numpy(), tf_map(src)["net/dec/w/.ATTRIBUTES/VARIABLE_VALUE"]
+        net.dec.w.numpy(), oracle_values(src)["net/dec/w/.ATTRIBUTES/VARIABLE_VALUE"]
     )
     # Only some keys moved deeper: not a path rename; the message says what to do instead.
     result = run("rename", src, tmp_path / "x", "--sub", "^net/", "a/net/")
@@ -674,8 +678,8 @@ def test_tf2_add_prefix_nests_the_objects_under_a_scope(
 @pytest.mark.skipif(not KERAS_SLOTS.is_dir(), reason="corpus absent")
 def test_tf2_add_prefix_with_slot_variables(tmp_path: Path, tf: Any) -> None:
     ok("rename", KERAS_SLOTS, tmp_path / "r", "--add-prefix", "p/")
-    before = tf_map(str(KERAS_SLOTS / "variables/variables"))
-    after = tf_map(str(tmp_path / "r"))
+    before = oracle_values(str(KERAS_SLOTS / "variables/variables"))
+    after = oracle_values(str(tmp_path / "r"))
     assert_same_values(before, after, {k: "p/" + k for k in before if k != OBJECT_GRAPH_KEY})
     graph = objgraph.parse(after[OBJECT_GRAPH_KEY])
     keys = {a.checkpoint_key for n in graph.nodes for a in n.attributes}
@@ -683,19 +687,20 @@ def test_tf2_add_prefix_with_slot_variables(tmp_path: Path, tf: Any) -> None:
     assert sum(len(n.slot_variables) for n in graph.nodes) == 8
 
 
-def test_destination_given_as_a_file_name_and_quiet_notes(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
-    src = fx["tf1_adam"].path
+def test_destination_given_as_a_file_name_and_quiet_notes(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     result = ok("prune", src, tmp_path / "x.index", "--no-optimizer", "-q")
     assert (tmp_path / "x.index").is_file() and not (tmp_path / "x.index.index").exists()
     assert "note" not in result.stderr  # -q: no "was not carried over"
     result = ok("rename", src, tmp_path / "y.data-00000-of-00001", "--add-prefix", "a/")
-    assert "a/global_step" in tf_map(str(tmp_path / "y")) and "not carried over" in result.stderr
+    assert (
+        "a/global_step" in oracle_values(str(tmp_path / "y"))
+        and "not carried over" in result.stderr
+    )
 
 
-def test_force_replaces_the_old_meta_too(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_force_replaces_the_old_meta_too(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     dst = tmp_path / "model.ckpt"
     ok("rename", src, dst, "--add-prefix", "a/", "--meta")
     assert (tmp_path / "model.ckpt.meta").exists()

@@ -5,7 +5,8 @@ Round trips (export, then import) must give back every tensor bit for bit (`tfck
 with ``safetensors.numpy.load_file`` / ``np.load`` with identical values; imported and cast
 checkpoints must load in TensorFlow (``tf.train.load_checkpoint``, a TF1 ``Saver``, and
 ``tf.train.Checkpoint`` for TF2 through ``--like``); repaired state files must be read by
-``tf.train.get_checkpoint_state``.
+``tf.train.get_checkpoint_state``. Tests that need no TF run on the TF-free twins (``nfx``); round
+trips and casts run on both origins, read by TF's reader when TF is installed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 from clitools import imports_tensorflow, modules_after, ok, ok_json, run
+from native_fixtures import TWINS, fixtures_of
+from tfsave import HAVE_TF, oracle_values
 
 from tfckpt.bundle.checkpoint import open_checkpoint, resolve_prefix
 
@@ -59,6 +62,7 @@ def native_values(path: Any) -> dict[str, np.ndarray]:
 
 
 def tf_map(path: Any) -> dict[str, Any]:
+    """TF's reader (tests that need TF)."""
     from tfckpt.tf_engine.checkpoint import read_all
 
     return read_all(resolve_prefix(str(path))[0])
@@ -134,14 +138,19 @@ def st_numpy(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 # ---- round trips -----------------------------------------------------------------------------
+ORIGIN_KINDS = [("tf", k) for k in FIXTURE_KINDS] + [
+    ("native", k) for k in FIXTURE_KINDS if k in TWINS
+]
+
+
 @pytest.mark.parametrize("fmt", list(FORMATS))
-@pytest.mark.parametrize("kind", FIXTURE_KINDS)
+@pytest.mark.parametrize(("origin", "kind"), ORIGIN_KINDS)
 def test_round_trip_every_fixture_kind(
-    fx: dict[str, Fixture], tmp_path: Path, tf: Any, kind: str, fmt: str
+    request: pytest.FixtureRequest, tmp_path: Path, origin: str, kind: str, fmt: str
 ) -> None:
-    src = fx[kind].path
+    src = fixtures_of(request, origin)[kind].path
     _, imported, skipped = round_trip(src, tmp_path, fmt)
-    before, after = tf_map(src), tf_map(imported)
+    before, after = oracle_values(src), oracle_values(imported)
     strings = {
         k for k, v in before.items() if isinstance(v, bytes) or np.asarray(v).dtype == object
     }
@@ -161,10 +170,8 @@ def test_round_trip_corpus(prefix: Path, tmp_path: Path, fmt: str) -> None:
     round_trip(prefix, tmp_path, fmt)
 
 
-def test_safetensors_loads_with_safetensors_numpy(
-    fx: dict[str, Fixture], tmp_path: Path, st_numpy: Any
-) -> None:
-    src = fx["dtypes"].path
+def test_safetensors_loads_with_safetensors_numpy(nfx: Any, tmp_path: Path, st_numpy: Any) -> None:
+    src = nfx["dtypes"].path
     out = tmp_path / "d.safetensors"
     exported = ok_json("export", src, out)
     loaded = st_numpy.load_file(str(out))
@@ -237,8 +244,8 @@ def test_safetensors_loads_with_torch(fx: dict[str, Fixture], tmp_path: Path) ->
         assert torch.equal(tensor, torch.from_numpy(np.ascontiguousarray(value)))
 
 
-def test_npz_and_npy_load_with_numpy(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["dtypes"].path
+def test_npz_and_npy_load_with_numpy(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["dtypes"].path
     source = native_values(src)
     ok("export", src, tmp_path / "d.npz")
     ok("export", src, f"{tmp_path}/d/")
@@ -277,15 +284,13 @@ def test_npy_directory_file_names_are_safe_and_unique(tmp_path: Path) -> None:
 
 
 # ---- export options --------------------------------------------------------------------------
-def test_tf2_names_are_object_paths_preferring_the_model(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
+def test_tf2_names_are_object_paths_preferring_the_model(nfx: Any, tmp_path: Path) -> None:
     names = [
-        t["name"] for t in ok_json("export", fx["tf2_module"].path, tmp_path / "m.npz")["tensors"]
+        t["name"] for t in ok_json("export", nfx["tf2_module"].path, tmp_path / "m.npz")["tensors"]
     ]
     assert sorted(names) == ["net/dec/b", "net/dec/w", "net/enc/b", "net/enc/w", "save_counter"]
     # Keras 3 keys name model weights through the optimizer; export names them by the model.
-    keras = ok_json("export", fx["tf2_keras"].path, tmp_path / "k.npz", "--no-optimizer")
+    keras = ok_json("export", nfx["tf2_keras"].path, tmp_path / "k.npz", "--no-optimizer")
     assert sorted(t["name"] for t in keras["tensors"]) == [
         "model/_functional/_operations/1/_kernel",
         "model/_functional/_operations/1/bias",
@@ -293,22 +298,22 @@ def test_tf2_names_are_object_paths_preferring_the_model(
         "model/_functional/_operations/2/bias",
         "save_counter",
     ]
-    kept = ok_json("export", fx["tf2_module"].path, tmp_path / "m2.npz", "--keep-keys")
+    kept = ok_json("export", nfx["tf2_module"].path, tmp_path / "m2.npz", "--keep-keys")
     assert "net/enc/w/.ATTRIBUTES/VARIABLE_VALUE" in [t["name"] for t in kept["tensors"]]
 
 
-def test_no_optimizer_tf1_and_tf2(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    tf1 = ok_json("export", fx["tf1_adam"].path, tmp_path / "a.safetensors", "--no-optimizer")
+def test_no_optimizer_tf1_and_tf2(nfx: Any, tmp_path: Path) -> None:
+    tf1 = ok_json("export", nfx["tf1_adam"].path, tmp_path / "a.safetensors", "--no-optimizer")
     names = [t["name"] for t in tf1["tensors"]]
     assert names and not any(re.search(r"/Adam(_\d+)?$|beta[12]_power", n) for n in names)
     assert any(re.search(r"/Adam", n) for n in tf1["dropped"])
-    tf2 = ok_json("export", fx["tf2_keras"].path, tmp_path / "k.safetensors", "--no-optimizer")
+    tf2 = ok_json("export", nfx["tf2_keras"].path, tmp_path / "k.safetensors", "--no-optimizer")
     assert not any(n["name"].startswith("optimizer/") for n in tf2["tensors"])
     assert len(tf2["dropped"]) == 10
 
 
-def test_sep_sub_mapping_and_filters(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_sep_sub_mapping_and_filters(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     mapping = tmp_path / "names.csv"
     mapping.write_text("model/dense1/bias,head.bias\n")
     out = ok_json(
@@ -357,25 +362,23 @@ def test_sep_sub_mapping_and_filters(fx: dict[str, Fixture], tmp_path: Path) -> 
         assert same_bytes(value, source[name])
 
 
-def test_name_conflicts_are_exit_2_and_write_nothing(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
-    result = run("export", fx["tf1_adam"].path, tmp_path / "w.safetensors", "--sub", ".*", "x")
+def test_name_conflicts_are_exit_2_and_write_nothing(nfx: Any, tmp_path: Path) -> None:
+    result = run("export", nfx["tf1_adam"].path, tmp_path / "w.safetensors", "--sub", ".*", "x")
     assert result.exit_code == 2 and "conflict" in result.stderr
     assert files_in(tmp_path) == set()
 
 
-def test_strict_refuses_strings(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = run("export", fx["dtypes"].path, tmp_path / "d.safetensors", "--strict")
+def test_strict_refuses_strings(nfx: Any, tmp_path: Path) -> None:
+    result = run("export", nfx["dtypes"].path, tmp_path / "d.safetensors", "--strict")
     assert result.exit_code == 2
     assert result.stderr.startswith("tfckpt: error: ") and "string" in result.stderr
     assert files_in(tmp_path) == set()
-    result = ok("export", fx["dtypes"].path, tmp_path / "d.safetensors")
+    result = ok("export", nfx["dtypes"].path, tmp_path / "d.safetensors")
     assert "warning: skipped 2 tensor(s)" in result.stderr and "dt/string_2d" in result.stderr
 
 
-def test_existing_output_needs_force(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_existing_output_needs_force(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     for out in (f"{tmp_path}/w.safetensors", f"{tmp_path}/w.npz", f"{tmp_path}/w/"):
         ok("export", src, out)
         again = run("export", src, out)
@@ -391,9 +394,9 @@ def test_existing_output_needs_force(fx: dict[str, Fixture], tmp_path: Path) -> 
 
 
 def test_missing_directories_are_created_and_removed_on_failure(
-    fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    nfx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = fx["tf1_adam"].path
+    src = nfx["tf1_adam"].path
     for out in ("a/b/w.safetensors", "c/d/w.npz", "e/f/w/"):
         ok("export", src, f"{tmp_path}/{out}", "--sync")
     ok("import", tmp_path / "a/b/w.safetensors", tmp_path / "g/h/ckpt", "--sync")
@@ -406,16 +409,16 @@ def test_missing_directories_are_created_and_removed_on_failure(
     assert files_in(tmp_path) == {"a", "c", "e", "g", "i"}
 
 
-def test_dry_run_writes_nothing(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    result = ok("export", fx["tf2_module"].path, tmp_path / "m.safetensors", "--dry-run")
+def test_dry_run_writes_nothing(nfx: Any, tmp_path: Path) -> None:
+    result = ok("export", nfx["tf2_module"].path, tmp_path / "m.safetensors", "--dry-run")
     assert "net/enc/w" in result.stdout and "would export 5 tensors" in result.stdout
-    doc = ok_json("export", fx["tf2_module"].path, tmp_path / "m.safetensors", "--dry-run")
+    doc = ok_json("export", nfx["tf2_module"].path, tmp_path / "m.safetensors", "--dry-run")
     assert doc["dry_run"] and not doc["written"]
     assert files_in(tmp_path) == set()
 
 
-def test_export_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    doc = ok_json("export", fx["dtypes"].path, tmp_path / "d.safetensors")
+def test_export_json_schema(nfx: Any, tmp_path: Path) -> None:
+    doc = ok_json("export", nfx["dtypes"].path, tmp_path / "d.safetensors")
     assert set(doc) == {
         "kind",
         "version",
@@ -440,8 +443,8 @@ def test_export_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
     assert doc["kind"] == "export" and doc["version"] == 1
 
 
-def test_unknown_format_and_bad_options_are_exit_2(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_unknown_format_and_bad_options_are_exit_2(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     for args in (
         ["export", src, tmp_path / "w.bin"],
         ["export", src, tmp_path / "w.bin", "--to", "onnx"],
@@ -459,20 +462,20 @@ def test_unknown_format_and_bad_options_are_exit_2(fx: dict[str, Fixture], tmp_p
 
 
 def test_failed_check_is_exit_1_and_leaves_nothing(
-    fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    nfx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tfckpt.transfer import common
 
     monkeypatch.setattr(common.Source, "expected_crc", lambda self, item: 12345)
     for out in ("w.safetensors", "w.npz", "w/"):
-        result = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}")
+        result = run("export", nfx["tf1_adam"].path, f"{tmp_path}/{out}")
         assert result.exit_code == 1, out
         assert "differs" in result.stderr
     assert files_in(tmp_path) == set()
 
 
 def test_check_reads_back_what_was_written(
-    fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    nfx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer that puts zeros on disk instead of the tensor: the re-read catches it."""
     from tfckpt.transfer import common
@@ -486,16 +489,16 @@ def test_check_reads_back_what_was_written(
     monkeypatch.setattr(common, "copy_to_fd", zeros_to_fd)
     monkeypatch.setattr(common.Source, "raw_chunks", zero_chunks)
     for out in ("w.safetensors", "w.npz", "w/"):
-        result = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}")
+        result = run("export", nfx["tf1_adam"].path, f"{tmp_path}/{out}")
         assert result.exit_code == 1, (out, result.stderr)
         assert "differs from" in result.stderr
-        written = run("export", fx["tf1_adam"].path, f"{tmp_path}/{out}", "--no-check")
+        written = run("export", nfx["tf1_adam"].path, f"{tmp_path}/{out}", "--no-check")
         assert written.exit_code == 0  # unchecked, the zeros would have gone out
     assert files_in(tmp_path) == {"w.safetensors", "w.npz", "w"}
 
 
-def test_corrupt_source_is_exit_2(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_corrupt_source_is_exit_2(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     copy = tmp_path / "src"
     copy.mkdir()
     for f in src.parent.glob(src.name + ".*"):
@@ -562,12 +565,10 @@ def test_import_like_tf2_restores_with_tf_checkpoint(
     )
 
 
-def test_import_like_without_optimizer_restores_model(
-    fx: dict[str, Fixture], tmp_path: Path, tf: Any
-) -> None:
+def test_import_like_without_optimizer_restores_model(nfx: Any, tmp_path: Path) -> None:
     """Weights exported without the optimizer come back as a TF2 checkpoint whose object graph
     lost the optimizer state (--allow-missing), and the model restores from it."""
-    src = str(fx["tf2_keras"].path)
+    src = str(nfx["tf2_keras"].path)
     ok("export", src, tmp_path / "w.safetensors", "--no-optimizer")
     dst = tmp_path / "ckpt-1"
     refused = run("import", tmp_path / "w.safetensors", dst, "--like", src)
@@ -575,16 +576,16 @@ def test_import_like_without_optimizer_restores_model(
     assert not dst.with_suffix(".index").exists()
     doc = ok_json("import", tmp_path / "w.safetensors", dst, "--like", src, "--allow-missing")
     assert len(doc["like"]["missing"]) == 10 and doc["object_graph"]
-    after = tf_map(dst)
+    after = oracle_values(dst)
     assert not any(k.startswith("optimizer/_variables") for k in after)
-    before = tf_map(src)
+    before = oracle_values(src)
     for name, value in after.items():
         if name != "_CHECKPOINTABLE_OBJECT_GRAPH":
             assert same_bytes(value, before[name])
 
 
-def test_import_like_reports_mismatches(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_import_like_reports_mismatches(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     values = native_values(src)
     arrays = {k: v for k, v in values.items() if "Adam" not in k and "power" not in k}
     kernel = next(k for k in arrays if k.endswith("kernel"))
@@ -607,7 +608,7 @@ def test_import_like_reports_mismatches(fx: dict[str, Fixture], tmp_path: Path) 
     assert text.exit_code == 1 and "nothing written" in text.stdout
 
 
-def test_import_foreign_files(tmp_path: Path, tf: Any) -> None:
+def test_import_foreign_files(tmp_path: Path) -> None:
     """Files written by other tools: safetensors.numpy, np.savez(_compressed), np.save."""
     from safetensors.numpy import save_file
 
@@ -644,7 +645,7 @@ def test_import_foreign_files(tmp_path: Path, tf: Any) -> None:
         dst = tmp_path / (src.replace(".", "_") + "_ckpt") / "ckpt"
         dst.parent.mkdir()
         ok("import", tmp_path / src, dst, "--sep", ".")
-        got = tf_map(dst)
+        got = oracle_values(dst)
         assert sorted(got) == sorted(expected)
         for name, value in expected.items():
             assert same_bytes(got[name], value), (src, name)
@@ -678,8 +679,8 @@ def test_import_corrupt_safetensors_is_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "out.index").exists()
 
 
-def test_import_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    ok("export", fx["tf1_adam"].path, tmp_path / "w.npz")
+def test_import_json_schema(nfx: Any, tmp_path: Path) -> None:
+    ok("export", nfx["tf1_adam"].path, tmp_path / "w.npz")
     doc = ok_json("import", tmp_path / "w.npz", tmp_path / "c", "--dry-run")
     assert set(doc) == {
         "kind",
@@ -706,26 +707,39 @@ def test_import_json_schema(fx: dict[str, Fixture], tmp_path: Path) -> None:
 
 
 # ---- cast --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("target", ["float16", "bfloat16", "float32"])
-@pytest.mark.parametrize("kind", ["dtypes", "tf1_adam", "partitioned", "tf2_keras"])
-def test_cast_loads_in_tf_with_numpy_values(
-    fx: dict[str, Fixture], tmp_path: Path, tf: Any, kind: str, target: str
-) -> None:
-    from tfckpt.tf_engine.checkpoint import list_variables
+def variable_dtypes(path: Any) -> dict[str, str]:
+    """{name: dtype name} as TF's reader lists them when TF is installed, else tfckpt's."""
+    prefix = resolve_prefix(str(path))[0]
+    if HAVE_TF:
+        from tfckpt.tf_engine.checkpoint import list_variables
 
-    src = fx[kind].path
+        return {v.name: v.dtype for v in list_variables(prefix)}
+    with open_checkpoint(prefix) as ckpt:
+        return {i.name: i.dtype.name for i in ckpt.tensors()}
+
+
+CAST_KINDS = ["dtypes", "tf1_adam", "partitioned", "tf2_keras"]
+
+
+@pytest.mark.parametrize("target", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize(("origin", "kind"), [(o, k) for o in ("tf", "native") for k in CAST_KINDS])
+def test_cast_loads_in_tf_with_numpy_values(
+    request: pytest.FixtureRequest, tmp_path: Path, origin: str, kind: str, target: str
+) -> None:
+    src = fixtures_of(request, origin)[kind].path
     dst = tmp_path / "cast" / "ckpt"
     dst.parent.mkdir()
     doc = ok_json("cast", src, dst, "--dtype", target)
-    before = {v.name: v.dtype for v in list_variables(resolve_prefix(str(src))[0])}
-    after = {v.name: v.dtype for v in list_variables(str(dst))}
+    before = variable_dtypes(src)
+    after = variable_dtypes(dst)
     assert sorted(after) == sorted(before)
-    values = tf_map(src)
-    if kind == "partitioned" and target != "float32":
+    values = oracle_values(src)
+    if kind == "partitioned" and target != "float32" and HAVE_TF:
         # TF's reader cannot assemble float16/bfloat16 slices; the graph's Saver restores them.
+        tf = request.getfixturevalue("tf")
         cast_values = restore_partitioned(tf, dst, getattr(tf, target))
     else:
-        cast_values = tf_map(dst)
+        cast_values = oracle_values(dst)
     floating = {"float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2"}
     numpy_target = np.dtype(ml_dtypes.bfloat16) if target == "bfloat16" else np.dtype(target)
     cast_names = {c["name"] for c in doc["cast"]}
@@ -761,8 +775,8 @@ def restore_partitioned(tf: Any, prefix: Path, dtype: Any) -> dict[str, Any]:
     return dict(zip(["emb/rows", "emb/cols", "plain"], found))
 
 
-def test_cast_match_reports_sizes_and_overflow(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_cast_match_reports_sizes_and_overflow(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     doc = ok_json("cast", src, tmp_path / "c", "--dtype", "float16", "--match", "*/kernel")
     assert doc["cast"] and all(c["name"].endswith("/kernel") for c in doc["cast"])
     assert all(c["bytes_after"] * 2 == c["bytes_before"] for c in doc["cast"])
@@ -851,11 +865,11 @@ def test_repair_without_state_file_is_exit_2(tmp_path: Path) -> None:
 
 
 # ---- no TensorFlow on native paths ---------------------------------------------------------------
-def test_native_paths_never_import_tensorflow(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = str(fx["tf2_keras"].path)
+def test_native_paths_never_import_tensorflow(nfx: Any, tmp_path: Path) -> None:
+    src = str(nfx["tf2_keras"].path)
     (tmp_path / "i").mkdir()
     state_dir = tmp_path / "state"
-    shutil.copytree(fx["tf1_multi"].path, state_dir)
+    shutil.copytree(nfx["tf1_multi"].path, state_dir)
     for args in (
         ["export", src, str(tmp_path / "w.safetensors"), "--no-optimizer"],
         ["export", src, str(tmp_path / "w.npz")],

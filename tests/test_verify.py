@@ -1,4 +1,7 @@
-"""``tfckpt verify``: clean checkpoints pass; every kind of damage is caught and named."""
+"""``tfckpt verify``: clean checkpoints pass; every kind of damage is caught and named.
+
+Damage is done to copies of the TF-free twins (``nfx``), so these tests run without TensorFlow;
+every checkpoint of both origins must pass; the TF engine's agreement uses the TF fixtures."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tfsave import save_with_tf
+from tfsave import native_values, save_native, save_with_tf
 from typer.testing import CliRunner
 
 from tfckpt.bundle.reader import BundleReader
@@ -35,12 +38,12 @@ def copy_prefix(prefix: Path, dest: Path) -> Path:
 
 
 @pytest.fixture
-def adam_copy(fx: dict[str, Fixture], tmp_path: Path) -> Path:
-    return copy_prefix(fx["tf1_adam"].path, tmp_path)
+def adam_copy(nfx: Any, tmp_path: Path) -> Path:
+    return copy_prefix(nfx["tf1_adam"].path, tmp_path)
 
 
-def test_every_fixture_passes(fx: dict[str, Fixture]) -> None:
-    for fixture in fx.values():
+def test_every_fixture_passes(any_fx: Any) -> None:
+    for fixture in any_fx.values():
         if not fixture.intact:
             continue
         report = verify_checkpoint(str(fixture.path))
@@ -95,8 +98,8 @@ def test_truncated_data_shard(adam_copy: Path) -> None:
     assert all(p["file"].endswith(".data-00000-of-00001") and p["name"] for p in report["problems"])
 
 
-def test_missing_shard(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    copy = copy_prefix(fx["sharded"].path, tmp_path)
+def test_missing_shard(nfx: Any, tmp_path: Path) -> None:
+    copy = copy_prefix(nfx["sharded"].path, tmp_path)
     Path(str(copy) + ".data-00001-of-00002").unlink()
     code, report = verify(copy)
     assert code == 1
@@ -125,14 +128,12 @@ def test_entry_pointing_past_the_end(adam_copy: Path) -> None:
     assert [(p["check"], p["name"]) for p in report["problems"]] == [("range", "global_step")]
 
 
-def test_nan_injected_into_a_weight(adam_copy: Path, tmp_path: Path, tf: Any) -> None:
-    from tfckpt.tf_engine.checkpoint import read_all
-
-    values = read_all(str(adam_copy))
+def test_nan_injected_into_a_weight(adam_copy: Path, tmp_path: Path) -> None:
+    values = native_values(str(adam_copy))
     values["model/dense1/kernel"] = values["model/dense1/kernel"].copy()
     values["model/dense1/kernel"][0, 0] = np.nan
     values["model/dense0/bias"] = np.full_like(values["model/dense0/bias"], np.inf)
-    bad = save_with_tf(str(tmp_path / "nan"), values)
+    bad = save_native(str(tmp_path / "nan"), values)
     assert verify(bad)[0] == 0  # structurally fine
     code, report = verify(bad, "--no-nan")
     assert code == 1
@@ -146,8 +147,8 @@ def test_nan_injected_into_a_weight(adam_copy: Path, tmp_path: Path, tf: Any) ->
     assert code == 1 and {p["check"] for p in report["problems"]} == {"max_abs"}
 
 
-def test_v1_checkpoint_verifies(fx: dict[str, Fixture]) -> None:
-    code, report = verify(fx["v1"].path)
+def test_v1_checkpoint_verifies(nfx: Any) -> None:
+    code, report = verify(nfx["v1"].path)
     assert code == 0 and report["format"] == "V1" and report["tensors"] == 2
 
 
@@ -164,8 +165,8 @@ def test_table_output(adam_copy: Path) -> None:
     assert result.exit_code == 0 and result.stdout.startswith("OK:")
 
 
-def test_missing_slice_of_a_partitioned_variable(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    copy = copy_prefix(fx["partitioned"].path, tmp_path)
+def test_missing_slice_of_a_partitioned_variable(nfx: Any, tmp_path: Path) -> None:
+    copy = copy_prefix(nfx["partitioned"].path, tmp_path)
     index = Path(str(copy) + ".index")
     pairs = list(TableReader(str(index), index.read_bytes()))
     slice_keys = [k for k, _ in pairs if k.startswith(b"\x00") and b"emb/rows" in k]
@@ -206,7 +207,8 @@ def test_variant_tensors_are_checked_by_their_own_checksum_layout(
 
 
 @pytest.mark.tf
-def test_engine_tf_agrees_with_native(fx: dict[str, Fixture], adam_copy: Path) -> None:
+def test_engine_tf_agrees_with_native(fx: dict[str, Fixture], tmp_path: Path, tf: Any) -> None:
+    adam_copy = copy_prefix(fx["tf1_adam"].path, tmp_path)
     for fixture in fx.values():
         if not fixture.intact:
             continue

@@ -10,6 +10,9 @@
 * Every command with a bare relative prefix, ``./``, an absolute prefix and the directory.
 * The smaller ones: flattened SavedModels, invalid node names, ``ls`` of a listed checkpoint
   whose .meta alone remains, one verify line per missing shard, Git LFS pointers.
+
+What needs no TF (no restore, no TF1 control flow) runs on the TF-free twins (``nfx``), whose
+damaged copies and Saver graphs TF confirms in test_native_fixtures.py.
 """
 
 from __future__ import annotations
@@ -210,8 +213,8 @@ def test_node_name_rule_matches_tensorflow(tf: Any) -> None:
         assert is_valid_node_name(name) == accepted, name
 
 
-def test_rename_meta_refuses_names_tf_cannot_import(fx: dict[str, Fixture], tmp_path: Path) -> None:
-    src = fx["tf1_adam"].path
+def test_rename_meta_refuses_names_tf_cannot_import(nfx: Any, tmp_path: Path) -> None:
+    src = nfx["tf1_adam"].path
     out = tmp_path / "out"
     error = one_error(run("rename", src, out / "m", "--add-prefix", "a b/", "--meta"))
     assert "'a b/" in error and "nothing written" in error
@@ -235,10 +238,8 @@ WRITERS = {
 
 @pytest.mark.parametrize("writer", sorted(WRITERS))
 @pytest.mark.parametrize("kind", DAMAGED)
-def test_writers_refuse_damaged_sources(
-    fx: dict[str, Fixture], tmp_path: Path, kind: str, writer: str
-) -> None:
-    fixture = fx[kind]
+def test_writers_refuse_damaged_sources(nfx: Any, tmp_path: Path, kind: str, writer: str) -> None:
+    fixture = nfx[kind]
     src = copy_prefix(fixture.path, tmp_path / "src")
     before = tree(src.parent)
     out = tmp_path / "out"
@@ -294,13 +295,13 @@ def test_prune_checks_only_what_it_copies(fx: dict[str, Fixture], tmp_path: Path
     )
 
 
-def test_library_writers_take_verify(fx: dict[str, Fixture], tmp_path: Path) -> None:
+def test_library_writers_take_verify(nfx: Any, tmp_path: Path) -> None:
     from tfckpt.errors import CorruptCheckpoint
     from tfckpt.ops.prune import apply_prune, plan_prune
     from tfckpt.ops.rename import apply_rename, plan_renames
     from tfckpt.ops.rules import build_rules
 
-    with open_checkpoint(fx["damaged_bitflip"].path) as ckpt:
+    with open_checkpoint(nfx["damaged_bitflip"].path) as ckpt:
         names = [i.name for i in ckpt.tensors()]
         plan = plan_renames(names, build_rules([], None, None, "x/"))
         with pytest.raises(CorruptCheckpoint, match="model/dense0/kernel"):
@@ -341,10 +342,8 @@ def test_prune_drops_a_nested_keras3_optimizer(
         np.testing.assert_array_equal(got, want)
 
 
-def test_export_no_optimizer_drops_a_nested_optimizer(
-    fx: dict[str, Fixture], tmp_path: Path
-) -> None:
-    fixture = fx["tf2_nested_optimizer"]
+def test_export_no_optimizer_drops_a_nested_optimizer(nfx: Any, tmp_path: Path) -> None:
+    fixture = nfx["tf2_nested_optimizer"]
     ok("export", fixture.path, tmp_path / "w.npz", "--no-optimizer", "-q")
     names = sorted(np.load(tmp_path / "w.npz").keys())
     assert len(names) == fixture.info["model_variables"] + 1  # and save_counter
@@ -352,13 +351,13 @@ def test_export_no_optimizer_drops_a_nested_optimizer(
     assert not any("optimizer" in n for n in names), names
 
 
-def test_root_optimizer_and_models_without_one_are_unchanged(fx: dict[str, Fixture]) -> None:
+def test_root_optimizer_and_models_without_one_are_unchanged(nfx: Any) -> None:
     from tfckpt.bundle import objgraph
 
-    with open_checkpoint(fx["tf2_keras"].path) as ckpt:
+    with open_checkpoint(nfx["tf2_keras"].path) as ckpt:
         keys = objgraph.optimizer_keys(ckpt.object_graph_bytes())
     assert keys and all(k.startswith("optimizer/") for k in keys)
-    with open_checkpoint(fx["tf2_module"].path) as ckpt:
+    with open_checkpoint(nfx["tf2_module"].path) as ckpt:
         assert objgraph.optimizer_keys(ckpt.object_graph_bytes()) == set()
 
 
@@ -405,15 +404,15 @@ def test_index_without_data_lists_with_a_warning(
     assert not any((tmp_path / d).exists() for d in ("r", "p", "e.npz"))
 
 
-def test_verify_reports_one_line_per_missing_shard(fx: dict[str, Fixture]) -> None:
-    fixture = fx["index_half"]
+def test_verify_reports_one_line_per_missing_shard(nfx: Any) -> None:
+    fixture = nfx["index_half"]
     result = run("verify", fixture.path, "--json")
     assert result.exit_code == 1
     problems = json.loads(result.stdout)["problems"]
     assert len(problems) == 1, problems
     (problem,) = problems
     assert problem["check"] == "shard" and problem["file"].endswith(".data-00001-of-00002")
-    with open_checkpoint(fx["sharded"].path) as ckpt:
+    with open_checkpoint(nfx["sharded"].path) as ckpt:
         in_shard = sum(1 for e in ckpt.bundle.entries.values() if e.shard_id == 1)
     assert f"holds {in_shard} tensor" in problem["message"]
 
@@ -442,10 +441,10 @@ FORMS = ["bare", "dot-slash", "absolute", "directory"]
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("command", sorted(_commands("p", "o")))
 def test_every_command_takes_every_form_of_path(
-    fx: dict[str, Fixture], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str, command: str
+    nfx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str, command: str
 ) -> None:
-    src = copy_prefix(fx["tf1_adam"].path, tmp_path / "run")
-    shutil.copyfile(fx["tf1_adam"].path.parent / "checkpoint", tmp_path / "run" / "checkpoint")
+    src = copy_prefix(nfx["tf1_adam"].path, tmp_path / "run")
+    shutil.copyfile(nfx["tf1_adam"].path.parent / "checkpoint", tmp_path / "run" / "checkpoint")
     (tmp_path / "run" / "checkpoint").write_text(f'model_checkpoint_path: "{src.name}"\n')
     monkeypatch.chdir(src.parent)
     path = {
@@ -481,9 +480,9 @@ def test_flattened_savedmodel_says_where_its_variables_are(
 
 
 def test_ls_shows_the_meta_of_a_listed_checkpoint_whose_data_is_gone(
-    fx: dict[str, Fixture], tmp_path: Path
+    nfx: Any, tmp_path: Path
 ) -> None:
-    src = copy_prefix(fx["tf1_adam"].path, tmp_path / "run")
+    src = copy_prefix(nfx["tf1_adam"].path, tmp_path / "run")
     (tmp_path / "run" / "checkpoint").write_text(f'model_checkpoint_path: "{src.name}"\n')
     for suffix in (".index", DATA):
         Path(str(src) + suffix).unlink()
@@ -500,10 +499,8 @@ LFS = (
 
 
 @pytest.mark.parametrize("which", [".index", DATA, ".meta"])
-def test_git_lfs_pointers_are_named_as_such(
-    fx: dict[str, Fixture], tmp_path: Path, which: str
-) -> None:
-    src = copy_prefix(fx["tf1_adam"].path, tmp_path / "run")
+def test_git_lfs_pointers_are_named_as_such(nfx: Any, tmp_path: Path, which: str) -> None:
+    src = copy_prefix(nfx["tf1_adam"].path, tmp_path / "run")
     Path(str(src) + which).write_text(LFS)
     if which == ".meta":
         error = one_error(run("graph", str(src) + ".meta"))
@@ -522,9 +519,9 @@ def test_git_lfs_pointers_are_named_as_such(
         assert "Git LFS pointer" in item["note"]
 
 
-def test_writers_leave_no_directory_behind(fx: dict[str, Fixture], tmp_path: Path) -> None:
+def test_writers_leave_no_directory_behind(nfx: Any, tmp_path: Path) -> None:
     """A refused source leaves not even the destination's new directories."""
-    src = fx["damaged_bitflip"].path
+    src = nfx["damaged_bitflip"].path
     deep = tmp_path / "a" / "b" / "c" / "m"
     one_error(run("rename", src, deep, "--add-prefix", "x/"))
     assert not (tmp_path / "a").exists()
