@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -709,3 +710,46 @@ def test_force_replaces_the_old_meta_too(nfx: Any, tmp_path: Path) -> None:
     ok("rename", src, dst, "--add-prefix", "b/", "--meta", "--force")
     meta = (tmp_path / "model.ckpt.meta").read_bytes()
     assert b"b/model/dense0/kernel" in meta and b"a/model/dense0/kernel" not in meta
+
+
+# The name-based optimizer rule as one regex (how it was first written): tf1_slot_flags
+# matches components instead, and must agree with it on every name.
+_SLOT_SPEC = re.compile(
+    r"(/(Adam|Adam_\d+|Momentum|RMSProp|RMSProp_\d+|Adagrad|Adagrad_\d+|AdagradDA|AdagradDA_\d+"
+    r"|Adadelta|Adadelta_\d+|Ftrl|Ftrl_\d+|Adamax|Adamax_\d+|Nadam|Nadam_\d+"
+    r"|ProximalAdagrad|GradientDescent|ExponentialMovingAverage)\Z)"
+    r"|(^|/)(beta1_power|beta2_power)(_\d+)?\Z"
+    r"|^(training/)?(Adadelta|Adafactor|Adagrad|Adam|AdamW|Adamax|Ftrl|Lion|LossScaleOptimizer"
+    r"|Nadam|RMSprop|SGD)(_\d+)?/"
+)
+
+
+def test_optimizer_names_by_component_agree_with_the_rule() -> None:
+    import itertools
+
+    from tfckpt.ops.prune import is_tf1_slot, tf1_slot_flags
+
+    parts = [
+        "",
+        "v",
+        "Adam",
+        "Adam_1",
+        "Adam_x",
+        "Adam_١",
+        "AdamW",
+        "training",
+        "SGD_2",
+        "beta1_power",
+        "beta2_power_3",
+        "xbeta1_power",
+        "Momentum",
+        "kernel",
+        "Ftrl",
+    ]
+    names = ["/".join(p) for k in (1, 2, 3) for p in itertools.product(parts, repeat=k)]
+    expected = [bool(_SLOT_SPEC.search(n)) for n in names]
+    assert list(map(bool, tf1_slot_flags(names))) == expected
+    assert [is_tf1_slot(n) for n in names] == expected
+    assert 0 < sum(expected) < len(names)
+    assert is_tf1_slot("training/Adam/dense/kernel/m") and not is_tf1_slot("training/dense/m")
+    assert is_tf1_slot("Adam_١/iter") and not is_tf1_slot("dense/kernel/Adam_x")

@@ -92,7 +92,6 @@ class CastPlan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
-            "output": self.output,
             "dtype": self.target.name,
             "cast": [i.to_dict() for i in self.cast],
             "unchanged": len(self.items) - len(self.cast),

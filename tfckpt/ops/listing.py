@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import compress, pairwise
 from typing import Any
 
 from tfckpt.bundle.checkpoint import Listing
@@ -101,17 +101,19 @@ def select_rows(lst: Listing, match: list[str] | None, regex: list[str] | None) 
 def optimizer_flags(lst: Listing, object_graph: bytes | None) -> bytearray:
     """1 for each row that is optimizer state, as ``prune --no-optimizer`` decides it: TF1 slot
     names, TF2 slot keys, and the keys only a TF2 optimizer reaches."""
-    from tfckpt.ops.prune import TF2_SLOT_MARK, is_tf1_slot
+    from tfckpt.ops.prune import TF2_SLOT_MARK, tf1_slot_flags
 
     tf2_keys: set[str] = set()
     if object_graph is not None:
         from tfckpt.bundle import objgraph
 
         tf2_keys = objgraph.optimizer_keys(object_graph)
-    flags = bytearray(map(is_tf1_slot, lst.names))
-    for i, name in enumerate(lst.names):
-        if TF2_SLOT_MARK in name or name in tf2_keys:
-            flags[i] = 1
+    names = lst.names
+    flags = tf1_slot_flags(names)
+    if tf2_keys or TF2_SLOT_MARK in "\n".join(names):
+        for i, name in enumerate(names):
+            if TF2_SLOT_MARK in name or name in tf2_keys:
+                flags[i] = 1
     return flags
 
 
@@ -141,7 +143,7 @@ def totals(lst: Listing, rows: list[int], optimizer: bytearray) -> dict[str, int
     if len(rows) == len(lst):  # everything: sums over whole columns
         params = sum(nelem)
         stored = sum(nbytes)
-        opt = sum(nelem[i] for i, f in enumerate(optimizer) if f) if any(optimizer) else 0
+        opt = sum(compress(nelem, optimizer))
     else:
         params = sum(nelem[i] for i in rows)
         stored = sum(nbytes[i] for i in rows)

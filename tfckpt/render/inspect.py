@@ -467,27 +467,33 @@ def _leaf_label(name: str, r: dict[str, Any], color: bool) -> str:
 
 
 def _render_tree(result: VarsResult, cells: _Cells, depth: int | None) -> None:
-    """The scope tree, streamed: names sorted, so every scope is a contiguous run of rows whose
-    subtotals come from prefix sums and whose end is found by bisection. Leaf labels are
-    built a column at a time, like the table's cells."""
+    """The scope tree, streamed in one pass over the sorted names: every scope is a contiguous
+    run of rows, so it opens at its first row, ends where bisection finds its last, and takes
+    its subtotals from prefix sums. Leaf labels are built a column at a time, like the table's
+    cells."""
     lst = result.listing
     color = color_enabled()
     rows = sorted(result.rows, key=cells.names.__getitem__)
     names = [cells.names[i] for i in rows]
+    n = len(rows)
     params = list(accumulate((lst.nelem[i] for i in rows), initial=0))
     stored = list(accumulate((lst.nbytes[i] for i in rows), initial=0))
     dtype = [styled(d, "cyan", color) for d in cells.dtype_column(rows)]
     shape = cells.shape_column(rows)
     size = cells.bytes_column(rows)
     stats = result.stats is not None
-    out: list[str] = []
     bold = STYLES["bold"] if color else ""
     dim = STYLES["dim"] if color else ""
     reset = RESET if color else ""
+    sizes: dict[int, str] = {}  # human_bytes, once per distinct subtotal
 
     def scope_label(name: str, lo: int, hi: int) -> str:
-        p, b = params[hi] - params[lo], stored[hi] - stored[lo]
-        return f"{bold}{name}{reset}{dim}  {hi - lo} vars, {p:,} params, {human_bytes(b)}{reset}"
+        b = stored[hi] - stored[lo]
+        text = sizes.get(b)
+        if text is None:
+            text = sizes[b] = human_bytes(b)
+        p = params[hi] - params[lo]
+        return f"{bold}{name}{reset}{dim}  {hi - lo} vars, {p:,} params, {text}{reset}"
 
     def leaf_label(name: str, k: int) -> str:
         if not stats:
@@ -496,61 +502,42 @@ def _render_tree(result: VarsResult, cells: _Cells, depth: int | None) -> None:
         leaf["stats"] = result.row_stats(rows[k])
         return _leaf_label(name, leaf, color)
 
-    def children(lo: int, hi: int, prefix: str) -> list[tuple[str, int, int]]:
-        """(name, lo, hi) of each child of the scope ``prefix`` over rows lo..hi; a scope's name
-        ends with "/", a leaf's covers one row."""
-        cut = len(prefix)
-        found = []
-        i = lo
-        while i < hi:
-            rest = names[i][cut:]
-            slash = rest.find("/")
-            if slash < 0:
-                found.append((rest, i, i + 1))
-                i += 1
-            else:
-                part = rest[: slash + 1]
-                end = bisect_left(names, prefix + rest[:slash] + "0", i, hi)  # "0" follows "/"
-                found.append((part, i, end))
-                i = end
-        return found
-
-    out.append(scope_label(result.prefix, 0, len(rows)))
-    # An explicit stack (names may nest deeper than Python's recursion limit): per scope its
-    # children, the next one to show, its prefix, depth and the guide drawn before its lines.
-    stack: list[tuple[list[tuple[str, int, int]], list[int], str, int, str]] = [
-        (children(0, len(rows), ""), [0], "", 1, "")
-    ]
-    while stack:
-        kids, at, prefix, level, guide = stack[-1]
-        k = at[0]
-        if k == len(kids):
+    out = [scope_label(result.prefix, 0, n)]
+    write = sys.stdout.write
+    # The open scopes, innermost last: (prefix with its "/", end row, guide for its lines,
+    # depth). Names may nest deeper than Python's recursion limit, so no recursion.
+    stack: list[tuple[str, int, str, int]] = [("", n, "", 0)]
+    k = 0
+    while k < n:
+        while stack[-1][1] <= k:
             stack.pop()
+        prefix, end, guide, level = stack[-1]
+        name = names[k]
+        cut = len(prefix)
+        slash = name.find("/", cut)
+        while slash >= 0 and (depth is None or level < depth):
+            scope = name[: slash + 1]
+            hi = bisect_left(names, name[:slash] + "0", k, end)  # "0" follows "/"
+            last = hi == end
+            out.append(f"{guide}{'└── ' if last else '├── '}{scope_label(scope[cut:], k, hi)}")
+            guide += "    " if last else "│   "
+            level += 1
+            prefix, end, cut = scope, hi, slash + 1
+            stack.append((prefix, end, guide, level))
+            slash = name.find("/", cut)
+        if depth is not None and level >= depth:  # the scope's line is out, its rows are not
+            k = end
             continue
-        at[0] = k + 1
-        name, lo, hi = kids[k]
-        last = k == len(kids) - 1
-        branch = guide + ("└── " if last else "├── ")
-        if name.endswith("/"):
-            out.append(branch + scope_label(name, lo, hi))
-            if depth is None or level < depth:
-                inner = prefix + name
-                stack.append(
-                    (
-                        children(lo, hi, inner),
-                        [0],
-                        inner,
-                        level + 1,
-                        guide + ("    " if last else "│   "),
-                    )
-                )
-        else:
-            out.append(branch + leaf_label(name, lo))
+        last = k + 1 == end
+        out.append(f"{guide}{'└── ' if last else '├── '}{leaf_label(name[cut:], k)}")
+        k += 1
         if len(out) >= 8192:
-            sys.stdout.write("\n".join(out) + "\n")
+            out.append("")
+            write("\n".join(out))
             out.clear()
-    out.append(totals_line(result.totals, len(rows), color, terminal_width()))
-    sys.stdout.write("\n".join(out) + "\n")
+    out.append(totals_line(result.totals, n, color, terminal_width()))
+    out.append("")
+    write("\n".join(out))
     sys.stdout.flush()
 
 
