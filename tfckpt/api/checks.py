@@ -82,7 +82,9 @@ def diff(
     need = not names_only
     with open_engine(a, engine, need) as ca, open_engine(b, engine, need) as cb:
         notes = ca.notes + cb.notes
-        progress.start("diff", 0 if names_only else sum(i.nbytes for i in ca.tensors()))
+        listing = getattr(ca, "listing", None)  # native: the column, not an info per tensor
+        total = sum(listing().nbytes) if listing else sum(i.nbytes for i in ca.tensors())
+        progress.start("diff", 0 if names_only else total)
         report = diff_checkpoints(
             ca, cb, rules, options, select, on_tensor=lambda _n, nbytes: progress.advance(nbytes)
         )

@@ -107,8 +107,8 @@ def diff_checkpoints(
 ) -> DiffReport:
     """Compare ``a`` (names mapped through ``rules``) with ``b``.
 
-    ``select`` filters by the compared name; ``on_tensor(name, nbytes)`` is called after each
-    tensor (for progress).
+    ``select`` filters by the compared name; ``on_tensor(name, nbytes)`` is called as tensors
+    are compared, with the bytes compared since the previous call (for progress).
     """
     options = options or DiffOptions()
     rules = rules or NameRules()
@@ -176,16 +176,31 @@ def _aligned_report(
     identical = _identical_rows(a, b, la, lb)
     report = DiffReport(a=a.prefix, b=b.prefix)
     variables = report.variables
+    append = variables.append
     dtype_names = {code: dtype_from_enum(code).name for code in set(la.dtype)}
     nbytes_a, nbytes_b = la.nbytes, lb.nbytes
+    dims, starts, nelem, dtype = la.dims, la.dim_start, la.nelem, la.dtype
+    done = 0  # bytes compared since progress last heard of them (told every 4096 rows)
+    # Identical rows of one shape share its list (A's and B's): 10^5 rows of a few shapes.
+    shapes: dict[tuple[int, ...], list[int]] = {}
     for i, name in enumerate(la.names):
         if identical[i]:
-            shape = la.shape(i)
-            variables.append(_identical(name, dtype_names[la.dtype[i]], shape, la.nelem[i]))
+            key = tuple(dims[starts[i] : starts[i + 1]])
+            shape = shapes.get(key)
+            if shape is None:
+                shape = shapes[key] = list(key)
+            d = dtype_names[dtype[i]]
+            append(VarDiff(name, "same", name, name, d, d, shape, shape, nelem[i], 0, 0,
+                           0.0, 0.0, 0.0, True, True))  # fmt: skip
         else:
-            variables.append(_compare(a, b, name, la.info(i), lb.info(i), options))
+            append(_compare(a, b, name, la.info(i), lb.info(i), options))
         if on_tensor is not None:
-            on_tensor(name, max(nbytes_a[i], nbytes_b[i]))
+            done += max(nbytes_a[i], nbytes_b[i])
+            if not i & 4095:
+                on_tensor(name, done)
+                done = 0
+    if on_tensor is not None and done:
+        on_tensor("", done)
     return report
 
 
@@ -230,13 +245,11 @@ def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray
     for sa, sb in {tuple(p) for p in pairs.tolist()}:
         here = rows[(shard_a[rows] == sa) & (shard_b[rows] == sb)]
         cum = np.cumsum(size_a[here])
-        cuts = [
-            0,
-            *np.searchsorted(
-                cum, np.arange(BULK_BATCH, int(cum[-1]) if cum.size else 0, BULK_BATCH)
-            ),
-            here.size,
-        ]
+        by_bytes = np.searchsorted(
+            cum, np.arange(BULK_BATCH, int(cum[-1]) if cum.size else 0, BULK_BATCH)
+        )
+        by_count = np.arange(BULK_COUNT, here.size, BULK_COUNT)  # small tensors: few objects
+        cuts = [0, *np.union1d(by_bytes, by_count).tolist(), here.size]
         for lo, hi in pairwise(cuts):
             batch = here[lo:hi]
             if batch.size == 0:
@@ -259,6 +272,7 @@ def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray
 # Tensors up to this size are compared many at a time (``_bulk_identical``).
 BULK_BYTES = 1 << 20
 BULK_BATCH = 16 << 20
+BULK_COUNT = 8192
 
 
 def _bulk_identical(
