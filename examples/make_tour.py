@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 BEGIN, END = "<!-- TOUR -->", "<!-- /TOUR -->"
@@ -68,6 +69,19 @@ STEPS: list[tuple[str, str, str]] = [
         "",
         "Does the graph find its variables in a checkpoint? (exit 1, with the fix):",
         "tfckpt graph {demo} --check {out}/renamed",
+    ),
+    (
+        "scan",
+        "What a model's graphs can do outside the process that loads them: every meta graph, "
+        "every library function, GraphDefs hidden in constants, init ops. Exit 1 on findings "
+        "(`--json`, `--sarif FILE`):",
+        "tfckpt scan {demo}",
+    ),
+    (
+        "check",
+        "A policy gate for CI, every rule with its evidence (exit 1: a rule failed; the policy "
+        "file is shown in [Model gate in CI](#model-gate-in-ci)):",
+        "tfckpt check --policy {out}/policy.toml {demo} {out}/small",
     ),
     (
         "convert-pbtxt",
@@ -130,6 +144,13 @@ def moved_run(demo: str, out: str) -> None:
         f.write("\n".join(lines) + "\n")
 
 
+POLICY = """finite = true
+max_parameters = 1_000_000
+dtypes = ["float32", "int64"]
+no_optimizer_state = true
+tensorflow_version = ">=2.12"
+"""
+
 MINE = """name = "demo-torch"
 description = "the demo's dense layers -> torch.nn.Linear names"
 drop = [{ pattern = '^global_step$', reason = "training step counter" }]
@@ -153,6 +174,7 @@ def main(demo: str, readme: str) -> None:
     os.makedirs(out)
     moved_run(demo, out)
     Path(out, "mine.toml").write_text(MINE)
+    Path(out, "policy.toml").write_text(POLICY)
     env = dict(os.environ, COLUMNS="80", NO_COLOR="1", TF_CPP_MIN_LOG_LEVEL="3")
     parts = [BEGIN, ""]
     for heading, text, template in STEPS:
@@ -161,7 +183,7 @@ def main(demo: str, readme: str) -> None:
         if heading:
             parts += [f"### `{heading}`", ""]
         if text:
-            parts += [text, ""]
+            parts += [textwrap.fill(text, 96, break_on_hyphens=False), ""]
         shown = f"$ {command}" + (f"   # exit {code}" if code else "")
         parts += ["```console", shown, output, "```", ""]
     parts.append(END)

@@ -89,9 +89,8 @@ def payload(result: Any) -> Any:
 
 
 def listed(result: Any) -> list[Any]:
-    """The tensors of ``vars --json`` (a list, or the envelope's ``tensors``)."""
-    out = payload(result)
-    return list(out["tensors"] if isinstance(out, dict) else out)
+    """The tensors of ``vars --json``."""
+    return list(payload(result)["tensors"])
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -107,8 +106,8 @@ def test_read_commands_on_s3_match_the_local_copy(
     for args in (["vars"], ["vars", "--stats"], ["verify"]):
         remote_out = payload(ok(args[0], url, *args[1:], "--json"))
         local_out = payload(ok(args[0], local, *args[1:], "--json"))
-        if isinstance(local_out, dict):  # verify's report names its prefix
-            remote_out.pop("prefix"), local_out.pop("prefix")
+        for where in ("path", "prefix"):  # the documents name what they read
+            assert remote_out.pop(where, url) != local_out.pop(where, None)
         assert remote_out == local_out, args
     ok("diff", local, url)  # across local and remote: identical (exit 0)
     # every value through --show equals TF's reading of the local copy
@@ -223,9 +222,9 @@ def test_verify_reads_ranges_in_parallel_with_bounded_memory(tmp_path: Path) -> 
 
 
 def test_ls_lists_prefixes_state_and_leftovers(s3: Any, s3_big: str) -> None:
-    items = payload(ok("ls", f"s3://{BUCKET}/big/run", "--json"))
+    items = payload(ok("ls", f"s3://{BUCKET}/big/run", "--json"))["items"]
     assert [(i["kind"], i["path"], i["shards"]) for i in items] == [("checkpoint", s3_big, 1)]
-    recursive = payload(ok("ls", "-R", f"s3://{BUCKET}/big", "--json"))
+    recursive = payload(ok("ls", "-R", f"s3://{BUCKET}/big", "--json"))["items"]
     assert [i["path"] for i in recursive] == [s3_big]
 
 

@@ -727,7 +727,7 @@ _SLOT_SPEC = re.compile(
 def test_optimizer_names_by_component_agree_with_the_rule() -> None:
     import itertools
 
-    from tfckpt.ops.prune import is_tf1_slot, tf1_slot_flags
+    from tfckpt.names import is_tf1_slot, tf1_slot_flags
 
     parts = [
         "",

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfckpt.errors import CorruptCheckpoint, GraphMergeError, RenameConflict
-from tfckpt.names import OBJECT_GRAPH_KEY, unescape_local_name
+from tfckpt.names import OBJECT_GRAPH_KEY, OPTIMIZER_SLOT, unescape_local_name
 
 ATTRIBUTES = ".ATTRIBUTES"
-OPTIMIZER_SLOT = ".OPTIMIZER_SLOT"
 
 
 def escape_local_name(name: str) -> str:

@@ -101,7 +101,7 @@ def select_rows(lst: Listing, match: list[str] | None, regex: list[str] | None) 
 def optimizer_flags(lst: Listing, object_graph: bytes | None) -> bytearray:
     """1 for each row that is optimizer state, as ``prune --no-optimizer`` decides it: TF1 slot
     names, TF2 slot keys, and the keys only a TF2 optimizer reaches."""
-    from tfckpt.ops.prune import TF2_SLOT_MARK, tf1_slot_flags
+    from tfckpt.names import TF2_SLOT_MARK, tf1_slot_flags
 
     tf2_keys: set[str] = set()
     if object_graph is not None:

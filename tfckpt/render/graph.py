@@ -46,7 +46,11 @@ def _rows(
     """A titled table whose first column identifies the row (kept whole at any width)."""
     if title:
         console.print(Text(title, style="bold"))
-    columns = [Column(h, key=i == 0) for i, h in enumerate(headers)]
+    numeric = ("count", "size")  # counts line up on the right
+    columns = [
+        Column(h, justify="right" if h in numeric else "left", key=i == 0)
+        for i, h in enumerate(headers)
+    ]
     print_table(columns, rows, styles=[style] * len(rows) if style else None)
 
 

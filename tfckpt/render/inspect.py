@@ -435,11 +435,15 @@ def _stat_columns(result: VarsResult, rows: list[int]) -> list[list[str]]:
     for key in STAT_KEYS:
         column = result.stats[key]
         values = [column[i] for i in rows]
-        spec = "{:,}" if key in ("nan", "inf", "zeros") else "{:.4g}"
-        if None in values:
-            out.append(["" if v is None else spec.format(v) for v in values])
+        if key in ("nan", "inf", "zeros"):  # counts: a few distinct values, mostly 0
+            memo: dict[Any, str] = {None: ""}
+            for v in set(values):
+                memo.setdefault(v, f"{v:,}")
+            out.append(list(map(memo.__getitem__, values)))
+        elif None in values:
+            out.append(["" if v is None else f"{v:.4g}" for v in values])
         else:
-            out.append(list(map(spec.format, values)))
+            out.append(list(map("{:.4g}".format, values)))
     return out
 
 

@@ -81,11 +81,29 @@ def print_table(
         for j in keys[1:]:
             label = columns[j].label or f"{columns[j].header}:"
             console.print(Text(f"    {label} {row[j]}", style=style), soft_wrap=True)
-        rest = "  ".join(
-            f"{c.header}: {row[j]}" for j, c in enumerate(columns) if j not in keys and c.header
-        )
-        if rest:  # wrapped at the terminal's width, unlike the keys
-            console.print(Text("    " + rest, style=style))
+        for line in _pairs(columns, keys, row, width):
+            console.print(Text(line, style=style), soft_wrap=True)
+
+
+def _pairs(columns: Sequence[Column], keys: list[int], row: Sequence[str], width: int) -> list[str]:
+    """The non-key cells of a stacked row as indented ``header: value`` pairs, packed into
+    lines of at most ``width`` cells and broken only between pairs (columns without a header,
+    like an arrow, are left out)."""
+    from tfckpt.render.stream import cell_width
+
+    lines: list[str] = []
+    line = ""
+    for j, c in enumerate(columns):
+        if j in keys or not c.header:
+            continue
+        pair = f"{c.header}: {row[j]}"
+        if line and cell_width(line) + 2 + cell_width(pair) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line}  {pair}" if line else f"    {pair}"
+    if line:
+        lines.append(line)
+    return lines
 
 
 def _print_streamed(
@@ -136,11 +154,7 @@ def _print_streamed(
         for j in keys[1:]:
             label = columns[j].label or f"{columns[j].header}:"
             lines.append(styled(f"    {label} {row[j]}", style, color))
-        rest = "  ".join(
-            f"{c.header}: {row[j]}" for j, c in enumerate(columns) if j not in keys and c.header
-        )
-        if rest:
-            lines.append(styled("    " + rest, style, color))
+        lines.extend(styled(line, style, color) for line in _pairs(columns, keys, row, width))
         if len(lines) > 8192:
             out.write("\n".join(lines) + "\n")
             lines = []

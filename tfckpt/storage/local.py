@@ -15,7 +15,6 @@ import contextlib
 import errno
 import mmap
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
@@ -63,6 +62,8 @@ def open_regular(path: str) -> BinaryIO:
 
 
 def temp_name(final: str) -> str:
+    import secrets  # only writers need it (hashlib, random: a few ms of start-up)
+
     return f"{final}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
 
 

@@ -88,7 +88,7 @@ class ExportWritten:
 # ---- planning ---------------------------------------------------------------------------------
 def optimizer_filter(ckpt: Checkpoint) -> Callable[[str], bool]:
     """Whether a key of ``ckpt`` is optimizer state: TF2 by the object graph, TF1 by name."""
-    from tfckpt.ops.prune import TF2_SLOT_MARK, is_tf1_slot
+    from tfckpt.names import TF2_SLOT_MARK, is_tf1_slot
 
     if not ckpt.is_object_based:
         return is_tf1_slot
