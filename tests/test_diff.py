@@ -302,3 +302,14 @@ def test_engine_tf_agrees_with_native(fx: dict[str, Fixture], tmp_path: Path, tf
         {k: v[k] for k in keys} for v in via_tf[1]["variables"]
     ]
     assert native[1]["summary"] == via_tf[1]["summary"]
+
+
+def test_summary_line_names_the_kinds_of_difference_that_occurred() -> None:
+    from tfckpt.render.check import diff_summary_line
+
+    counts = {"same": 3, "values": 0, "shape": 1, "dtype": 0, "only_a": 2, "only_b": 0}
+    line = diff_summary_line({**counts, "compared": 6, "equal": False})
+    assert line == "differences found: 6 compared, 3 same, 1 shape changed, 2 only in A"
+    counts = dict.fromkeys(counts, 0) | {"same": 200_000}
+    line = diff_summary_line({**counts, "compared": 200_000, "equal": True})
+    assert line == "no differences: 200,000 compared, 200,000 same"

@@ -22,18 +22,19 @@ def _num(v: float | None) -> str:
 
 def diff_summary_line(summary: dict[str, Any]) -> str:
     verdict = "no differences" if summary["equal"] else "differences found"
-    parts = [
-        f"{summary[k]} {label}"
+    parts = [f"{summary['compared']:,} compared", f"{summary['same']:,} same"]
+    parts += [  # kinds of difference that occurred (the JSON summary has every count)
+        f"{summary[k]:,} {label}"
         for k, label in (
-            ("same", "same"),
             ("values", "values changed"),
             ("shape", "shape changed"),
             ("dtype", "dtype changed"),
             ("only_a", "only in A"),
             ("only_b", "only in B"),
         )
+        if summary[k]
     ]
-    return f"{verdict}: {summary['compared']} compared, " + ", ".join(parts)
+    return f"{verdict}: " + ", ".join(parts)
 
 
 DIFF_SORTS = ("name", "max-abs", "rel")
