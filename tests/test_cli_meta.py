@@ -15,12 +15,13 @@ from typer.testing import CliRunner
 
 from tfckpt import errors
 from tfckpt.cli import app
+from tfckpt.cli.app import COMMANDS as REGISTERED
 from tfckpt.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "tfckpt"
 runner = CliRunner()
-COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)  # type: ignore[union-attr]
+COMMANDS = sorted(REGISTERED)
 
 
 def test_the_commands_of_the_design_card_exist() -> None:
@@ -38,9 +39,7 @@ def test_every_command_has_help_with_examples(command: str) -> None:
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_examples_stay_whole_at_80_columns(command: str) -> None:
     """Every example command in a help text fits one line of an 80-column terminal."""
-    callback = next(
-        c.callback for c in app.registered_commands if (c.name or c.callback.__name__) == command
-    )
+    callback = next(c.callback for name, c in REGISTERED.items() if name == command)
     examples = [
         line.strip() for line in (inspect.getdoc(callback) or "").splitlines()
         if line.strip().startswith("tfckpt ")
@@ -267,3 +266,28 @@ def test_a_bug_is_one_line_and_exit_2_unless_debugging(
     monkeypatch.setenv("TFCKPT_DEBUG", "1")
     result = runner.invoke(app, ["ls", str(tmp_path)])
     assert isinstance(result.exception, ZeroDivisionError)
+
+
+def _built_by(args: list[str]) -> list[str]:
+    """The commands Typer builds (inspecting their parameters) while ``tfckpt ARGS`` runs."""
+    code = (
+        "import sys, typer.main\n"
+        "built = []\n"
+        "make = typer.main.get_command_from_info\n"
+        "def spy(info, **kw):\n"
+        "    built.append(info.name)\n"
+        "    return make(info, **kw)\n"
+        "typer.main.get_command_from_info = spy\n"
+        "from tfckpt.cli import main\n"
+        f"sys.argv = ['tfckpt', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('BUILT=' + ','.join(sorted(built)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1].removeprefix("BUILT=").split(",")
+
+
+def test_a_run_builds_only_its_command_and_help_lists_all() -> None:
+    assert _built_by(["presets"]) == ["presets"]
+    assert _built_by(["vars", "--help"]) == ["vars"]
+    assert _built_by(["--help"]) == sorted(REGISTERED)

@@ -15,7 +15,9 @@ from tfckpt.cli import (  # noqa: F401  (imported to register their commands)
     cmd_surgery,
     cmd_transfer,
 )
-from tfckpt.cli.app import app
+from tfckpt.cli.app import app, defer_commands
+
+defer_commands()
 
 
 def main() -> None:

@@ -1,7 +1,5 @@
 """The Typer application object and the one place that turns errors into exit codes."""
 
-from __future__ import annotations
-
 import os
 import sys
 from typing import Any
@@ -113,16 +111,25 @@ SHORT_HELP = {
 class TfckptGroup(typer.core.TyperGroup):
     """Reports ``TfckptError`` as one line on stderr with its exit code; no traceback. With
     ``--json``, stdout also gets a JSON error document, so a script always reads JSON. Lists
-    commands in workflow order."""
+    commands in workflow order, each built when first asked for (``defer_commands``)."""
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        info = COMMANDS.get(cmd_name)
+        if info is not None and cmd_name not in self.commands:
+            from typer.main import get_command_from_info
+
+            self.commands[cmd_name] = get_command_from_info(
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+            )
         command = super().get_command(ctx, cmd_name)
         if command is not None and cmd_name in SHORT_HELP:
             command.short_help = SHORT_HELP[cmd_name]
         return command
 
     def list_commands(self, ctx: Any) -> list[str]:
-        names = list(super().list_commands(ctx))
+        names = list({*super().list_commands(ctx), *COMMANDS})
         rank = {name: i for i, name in enumerate(WORKFLOW)}
         return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
@@ -243,3 +250,19 @@ def help_command(
         raise typer.BadParameter(f"no command {command!r}{hint}")
     with found.make_context(command, ["--help"], parent=ctx.parent, resilient_parsing=True) as sub:
         sys.stdout.write(found.get_help(sub) + "\n")
+
+
+# Every command, by name, in registration order: moved out of ``app.registered_commands`` by
+# ``defer_commands`` so that Typer builds a command (inspecting each of its parameters: most of
+# the start-up of a short command) only when it is run, listed or completed.
+COMMANDS: dict[str, Any] = {}
+
+
+def defer_commands() -> None:
+    """Build the registered commands on demand (``TfckptGroup.get_command``)."""
+    from typer.main import get_command_name
+
+    for info in app.registered_commands:
+        if info.callback is not None:
+            COMMANDS[info.name or get_command_name(info.callback.__name__)] = info
+    app.registered_commands = []

@@ -1,8 +1,6 @@
 """``diff`` and ``verify``: the commands CI runs on model artifacts. Exit codes are the contract:
 0 no differences / all checks pass, 1 differences found / a check failed, 2 cannot run."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """``graph`` and ``convert-pbtxt``: .meta, GraphDef .pb/.pbtxt and SavedModels."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """``ls`` and ``vars``: the read-only commands people run most."""
 
-from __future__ import annotations
-
 import os
 from typing import Annotated
 

@@ -1,8 +1,6 @@
 """``scan`` and ``check --policy``: the model-artifact gate CI runs. Exit 0 clean / all rules
 pass, 1 findings / a rule failed, 2 unreadable input or a bad policy."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

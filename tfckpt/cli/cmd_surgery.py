@@ -4,8 +4,6 @@ Each command parses its options, calls one function of ``tfckpt.api.surgery`` (w
 checks and writes) and renders the result. Sources come first, the destination last.
 """
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Annotated
 

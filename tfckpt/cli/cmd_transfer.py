@@ -1,7 +1,5 @@
 """``export`` and ``import``: weights out of and into checkpoints, without TensorFlow."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -82,7 +80,7 @@ AllowUnmappedOpt = Annotated[
 
 
 def _refused(
-    exc: MismatchError, render: Callable[..., None], as_json: bool, quiet: bool
+    exc: "MismatchError", render: Callable[..., None], as_json: bool, quiet: bool
 ) -> NoReturn:
     """A plan refused for a mismatch: its report (table, or the JSON document with ok false),
     the one-line error on stderr, exit 1."""
