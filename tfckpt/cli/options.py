@@ -155,11 +155,3 @@ def parse_subs(values: list[str] | None) -> list[tuple[str, str]]:
         pattern, replacement = value.split(PAIR_JOINER, 1)
         pairs.append((pattern, replacement))
     return pairs
-
-
-def output_prefix(path: str) -> str:
-    """The prefix a writer should produce for a destination the user named: ``out/x.index``
-    (or ``.meta``, ``.data-...``) means the prefix ``out/x``."""
-    from tfckpt.bundle.checkpoint import strip_checkpoint_suffix
-
-    return strip_checkpoint_suffix(path)
