@@ -212,13 +212,14 @@ def test_version_and_help_command() -> None:
     result = run("help", "renmae")
     assert result.exit_code == 2 and "did you mean 'rename'" in result.stderr
     top = ok("--help").stdout
-    panel = top[top.index("Commands") :]
-    order = [
-        line.split()[1]
-        for line in panel.splitlines()[1:]
-        if line.startswith("│ ") and line[2] != " "
-    ]
+    order = [line.split()[0] for line in _command_list(top)]
     assert order[:5] == ["ls", "vars", "graph", "diff", "verify"], order
+
+
+def _command_list(help_text: str) -> list[str]:
+    """The lines of the top-level help's command list (each "  name  summary")."""
+    listing = help_text[help_text.index("\nCommands:\n") :].splitlines()[2:]
+    return [line for line in listing if line.startswith("  ") and line[2] != " "]
 
 
 def _complete(words: str, cword: int) -> str:
@@ -308,5 +309,5 @@ def test_the_command_list_is_one_line_each_at_80_columns() -> None:
     names = set(COMMANDS)
     assert names == set(SHORT_HELP) and names <= set(WORKFLOW)
     top = at(80, "--help").stdout
-    panel = [line for line in top[top.index("Commands") :].splitlines() if line.startswith("│")]
-    assert len(panel) == len(names), panel
+    panel = _command_list(top)
+    assert len(panel) == len(names) and all(len(line) <= 80 for line in panel), panel

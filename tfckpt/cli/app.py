@@ -108,6 +108,19 @@ SHORT_HELP = {
 }
 
 
+def keep_indented(text: str | None) -> str | None:
+    """Help text whose indented paragraphs (examples) Click prints as they are instead of
+    rewrapping them (its ``\\b`` marker)."""
+    if not text:
+        return text
+    paragraphs = text.split("\n\n")
+    for i, p in enumerate(paragraphs):
+        lines = p.splitlines()
+        if lines and all(line.startswith(" ") for line in lines):
+            paragraphs[i] = "\b\n" + p
+    return "\n\n".join(paragraphs)
+
+
 class TfckptGroup(typer.core.TyperGroup):
     """Reports ``TfckptError`` as one line on stderr with its exit code; no traceback. With
     ``--json``, stdout also gets a JSON error document, so a script always reads JSON. Lists
@@ -126,7 +139,12 @@ class TfckptGroup(typer.core.TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if command is not None and cmd_name in SHORT_HELP:
             command.short_help = SHORT_HELP[cmd_name]
+            command.help = keep_indented(command.help)
         return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.help = keep_indented(self.help)
+        super().format_help(ctx, formatter)
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = list({*super().list_commands(ctx), *COMMANDS})
@@ -192,7 +210,7 @@ app = typer.Typer(
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
 )
 
 

@@ -198,7 +198,7 @@ def export_command(
 
         tfckpt export t5/model.ckpt-1000000 t5.safetensors --preset hf-t5-v1.1 -n
 
-        tfckpt export ckpt w.safetensors --no-optimizer --sep . --metadata format=pt
+        tfckpt export ckpt w.safetensors --no-optimizer --metadata format=pt
 
         tfckpt export ckpt weights.npz --match 'encoder/*'
 
