@@ -186,6 +186,41 @@ def test_tree_depth_collapses_scopes(tf1: Path) -> None:
     assert shallow.splitlines()[-1].startswith("15 variables")
 
 
+def test_tree_of_awkward_names_at_every_depth(tmp_path: Path, monkeypatch: Any) -> None:
+    """Leaves and scopes of one name ("a" and "a/"), "-" sorting between them, an empty
+    component ("a//d"), single-child chains; --depth shows a scope's line, not its rows."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    names = ["a", "a/b", "a/b/c", "a/b-x", "a//d", "z/y/x/w", "z/y/v"]
+    prefix = tmp_path / "m"
+    _write(prefix, {n: np.arange(i + 1, dtype=np.float32) for i, n in enumerate(names)})
+    full = [
+        f"{prefix}  7 vars, 28 params, 112 B",
+        "├── a  float32 [1]  4 B",
+        "├── a/  4 vars, 14 params, 56 B",
+        "│   ├── /  1 vars, 5 params, 20 B",
+        "│   │   └── d  float32 [5]  20 B",
+        "│   ├── b  float32 [2]  8 B",
+        "│   ├── b-x  float32 [4]  16 B",
+        "│   └── b/  1 vars, 3 params, 12 B",
+        "│       └── c  float32 [3]  12 B",
+        "└── z/  2 vars, 13 params, 52 B",
+        "    └── y/  2 vars, 13 params, 52 B",
+        "        ├── v  float32 [7]  28 B",
+        "        └── x/  1 vars, 6 params, 24 B",
+        "            └── w  float32 [6]  24 B",
+        "7 variables, 28 parameters, 112 B (112 bytes)",
+    ]
+    assert ok("vars", prefix, "--tree").stdout.splitlines() == full
+    two = [line for line in full if _depth(line) <= 2]
+    assert ok("vars", prefix, "--tree", "--depth", "2").stdout.splitlines() == two
+
+
+def _depth(line: str) -> int:
+    """How deep a tree line sits (1: a child of the root; 0: the root and total lines)."""
+    head = line.split("── ", 1)[0]
+    return 0 if "── " not in line else len(head) // 4 + 1
+
+
 # ---- JSON -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["tf1", "tf2", "partitioned", "dtypes"])
 def test_streamed_json_is_the_library_result(native: Any, kind: str) -> None:
