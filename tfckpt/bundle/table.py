@@ -325,31 +325,8 @@ class TableWriter:
         self._index: list[tuple[bytes, BlockHandle]] = []
 
     def add(self, key: bytes, value: bytes) -> None:
-        last = self._last_key
-        if last is not None and key <= last:
-            raise ValueError(f"table keys must be strictly increasing: {key!r}")
-        if self._counter >= RESTART_INTERVAL:
-            self._restarts.append(len(self._block))
-            self._counter = 0
-            shared = 0
-        elif last is None or not self._block:
-            shared = 0
-        else:
-            shared = _common_prefix(last, key)
-        block = self._block
-        unshared = len(key) - shared
-        vlen = len(value)
-        if shared < 128 and unshared < 128 and vlen < 128:
-            block += bytes((shared, unshared, vlen))
-        else:
-            block += encode_varint(shared) + encode_varint(unshared) + encode_varint(vlen)
-        block += key[shared:] if shared else key
-        block += value
-        self._counter += 1
-        self._last_key = key
-        self._block_last_key = key
-        if len(block) + 4 * len(self._restarts) + 4 >= BLOCK_SIZE:
-            self._flush_data_block()
+        """Append one entry; keys must be strictly increasing."""
+        self.add_many(((key, value),))
 
     def add_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
         """``add`` for each (key, value) in order: the same table, with the per-entry work of
@@ -368,7 +345,8 @@ class TableWriter:
                 shared = 0
             elif last is None or not block:
                 shared = 0
-            else:  # the common prefix, inlined (see _common_prefix)
+            else:  # the common prefix: bytes compared as one big integer, the first
+                # differing byte is where the XOR's highest set bit is
                 n = min(len(last), len(key))
                 x = from_bytes(last[:n], "big") ^ from_bytes(key[:n], "big")
                 shared = n - 1 - (x.bit_length() - 1) // 8 if x else n
@@ -427,15 +405,3 @@ class TableWriter:
         footer += struct.pack("<II", MAGIC & 0xFFFFFFFF, MAGIC >> 32)
         self._f.write(footer)
         self._offset += len(footer)
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    """The length of the longest common prefix of ``a`` and ``b`` (bytes compared as one big
-    integer: the first differing byte is where the XOR's highest set bit is)."""
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    x = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
-    if x == 0:
-        return n
-    return n - 1 - (x.bit_length() - 1) // 8
