@@ -321,5 +321,7 @@ def _batched_stats(
         if k not in ("nan", "inf", "zeros"):
             column[~has] = None
         stats[k][:] = column.tolist()  # None where not done: the streaming path fills those
+    if not rest:
+        return rest
     order = {i: k for k, i in enumerate(result.rows)}
     return sorted(rest, key=order.__getitem__)
