@@ -404,6 +404,7 @@ def test_missing_directories_are_created_and_removed_on_failure(
     from tfckpt.transfer import common
 
     monkeypatch.setattr(common.Source, "expected_crc", lambda self, item: 12345)
+    monkeypatch.setattr(common.Source, "expected_crcs", lambda self, cols: [12345] * len(cols))
     for out in ("x/y/w.safetensors", "x/y/w.npz", "x/y/w/"):
         assert run("export", src, f"{tmp_path}/{out}").exit_code == 1
     assert files_in(tmp_path) == {"a", "c", "e", "g", "i"}
@@ -467,6 +468,7 @@ def test_failed_check_is_exit_1_and_leaves_nothing(
     from tfckpt.transfer import common
 
     monkeypatch.setattr(common.Source, "expected_crc", lambda self, item: 12345)
+    monkeypatch.setattr(common.Source, "expected_crcs", lambda self, cols: [12345] * len(cols))
     for out in ("w.safetensors", "w.npz", "w/"):
         result = run("export", nfx["tf1_adam"].path, f"{tmp_path}/{out}")
         assert result.exit_code == 1, out

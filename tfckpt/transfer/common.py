@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo
+    from tfckpt.transfer.columns import ExportColumns
     from tfckpt.transfer.formats import Format
     from tfckpt.transfer.presets import PresetReport
 
@@ -81,10 +82,15 @@ class Skipped:
 
 @dataclass
 class ExportPlan:
+    """What an export writes. ``items`` is one ``ExportItem`` per tensor, in output order; a plan
+    of many plain tensors keeps them as ``columns`` instead (``transfer.columns``), and ``items``
+    builds the records from those on first use (after which the list is the plan)."""
+
     source: str
     output: str
     format: Format
-    items: list[ExportItem] = field(default_factory=list)
+    _items: list[ExportItem] | None = field(default=None, repr=False)
+    columns: ExportColumns | None = field(default=None, repr=False)
     skipped: list[Skipped] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # optimizer state (no_optimizer)
     metadata: dict[str, str] = field(default_factory=dict)
@@ -93,7 +99,21 @@ class ExportPlan:
     preset: PresetReport | None = None  # what a preset mapped, dropped and could not map
 
     @property
+    def items(self) -> list[ExportItem]:
+        if self._items is None:
+            self._items = self.columns.items() if self.columns is not None else []
+            self.columns = None
+        return self._items
+
+    @property
+    def count(self) -> int:
+        """How many tensors are exported (without building the records)."""
+        return len(self.columns) if self.columns is not None else len(self.items)
+
+    @property
     def total_bytes(self) -> int:
+        if self.columns is not None:
+            return self.columns.total_bytes
         return sum(i.nbytes for i in self.items)
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,7 +121,7 @@ class ExportPlan:
             "source": self.source,
             "output": self.output,
             "format": self.format.value,
-            "count": len(self.items),
+            "count": self.count,
             "bytes": self.total_bytes,
             "tensors": [i.to_dict() for i in self.items],
             "skipped": [s.to_dict() for s in self.skipped],
@@ -230,6 +250,13 @@ class Source:
         for chunk in self.chunks(item):
             crc = crc32c(chunk, crc)
         return mask_crc(crc)
+
+    def expected_crcs(self, cols: ExportColumns) -> np.ndarray:
+        """``expected_crc`` of every item of ``cols`` (all copied: their CRCs in the index), as
+        an array of uint64."""
+        import numpy as np
+
+        return cols.column("crc").astype(np.uint64)
 
     def source_problem(self, item: ExportItem) -> None:
         """After a CRC mismatch: raise CorruptCheckpoint if the source itself is corrupt."""
@@ -390,6 +417,13 @@ class FileFormat:
     def storage(self, dtype: DType, info: TensorInfo) -> Storage | str:
         """How a tensor of ``dtype`` is stored, or why it cannot be."""
         raise NotImplementedError
+
+    def raw_storage(self, dtype: DType) -> tuple[str, int] | str | None:
+        """``(stored dtype, bytes per element)`` when the format keeps the checkpoint's own
+        bytes of every plain tensor of ``dtype`` (what ``storage`` says, whatever the shape);
+        the reason when it cannot hold ``dtype`` at all; None when it depends on the tensor.
+        Formats that answer can be planned and written in columns (``transfer.columns``)."""
+        return None
 
     def layout(self, plan: ExportPlan) -> None:
         """Order the plan's items and fill in offsets, file names and metadata."""

@@ -27,6 +27,7 @@ import contextlib
 import json
 import mmap
 import os
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from tfckpt.bundle.reader import num_elements
 from tfckpt.dtypes import DType, dtype_from_name
-from tfckpt.errors import CheckFailed, CorruptCheckpoint
+from tfckpt.errors import CheckFailed, CorruptCheckpoint, UnrepresentableTensor
+from tfckpt.transfer.columns import ExportColumns, compare_all, copy_runs, output_crcs
 from tfckpt.transfer.common import (
     CHUNK,
     EarlyCheck,
@@ -173,16 +175,71 @@ def build_st_header(
 ) -> bytes:
     """The 8-byte length and JSON header, padded with spaces so the data starts 8-aligned, and
     (given ``residue``, a multiple of 8) at that offset modulo ``ALIGN_GRANULE``."""
-    body: dict[str, Any] = {}
+    return b"".join(
+        st_header_pieces(
+            [t.name for t in tensors],
+            [st_spec(t.dtype, t.shape) for t in tensors],
+            [t.begin for t in tensors],
+            [t.end for t in tensors],
+            metadata,
+            residue,
+        )
+    )
+
+
+def st_spec(dtype: str, shape: tuple[int, ...]) -> str:
+    """The dtype and shape fields of a header entry, as JSON text."""
+    return f'"dtype":"{dtype}","shape":[{",".join(map(str, shape))}]'
+
+
+# Characters JSON escapes (ensure_ascii off): a name without any is written between quotes.
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+# Tensors per piece of a header being built (bounds the text held at once).
+HEADER_STEP = 1 << 16
+
+
+def st_header_pieces(
+    names: list[str],
+    specs: list[str],
+    begins: list[int],
+    ends: list[int],
+    metadata: dict[str, str],
+    residue: int | None = None,
+) -> list[bytes]:
+    """``build_st_header`` in pieces (to be written one after another), from columns: the
+    names, ``st_spec`` texts and data offsets of the tensors in order. The text is what
+    ``json.dumps`` makes of the header object with compact separators and
+    ``ensure_ascii=False``, one string formatting per tensor. Refuses a header safetensors
+    would not read (UnrepresentableTensor)."""
+    if _ESCAPED.search("".join(names)) is None:
+        entry = '"%s":{%s,"data_offsets":[%d,%d]}'.__mod__
+        keys = names
+    else:
+        entry = '%s:{%s,"data_offsets":[%d,%d]}'.__mod__
+        keys = [json.dumps(name, ensure_ascii=False) for name in names]
+    text, comma = "{", ""
     if metadata:
-        body[METADATA_KEY] = dict(metadata)
-    for t in tensors:
-        body[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [t.begin, t.end]}
-    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
+        meta = {METADATA_KEY: dict(metadata)}
+        text += json.dumps(meta, separators=(",", ":"), ensure_ascii=False)[1:-1]
+        comma = ","
+    pieces = []
+    for lo in range(0, len(names), HEADER_STEP):
+        hi = lo + HEADER_STEP
+        rows = zip(keys[lo:hi], specs[lo:hi], begins[lo:hi], ends[lo:hi])
+        pieces.append((text + comma + ",".join(map(entry, rows))).encode("utf-8"))
+        text, comma = "", ","
+    pieces.append((text + "}").encode("utf-8"))
+    length = sum(map(len, pieces))
+    pad = -length % 8
     if residue is not None:
-        raw += b" " * ((residue - 8 - len(raw)) % ALIGN_GRANULE)
-    return struct.pack("<Q", len(raw)) + raw
+        pad += (residue - 8 - length - pad) % ALIGN_GRANULE
+    if length + pad > MAX_ST_HEADER:
+        raise UnrepresentableTensor(
+            f"{len(names)} tensors need a safetensors header of {length + pad:,} bytes; "
+            f"safetensors reads at most {MAX_ST_HEADER:,} (export fewer tensors per file, "
+            "or to npz)"
+        )
+    return [struct.pack("<Q", length + pad), *pieces, b" " * pad]
 
 
 @dataclass
@@ -245,15 +302,60 @@ def _st_tensor(name: str, spec: Any, data_size: int, where: str) -> StTensor:
 
 
 def _planned_header(plan: ExportPlan) -> list[StTensor]:
+    cols = plan.columns
+    if cols is not None:
+        assert cols.begin is not None
+        shapes, which = cols.unique_shapes()
+        stored = [cols.stored[code][1] for code in cols.column("dtype").tolist()]
+        begins = cols.begin.tolist()
+        return list(
+            map(
+                StTensor,
+                cols.names,
+                stored,
+                map(shapes.__getitem__, which.tolist()),
+                begins,
+                (cols.begin + cols.nbytes).tolist(),
+            )
+        )
     return [
         StTensor(i.name, i.stored, i.out_shape, i.begin, i.begin + i.nbytes) for i in plan.items
     ]
+
+
+def _columns_header(plan: ExportPlan, cols: ExportColumns) -> list[bytes]:
+    import numpy as np
+
+    assert cols.begin is not None
+    shapes, which = cols.unique_shapes()
+    kinds, kind = np.unique(which * 256 + cols.column("dtype"), return_inverse=True)
+    specs = [st_spec(cols.stored[k % 256][1], shapes[k // 256]) for k in kinds.tolist()]
+    return st_header_pieces(
+        cols.names,
+        list(map(specs.__getitem__, kind.reshape(-1).tolist())),
+        cols.begin.tolist(),
+        (cols.begin + cols.nbytes).tolist(),
+        plan.metadata,
+        plan.data_residue,
+    )
+
+
+# Headers up to this size are also parsed back (by safetensors and by tfckpt's reader) and
+# compared with the plan; larger ones (10^4 tensors and more) are compared byte for byte with
+# what was written, as parsing them costs more than the rest of the export.
+PARSE_HEADER_MAX = 1 << 20
 
 
 # ---- export -------------------------------------------------------------------------------------
 class Safetensors(FileFormat):
     format = Format.safetensors
     reserved_names: ClassVar[dict[str, str]] = {METADATA_KEY: "safetensors"}
+
+    def raw_storage(self, dtype: DType) -> tuple[str, int] | str | None:
+        st_dtype, how = safetensors_dtype(dtype)
+        if st_dtype is None:
+            return how
+        return (st_dtype, ST_ITEMSIZE[st_dtype]) if how in ("direct", "layout") else None
 
     def storage(self, dtype: DType, info: TensorInfo) -> Storage | str:
         st_dtype, how = safetensors_dtype(dtype)
@@ -271,6 +373,10 @@ class Safetensors(FileFormat):
         # header every tensor starts at a multiple of its element size, so loaders can map it in
         # place. Within one element size, copied tensors keep their order in the source data
         # files ...
+        if plan.columns is not None:
+            self._layout_columns(plan, plan.columns)
+            return
+
         def key(i: ExportItem) -> tuple[Any, ...]:
             return (-ST_ITEMSIZE[i.stored], i.src_pos is None, i.src_pos or (0, 0), i.name)
 
@@ -296,6 +402,39 @@ class Safetensors(FileFormat):
         if recorded:
             plan.metadata[ST_DTYPES_KEY] = json.dumps(recorded, sort_keys=True)
 
+    def _layout_columns(self, plan: ExportPlan, cols: ExportColumns) -> None:
+        """``layout`` on columns: the same order, offsets, residue and metadata."""
+        import numpy as np
+
+        lookup = np.zeros(256, dtype=np.int64)
+        for code, (_, stored) in cols.stored.items():
+            lookup[code] = ST_ITEMSIZE[stored]
+        itemsize = lookup[cols.column("dtype")]
+        shard, offset = cols.column("shard"), cols.column("offset")
+        order = np.lexsort((offset, shard, -itemsize))
+        keys = np.stack([itemsize[order], shard[order], offset[order]])
+        if len(order) > 1 and (keys[:, 1:] == keys[:, :-1]).all(axis=0).any():
+            # Tensors at the same place (empty ones): the name decides, as in ``layout``.
+            table = list(zip((-itemsize).tolist(), shard.tolist(), offset.tolist(), cols.names))
+            order = np.array(sorted(range(len(cols)), key=table.__getitem__), dtype=np.int64)
+        cols.take(order)
+        cols.begin = np.cumsum(cols.nbytes) - cols.nbytes
+        residue = (cols.column("offset") - cols.begin) % ALIGN_GRANULE
+        aligned = residue % 8 == 0
+        if aligned.any() and int(cols.nbytes[aligned].sum()) >= ALIGN_MIN_BYTES:
+            found, which = np.unique(residue[aligned], return_inverse=True)
+            weights = np.zeros(len(found), dtype=np.int64)
+            np.add.at(weights, which.reshape(-1), cols.nbytes[aligned])
+            plan.data_residue = int(found[int(np.argmax(weights))])
+        odd = [code for code, (dt, st) in cols.stored.items() if ST_TO_TF.get(st) != dt.name]
+        if odd:
+            codes = cols.column("dtype")
+            recorded = {
+                cols.names[k]: cols.stored[int(codes[k])][0].name
+                for k in np.flatnonzero(np.isin(codes, odd)).tolist()
+            }
+            plan.metadata[ST_DTYPES_KEY] = json.dumps(recorded, sort_keys=True)
+
     def warm_up(self) -> None:
         with contextlib.suppress(ImportError):
             import numpy  # noqa: F401  (safetensors' numpy framework imports it on open)
@@ -309,16 +448,33 @@ class Safetensors(FileFormat):
         on_bytes: OnBytes | None,
         early: EarlyCheck | None,
     ) -> list[str]:
-        header = build_st_header(_planned_header(plan), plan.metadata, plan.data_residue)
+        cols = plan.columns
+        if cols is not None:
+            cols.header = _columns_header(plan, cols)
+            header = cols.header
+        else:
+            header = [build_st_header(_planned_header(plan), plan.metadata, plan.data_residue)]
+        start = sum(map(len, header))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            write_all(fd, header)
+            for piece in header:
+                write_all(fd, piece)
+            if cols is not None:
+
+                def written(k: int, at: int) -> None:
+                    if early is not None:
+                        early.submit(cols.item(k), tmp, at)
+
+                copy_runs(src, cols, fd, on_bytes, written)
+                if os.lseek(fd, 0, os.SEEK_CUR) != start + cols.total_bytes:
+                    raise CorruptCheckpoint(f"{plan.source}: the tensors have the wrong size")
+                return []
             for item in plan.items:
                 emit_to_fd(src, item, fd, on_bytes)
-                if os.lseek(fd, 0, os.SEEK_CUR) != len(header) + item.begin + item.nbytes:
+                if os.lseek(fd, 0, os.SEEK_CUR) != start + item.begin + item.nbytes:
                     raise CorruptCheckpoint(f"{plan.source}: {item.source!r} has the wrong size")
                 if early is not None and item.how == "raw":
-                    early.submit(item, tmp, len(header) + item.begin)
+                    early.submit(item, tmp, start + item.begin)
         finally:
             os.close(fd)
         return []
@@ -332,12 +488,16 @@ class Safetensors(FileFormat):
         early: dict[str, int],
     ) -> None:
         where = plan.output
-        _check_with_safetensors(plan, tmp)
+        cols = plan.columns
+        if cols is not None and cols.header is not None:
+            start = sum(map(len, cols.header))
+            _same_header(tmp, cols.header, start + cols.total_bytes, where)
+            if start <= PARSE_HEADER_MAX:
+                _check_header(plan, tmp)
+            compare_all(src, cols, output_crcs(tmp, cols, start, on_bytes, early), where)
+            return
+        header = _check_header(plan, tmp)
         with open(tmp, "rb", buffering=0) as f:
-            header = read_st_header(f, os.fstat(f.fileno()).st_size, where)  # type: ignore[arg-type]
-            planned = {t.name: t for t in _planned_header(plan)}
-            if {t.name: t for t in header.tensors} != planned or header.metadata != plan.metadata:
-                raise CheckFailed(f"{where}: header differs from the plan")
             for item in plan.items:
                 actual = early.get(item.name)
                 if actual is None:
@@ -347,6 +507,29 @@ class Safetensors(FileFormat):
 
     def open(self, path: str, allow_pickle: bool = False) -> InputFile:
         return SafetensorsInput(path)
+
+
+def _check_header(plan: ExportPlan, tmp: str) -> StHeader:
+    """The header as safetensors and tfckpt's reader parse it must be the plan's."""
+    where = plan.output
+    _check_with_safetensors(plan, tmp)
+    with open(tmp, "rb", buffering=0) as f:
+        header = read_st_header(f, os.fstat(f.fileno()).st_size, where)  # type: ignore[arg-type]
+    planned = {t.name: t for t in _planned_header(plan)}
+    if {t.name: t for t in header.tensors} != planned or header.metadata != plan.metadata:
+        raise CheckFailed(f"{where}: header differs from the plan")
+    return header
+
+
+def _same_header(tmp: str, header: list[bytes], size: int, where: str) -> None:
+    """The output holds ``header`` as written and is ``size`` bytes long."""
+    with open(tmp, "rb", buffering=0) as f:
+        actual = os.fstat(f.fileno()).st_size
+        if actual != size:
+            raise CheckFailed(f"{where}: {actual} bytes where the plan makes {size}")
+        for piece in header:
+            if f.read(len(piece)) != piece:
+                raise CheckFailed(f"{where}: header differs from the plan")
 
 
 def _check_with_safetensors(plan: ExportPlan, tmp: str) -> None:
@@ -360,7 +543,8 @@ def _check_with_safetensors(plan: ExportPlan, tmp: str) -> None:
             keys, metadata = set(f.keys()), f.metadata() or {}
     except Exception as exc:  # the Rust parser's own error types
         raise CheckFailed(f"{plan.output}: safetensors rejects the file ({exc})") from None
-    if keys != {i.name for i in plan.items} or metadata != plan.metadata:
+    names = plan.columns.names if plan.columns is not None else [i.name for i in plan.items]
+    if keys != set(names) or metadata != plan.metadata:
         raise CheckFailed(f"{plan.output}: safetensors reads other names or metadata")
 
 
