@@ -90,7 +90,10 @@ class ExportColumns:
         rank = start[self.rows + 1] - first
         shapes: list[tuple[int, ...]] = []
         which = np.zeros(len(self), dtype=np.int64)
-        for r in np.unique(rank).tolist():
+        if not len(rank):
+            return shapes, which
+        ranks = [int(rank[0])] if (rank == rank[0]).all() else np.unique(rank).tolist()
+        for r in ranks:
             sel = np.flatnonzero(rank == r)
             if r == 0:
                 which[sel] = len(shapes)
@@ -157,6 +160,10 @@ def _distinct_rows(table: np.ndarray) -> np.ndarray:
     each column coded by its distinct values, the codes combined into one number per row."""
     import numpy as np
 
+    if (table == table[0]).all():  # one shape (the usual case)
+        return np.zeros(len(table), dtype=np.int64)
+    if table.shape[1] == 1:
+        return np.unique(table[:, 0], return_inverse=True)[1].reshape(-1)
     code = np.zeros(len(table), dtype=np.int64)
     span = 1
     for column in table.T:

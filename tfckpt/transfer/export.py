@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -254,14 +255,28 @@ def _plan_columns(ckpt: Checkpoint, plan: ExportPlan, fmt: Format, options: Expo
         plan_item(ckpt, ckpt.info(names[int(wrong[0])]), bases[int(wrong[0])], fmt)
         raise AssertionError("plan_item accepted a size the columns refused")  # not reached
     reserved = target.reserved_names
-    distinct = set(bases)
-    if len(distinct) != len(bases) or "" in distinct or not distinct.isdisjoint(reserved):
+    if bases is names:  # the keys themselves: sorted and distinct
+        problem = (bool(names) and not names[0]) or bool(_found(names, reserved))
+    else:
+        distinct = set(bases)
+        problem = len(distinct) != len(bases) or "" in distinct or not distinct.isdisjoint(reserved)
+    if problem:
         by_name: dict[str, list[str]] = {}
         for base, name in zip(bases, names):
             by_name.setdefault(base, []).append(name)
         check_names(by_name, reserved or None)
     plan.columns = ExportColumns(index, rows, names, bases, stored, nbytes)
     return True
+
+
+def _found(names: list[str], wanted: Iterable[str]) -> list[str]:
+    """Those of ``wanted`` that the sorted ``names`` hold (binary search)."""
+    out = []
+    for name in wanted:
+        i = bisect_left(names, name)
+        if i < len(names) and names[i] == name:
+            out.append(name)
+    return out
 
 
 def plan_item(

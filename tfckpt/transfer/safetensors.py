@@ -56,6 +56,8 @@ from tfckpt.transfer.common import (
 from tfckpt.transfer.formats import Format
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tfckpt.bundle.checkpoint import TensorInfo
 
 # safetensors refuses headers above 100 MB.
@@ -175,12 +177,17 @@ def build_st_header(
 ) -> bytes:
     """The 8-byte length and JSON header, padded with spaces so the data starts 8-aligned, and
     (given ``residue``, a multiple of 8) at that offset modulo ``ALIGN_GRANULE``."""
+    import numpy as np
+
+    specs: dict[str, int] = {}
+    kinds = [specs.setdefault(st_spec(t.dtype, t.shape), len(specs)) for t in tensors]
     return b"".join(
         st_header_pieces(
             [t.name for t in tensors],
-            [st_spec(t.dtype, t.shape) for t in tensors],
-            [t.begin for t in tensors],
-            [t.end for t in tensors],
+            list(specs),
+            np.array(kinds, dtype=np.int64),
+            np.array([t.begin for t in tensors], dtype=np.int64),
+            np.array([t.end for t in tensors], dtype=np.int64),
             metadata,
             residue,
         )
@@ -194,41 +201,64 @@ def st_spec(dtype: str, shape: tuple[int, ...]) -> str:
 
 # Characters JSON escapes (ensure_ascii off): a name without any is written between quotes.
 _ESCAPED = re.compile(r'["\\\x00-\x1f]')
-# Tensors per piece of a header being built (bounds the text held at once).
+# Tensors per piece of a header being built (bounds the memory the assembly takes).
 HEADER_STEP = 1 << 16
+
+
+def _plain(names: list[str]) -> bool:
+    """Whether no name needs escaping in JSON (a quick test first, the exact one if it fails)."""
+    text = "".join(names)
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return True
+    return _ESCAPED.search(text) is None
 
 
 def st_header_pieces(
     names: list[str],
     specs: list[str],
-    begins: list[int],
-    ends: list[int],
+    kinds: np.ndarray,
+    begins: np.ndarray,
+    ends: np.ndarray,
     metadata: dict[str, str],
     residue: int | None = None,
 ) -> list[bytes]:
     """``build_st_header`` in pieces (to be written one after another), from columns: the
-    names, ``st_spec`` texts and data offsets of the tensors in order. The text is what
-    ``json.dumps`` makes of the header object with compact separators and
-    ``ensure_ascii=False``, one string formatting per tensor. Refuses a header safetensors
-    would not read (UnrepresentableTensor)."""
-    if _ESCAPED.search("".join(names)) is None:
-        entry = '"%s":{%s,"data_offsets":[%d,%d]}'.__mod__
-        keys = names
-    else:
-        entry = '%s:{%s,"data_offsets":[%d,%d]}'.__mod__
-        keys = [json.dumps(name, ensure_ascii=False) for name in names]
-    text, comma = "{", ""
+    tensors' names, the number of each one's ``st_spec`` text among ``specs``, and their data
+    offsets. The bytes are what ``json.dumps`` makes of the header object with compact
+    separators and ``ensure_ascii=False``, assembled by one ``str.join`` per piece over the
+    interleaved columns (no Python code runs per tensor). Refuses a header safetensors would
+    not read (UnrepresentableTensor)."""
+    plain = _plain(names)
+    keys = names if plain else [json.dumps(name, ensure_ascii=False) for name in names]
+    quote = '"' if plain else ""  # around the key, when json.dumps has not put it there
+    mids = [f'{quote}:{{{spec},"data_offsets":[' for spec in specs]
+    text = "{"
     if metadata:
         meta = {METADATA_KEY: dict(metadata)}
         text += json.dumps(meta, separators=(",", ":"), ensure_ascii=False)[1:-1]
-        comma = ","
-    pieces = []
+        text += "," if names else ""
+    pieces = [text.encode("utf-8")]
     for lo in range(0, len(names), HEADER_STEP):
-        hi = lo + HEADER_STEP
-        rows = zip(keys[lo:hi], specs[lo:hi], begins[lo:hi], ends[lo:hi])
-        pieces.append((text + comma + ",".join(map(entry, rows))).encode("utf-8"))
-        text, comma = "", ","
-    pieces.append((text + "}").encode("utf-8"))
+        hi = min(lo + HEADER_STEP, len(names))
+        count = hi - lo
+        parts: list[str] = [""] * (7 * count)
+        parts[0::7] = [quote] * count
+        parts[1::7] = keys[lo:hi]
+        parts[2::7] = (
+            [mids[0]] * count if len(mids) == 1 else [mids[k] for k in kinds[lo:hi].tolist()]
+        )
+        if count > 1 and (ends[lo : hi - 1] == begins[lo + 1 : hi]).all():  # laid out end to end
+            offsets = list(map(str, [*begins[lo:hi].tolist(), int(ends[hi - 1])]))
+            parts[3::7], parts[5::7] = offsets[:-1], offsets[1:]
+        else:
+            parts[3::7] = map(str, begins[lo:hi].tolist())
+            parts[5::7] = map(str, ends[lo:hi].tolist())
+        parts[4::7] = [","] * count
+        parts[6::7] = ["]},"] * count
+        pieces.append("".join(parts).encode("utf-8"))
+    if names:
+        pieces[-1] = pieces[-1][:-1]  # the last entry's comma
+    pieces.append(b"}")
     length = sum(map(len, pieces))
     pad = -length % 8
     if residue is not None:
@@ -332,9 +362,10 @@ def _columns_header(plan: ExportPlan, cols: ExportColumns) -> list[bytes]:
     specs = [st_spec(cols.stored[k % 256][1], shapes[k // 256]) for k in kinds.tolist()]
     return st_header_pieces(
         cols.names,
-        list(map(specs.__getitem__, kind.reshape(-1).tolist())),
-        cols.begin.tolist(),
-        (cols.begin + cols.nbytes).tolist(),
+        specs,
+        kind.reshape(-1),
+        cols.begin,
+        cols.begin + cols.nbytes,
         plan.metadata,
         plan.data_residue,
     )
@@ -417,7 +448,8 @@ class Safetensors(FileFormat):
             # Tensors at the same place (empty ones): the name decides, as in ``layout``.
             table = list(zip((-itemsize).tolist(), shard.tolist(), offset.tolist(), cols.names))
             order = np.array(sorted(range(len(cols)), key=table.__getitem__), dtype=np.int64)
-        cols.take(order)
+        if (order[1:] < order[:-1]).any():
+            cols.take(order)
         cols.begin = np.cumsum(cols.nbytes) - cols.nbytes
         residue = (cols.column("offset") - cols.begin) % ALIGN_GRANULE
         aligned = residue % 8 == 0
