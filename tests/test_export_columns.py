@@ -255,3 +255,40 @@ def test_small_tensors_are_checked_in_windows(
         per_tensor(m)
         ok("export", mixed_prefix, tmp_path / "v.safetensors")
     assert (tmp_path / "w.safetensors").read_bytes() == (tmp_path / "v.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("out", ["w.npz", "w/"])
+def test_npz_and_npy_are_planned_in_columns_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    """Their writers go tensor by tensor: the records are built from the columns, the same."""
+    values = {f"t/{i:04d}": np.full((2, 3), i, np.float32) for i in range(300)}
+    values["step"] = np.array(7, np.int64)
+    prefix = tmp_path / "src" / "model.ckpt"
+    _write(prefix, values)
+    used: list[bool] = []
+    real = export._plan_columns
+
+    def spy(*args: Any) -> bool:
+        used.append(real(*args))
+        return used[-1]
+
+    monkeypatch.setattr(export, "_plan_columns", spy)
+    doc_a = json.loads(ok("export", prefix, f"{tmp_path}/a/{out}", "--json").stdout)
+    assert used == [True]
+    with monkeypatch.context() as m:
+        per_tensor(m)
+        doc_b = json.loads(ok("export", prefix, f"{tmp_path}/b/{out}", "--json").stdout)
+    assert used == [True, False]
+    assert {**doc_a, "output": None} == {**doc_b, "output": None}
+    if out.endswith(".npz"):
+        with np.load(tmp_path / "a" / out) as a, np.load(tmp_path / "b" / out) as b:
+            assert sorted(a.files) == sorted(b.files) == sorted(values)
+            assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    else:
+        a_files = sorted(p.name for p in (tmp_path / "a" / out).iterdir())
+        assert a_files == sorted(p.name for p in (tmp_path / "b" / out).iterdir())
+        for name in a_files:
+            assert (tmp_path / "a" / out / name).read_bytes() == (
+                tmp_path / "b" / out / name
+            ).read_bytes()

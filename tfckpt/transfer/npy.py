@@ -135,6 +135,14 @@ def npy_representable(dtype: DType) -> str | None:
     return f"numpy has no {dtype.name} type"
 
 
+def npy_raw_storage(dtype: DType) -> tuple[str, int] | str | None:
+    """``FileFormat.raw_storage`` for the npz and npy formats (strings go tensor by tensor)."""
+    reason = npy_representable(dtype)
+    if reason is not None or dtype.numpy is None:
+        return reason
+    return npy_descr(dtype.numpy), dtype.itemsize
+
+
 def npy_storage(dtype: DType, info: TensorInfo) -> Storage | str:
     """How a .npy array stores a tensor of ``dtype`` (for the npz and npy formats)."""
     reason = npy_representable(dtype)
@@ -391,6 +399,9 @@ class NpyDir(FileFormat):
 
     def storage(self, dtype: DType, info: TensorInfo) -> Storage | str:
         return npy_storage(dtype, info)
+
+    def raw_storage(self, dtype: DType) -> tuple[str, int] | str | None:
+        return npy_raw_storage(dtype)
 
     def layout(self, plan: ExportPlan) -> None:
         plan.items.sort(key=lambda i: i.name)

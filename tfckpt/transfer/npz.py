@@ -28,6 +28,7 @@ from tfckpt.transfer.npy import (
     check_npy_member,
     needs_dtype_note,
     npy_chunks,
+    npy_raw_storage,
     npy_storage,
     npy_tensor,
     read_npy_header,
@@ -50,6 +51,9 @@ class Npz(FileFormat):
 
     def storage(self, dtype: DType, info: TensorInfo) -> Storage | str:
         return npy_storage(dtype, info)
+
+    def raw_storage(self, dtype: DType) -> tuple[str, int] | str | None:
+        return npy_raw_storage(dtype)
 
     def write(
         self,
