@@ -26,8 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import google_crc32c
-
+from tfckpt.bundle.table import crc32c_bytes
 from tfckpt.dtypes import DType
 from tfckpt.errors import CheckFailed, CorruptCheckpoint
 from tfckpt.transfer import common
@@ -283,7 +282,7 @@ def output_crcs(
                 raise CheckFailed("output ended early")
             pieces = map(slice, (begin[i:j] - lo).tolist(), (end[i:j] - lo).tolist())
             raw[i:j] = np.fromiter(
-                map(google_crc32c.value, map(data.__getitem__, pieces)),
+                map(crc32c_bytes, map(data.__getitem__, pieces)),
                 dtype=np.uint64,
                 count=j - i,
             )
