@@ -103,7 +103,7 @@ def render_export(result: Any, as_json: bool, quiet: bool = False) -> None:
 
 def _export_summary(plan: Any, verb: str) -> str:
     parts = [
-        f"{verb} {len(plan.items)} tensors ({human_bytes(plan.total_bytes)}) to "
+        f"{verb} {plan.count:,} tensors ({human_bytes(plan.total_bytes)}) to "
         f"{plan.output} ({plan.format.value})"
     ]
     if plan.dropped:
