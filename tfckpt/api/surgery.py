@@ -125,7 +125,7 @@ def build_name_rules(
     return NameRules(rules.subs, dict(mapping), rules.strip_prefix, rules.add_prefix)
 
 
-def _mapping_by_key(rules: Any, keys: set[str]) -> Any:
+def _mapping_by_key(rules: Any, names: list[str]) -> Any:
     """TF2: mapping entries may name object paths (``model/dense/kernel``); they stand for the
     keys of those variables, and so do their new names."""
     from dataclasses import replace
@@ -134,6 +134,7 @@ def _mapping_by_key(rules: Any, keys: set[str]) -> Any:
 
     if not rules.mapping:
         return rules
+    keys = set(names)
     mapping = {}
     for old, new in rules.mapping.items():
         if old not in keys and key_of(old) in keys:
@@ -249,8 +250,8 @@ def rename(
     progress = or_none(progress)
     with open_checkpoint(src) as ckpt:
         notes = ckpt.notes + notes
-        names = [i.name for i in ckpt.tensors()]
-        rules = _mapping_by_key(rules, set(names))
+        names = ckpt.listing().names
+        rules = _mapping_by_key(rules, names)
         selected = only(ckpt) if only else None
         plan = plan_renames(names, rules, ckpt.object_graph_bytes(), selected)
         _refuse_conflicts(plan, ckpt.prefix)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tfckpt import storage
+from tfckpt.bundle.bulk import crc32c_many, span_groups
 from tfckpt.bundle.index import MAX_ELEMENTS as MAX_ELEMENTS  # re-exported
 from tfckpt.bundle.index import (
     IndexColumns,
@@ -46,6 +47,8 @@ from tfckpt.errors import CheckpointNotFound, CorruptCheckpoint, UnsupportedChec
 from tfckpt.storage import STEP, Shard
 
 HEADER_KEY = b""
+# Entries up to this size are checked many at a time (``failing_rows``); larger ones stream.
+BULK_MAX = 1 << 20
 # Elements read per chunk when streaming: large enough to amortize numpy call overhead, small
 # enough that several passes over a chunk stay in cache.
 CHUNK_ELEMENTS = 1 << 18
@@ -508,41 +511,79 @@ class BundleReader:
 
     def check_many(self, entries: Sequence[Entry]) -> bool:
         """Whether every one of these stored entries passes ``read_entry``'s checks (inside its
-        shard, the size its shape needs, its CRC32C), checked together: one checksum call per
-        entry on the mapped bytes, no numpy. Only plain fixed-width entries of up to 1 MiB are
-        taken; False for anything else or any failure (the caller then checks one by one, which
-        says what is wrong)."""
+        shard, the size its shape needs, its CRC32C), checked together (``failing_rows``). False
+        for anything ``failing_rows`` leaves to a one-by-one check, or any failure (the caller
+        then checks one by one, which says what is wrong)."""
         cols = self.columns
-        rows = []
-        for entry in entries:
-            if entry._cols is not cols:
-                return False
-            rows.append(entry._row)
-        itemsize = {}
-        for code in {cols.dtype[r] for r in rows}:
+        if any(entry._cols is not cols for entry in entries):
+            return False
+        return not self.failing_rows([entry._row for entry in entries]).any()
+
+    def bulk_checkable(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """For each row of the columns: whether its bytes can be checked in bulk (a plain
+        fixed-width entry of at most ``BULK_MAX`` bytes, not a partitioned tensor's header)
+        and its size is the one its shape needs. The others are for ``check_crc`` and friends,
+        one by one (strings, variants, large tensors, and whatever is wrong)."""
+        import numpy as np
+
+        cols = self.columns
+        rows = np.asarray(rows, dtype=np.int64)
+        codes = cols.np("dtype")[rows]
+        itemsize = np.zeros(rows.size, dtype=np.int64)
+        for code in np.unique(codes).tolist():
             dt = dtype_from_enum(code)
-            if dt.numpy is None or dt.itemsize == 0:
-                return False
-            itemsize[code] = dt.itemsize
-        offset, size, nelem, shard = cols.offset, cols.size, cols.nelem, cols.shard
-        by_shard: dict[int, list[int]] = {}
-        for r in rows:
-            if (
-                r in cols.slices
-                or size[r] > (1 << 20)
-                or size[r] != nelem[r] * itemsize[cols.dtype[r]]
-            ):
-                return False
-            by_shard.setdefault(shard[r], []).append(r)
-        for sid, here in by_shard.items():
-            ends = [offset[r] + size[r] for r in here]
+            if dt.numpy is not None:
+                itemsize[codes == code] = dt.itemsize
+        size = cols.np("size")[rows]
+        ok = (itemsize > 0) & (size <= BULK_MAX) & (size == cols.np("nelem")[rows] * itemsize)
+        if cols.slices:
+            ok &= ~np.isin(rows, np.fromiter(cols.slices, dtype=np.int64))
+        return ok
+
+    def crc_failures(self, rows: np.ndarray, data: bytes, base: int) -> np.ndarray:
+        """For each row: whether its stored bytes, found in ``data`` (the bytes of its shard
+        from offset ``base``), miss their CRC32C."""
+        cols = self.columns
+        start = cols.np("offset")[rows] - base
+        end = start + cols.np("size")[rows]
+        return crc32c_many(data, start.tolist(), end.tolist()) != cols.np("crc")[rows]
+
+    def read_span(self, shard_id: int, lo: int, hi: int) -> bytes:
+        """Bytes ``lo..hi`` of a shard (CorruptCheckpoint if they are not all there), with the
+        mapped pages released afterwards."""
+        shard = self._shard(shard_id)
+        if hi > shard.size:
+            raise CorruptCheckpoint(f"{self.data_path(shard_id)}: a range ends past the shard")
+        data = bytes(shard.view(lo, hi - lo))
+        self.release(shard_id, lo, hi - lo)
+        return data
+
+    def failing_rows(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """For each of these rows: True unless its stored entry is checked here and passes
+        ``read_entry``'s checks (inside its shard, the size its shape needs, its CRC32C). Rows
+        ``bulk_checkable`` refuses are True too: check those one by one (``check_crc``...),
+        which also says what is wrong. The bytes are read a span of nearby entries at a time
+        (at most ``storage.STEP`` bytes, one read remotely), one checksum call per entry."""
+        import numpy as np
+
+        cols = self.columns
+        rows = np.asarray(rows, dtype=np.int64)
+        fail = ~self.bulk_checkable(rows)
+        offset, size, shard = (cols.np(c)[rows] for c in ("offset", "size", "shard"))
+        end = offset + size
+        for sid in np.unique(shard[~fail]).tolist():
+            here = np.flatnonzero((shard == sid) & ~fail)
             try:
-                pieces = self.stored_bytes(sid, [offset[r] for r in here], ends)
+                shard_size = self.shard_size(sid)
             except CorruptCheckpoint:
-                return False
-            if any(mask_crc(c) != cols.crc[r] for c, r in zip(map(crc32c_bytes, pieces), here)):
-                return False
-        return True
+                continue  # all of them fail
+            outside = end[here] > shard_size
+            here = here[~outside][np.argsort(offset[here[~outside]], kind="stable")]
+            for i, j in span_groups(offset[here], end[here], STEP):
+                picked = here[i:j]
+                lo, hi = int(offset[picked[0]]), int(end[picked].max())
+                fail[picked] = self.crc_failures(rows[picked], self.read_span(sid, lo, hi), lo)
+        return fail
 
     def _expected_size(self, entry: Entry) -> int:
         return num_elements(entry.shape) * entry.dtype.itemsize

@@ -8,15 +8,18 @@ the same layout TensorFlow's writer does (256 KiB blocks, restart interval 16, n
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import google_crc32c
 
 from tfckpt import storage
 from tfckpt.errors import CorruptCheckpoint, TfckptError
 from tfckpt.storage import Blob
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -363,6 +366,22 @@ class TableWriter:
             self._block_last_key = key
             if len(block) + 4 * len(self._restarts) + 4 >= limit:
                 self._flush_data_block()
+
+    def add_columns(
+        self, keys: Sequence[bytes], values: bytes, starts: np.ndarray, ends: np.ndarray
+    ) -> None:
+        """``add`` for each key and value ``values[starts[i]:ends[i]]`` of a whole table at once
+        (the first thing added): the same bytes, built with numpy (``bulk.table_blocks``)."""
+        from tfckpt.bundle.bulk import table_blocks
+
+        if self._last_key is not None:
+            raise ValueError("add_columns must come first")
+        for contents, last in table_blocks(
+            keys, values, starts, ends, BLOCK_SIZE, RESTART_INTERVAL
+        ):
+            self._index.append((last, self._write_raw_block(contents)))
+        if len(keys):
+            self._last_key = self._block_last_key = keys[-1]
 
     def _finish_block(self, block: bytearray, restarts: list[int]) -> bytes:
         for r in restarts:

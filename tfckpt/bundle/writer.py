@@ -23,7 +23,9 @@ the source if the process died half-way.
 from __future__ import annotations
 
 import io
+import operator
 from collections.abc import Callable, Iterable
+from itertools import islice, pairwise
 from typing import TYPE_CHECKING, Any
 
 from tfckpt import storage
@@ -37,6 +39,8 @@ from tfckpt.storage.cleanup import clean_stale_temps, prefix_files, stale_temps
 if TYPE_CHECKING:
     import numpy as np
 
+# Indexes of this many entries or more are built as columns (bulk.table_blocks), with numpy.
+COLUMNS_FROM = 4096
 
 __all__ = [
     "BundleWriter",
@@ -161,6 +165,7 @@ class BundleWriter:
         )
         self.cleaned = self._write.cleaned
         self._entries: dict[bytes, bytes] = {}
+        self._batches: list[tuple[list[bytes], bytes, Any, Any]] = []  # add_entries
         self._files: set[str] = set()  # final names written or adopted
         self._data: Output | None = None
         self._data_offset = 0
@@ -216,6 +221,12 @@ class BundleWriter:
         self._data_offset = at + size
         return at
 
+    def append(self, data: bytes | memoryview) -> int:
+        """Append bytes to the own shard as they are (stored tensors, already checked: no
+        checksum is computed); returns how many."""
+        self._write_chunk(data)
+        return len(data)
+
     def add_bytes(self, data: bytes | memoryview, crc: int | None = None) -> tuple[int, int, int]:
         view = memoryview(data)
         return self.add_stream(
@@ -268,6 +279,17 @@ class BundleWriter:
             raise UsageError(f"duplicate key {raw_key!r}")
         self._entries[raw_key] = entry.SerializeToString()
 
+    def add_entries(
+        self, keys: list[bytes], values: bytes, starts: np.ndarray, ends: np.ndarray
+    ) -> None:
+        """Many index entries at once: ``keys[i]`` (in any order) with the serialized
+        BundleEntryProto ``values[starts[i]:ends[i]]``, e.g. a source index's own bytes reused
+        as they are. Kept as columns, no Python object per entry; a key given twice (here or
+        to ``add_entry``) is refused at ``commit()``."""
+        if HEADER_KEY in keys:
+            raise UsageError("the empty name is reserved for the bundle header")
+        self._batches.append((keys, values, starts, ends))
+
     def set_meta(self, data: bytes) -> None:
         """A new ``.meta`` for the prefix, published right after the index."""
         self._meta = data
@@ -279,10 +301,48 @@ class BundleWriter:
         header.version.producer = 1
         out = io.BytesIO()
         table = TableWriter(out)
-        table.add(HEADER_KEY, header.SerializeToString())
-        table.add_many(sorted(self._entries.items()))
+        count = len(self._entries) + sum(len(keys) for keys, *_ in self._batches)
+        try:
+            if count < COLUMNS_FROM:
+                items = list(self._entries.items())
+                for keys, values, starts, ends in self._batches:
+                    items += zip(keys, map(values.__getitem__, map(slice, starts, ends)))
+                table.add(HEADER_KEY, header.SerializeToString())
+                table.add_many(sorted(items))
+            else:
+                keys, values, starts, ends = self._columns(header.SerializeToString())
+                table.add_columns(keys, values, starts, ends)
+        except ValueError:  # keys not strictly increasing once sorted: one was given twice
+            every = sorted([*self._entries, *(k for keys, *_ in self._batches for k in keys)])
+            duplicate = next(a for a, b in pairwise(every) if a == b)
+            raise UsageError(f"duplicate key {duplicate!r}") from None
         table.finish()
         return out.getvalue()
+
+    def _columns(self, header: bytes) -> tuple[list[bytes], bytes, np.ndarray, np.ndarray]:
+        """Every entry (the header first) as sorted keys and their values' places in one
+        buffer."""
+        import numpy as np
+
+        from tfckpt.bundle.bulk import exclusive_cumsum
+
+        keys = [HEADER_KEY, *self._entries]
+        own = [header, *self._entries.values()]
+        bounds = exclusive_cumsum(np.fromiter(map(len, own), dtype=np.int64, count=len(own)))
+        buffers, starts, ends = [b"".join(own)], [bounds[:-1]], [bounds[1:]]
+        base = len(buffers[0])
+        for more, values, first, last in self._batches:
+            keys += more
+            buffers.append(values)
+            starts.append(np.asarray(first, dtype=np.int64) + base)
+            ends.append(np.asarray(last, dtype=np.int64) + base)
+            base += len(values)
+        start, end = np.concatenate(starts), np.concatenate(ends)
+        if not all(map(operator.lt, keys, islice(keys, 1, None))):
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            keys = [keys[i] for i in order]
+            start, end = start[order], end[order]
+        return keys, b"".join(buffers), start, end
 
     def commit(self) -> None:
         """Publish: data files first, the index next, then the .meta (if one was set)."""

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import compress, repeat
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
 
 from tfckpt.bundle.checkpoint import Checkpoint
 from tfckpt.bundle.writer import BundleWriter
 from tfckpt.errors import GraphMergeError, RenameConflict, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 from tfckpt.ops.writing import (
     Progress,
     WriteResult,
     add_object_graph,
-    add_with_slices,
+    add_tensors,
     adopt_checked,
-    key_bytes,
     shard_checks,
     write_decoded,
 )
@@ -74,15 +78,17 @@ def plan_merge(
     object graph (None for name-based inputs); they are merged so the output restores with
     ``tf.train.Checkpoint``, each input's objects under its scope."""
     plan = MergePlan()
+    sources = plan.sources
     for index, (names, scope) in enumerate(zip(names_per_input, scopes)):
-        for name in names:
-            new = scope + name
-            if new in plan.sources:
-                plan.duplicates.append(new)
-                if prefer == "last":
-                    plan.sources[new] = (index, name)
-                continue
-            plan.sources[new] = (index, name)
+        news = list(map(scope.__add__, names)) if scope else names
+        duplicates = [new for new in news if new in sources] if sources else []
+        plan.duplicates += duplicates
+        origins = zip(repeat(index), names)
+        if duplicates and prefer != "last":  # the first input naming a variable keeps it
+            seen = set(duplicates)
+            sources.update((new, o) for new, o in zip(news, origins) if new not in seen)
+        else:
+            sources.update(zip(news, origins))
     if plan.duplicates and prefer is None:
         shown = ", ".join(repr(d) for d in plan.duplicates[:10])
         more = f" and {len(plan.duplicates) - 10} more" if len(plan.duplicates) > 10 else ""
@@ -130,7 +136,9 @@ def apply_merge(
     The tensors taken from each input are checked as in ``apply_rename`` (shard sizes before
     writing; CRC32C while copying unless ``verify`` is False): damage raises CorruptCheckpoint
     and nothing is written."""
-    used = sorted({index for index, _ in plan.sources.values()})
+    origins = list(plan.sources.values())
+    of_input = list(map(itemgetter(0), origins))
+    used = sorted(set(of_input))
     offsets: dict[int, int] = {}
     total = 0
     for index in used:
@@ -143,16 +151,16 @@ def apply_merge(
         plan.object_graph is not None or total == 0 or any(inputs[i].format == "V1" for i in used)
     )
     shards = total + 1 if needs_own else total
-    taken: dict[int, list[str]] = {}
-    for index, name in plan.sources.values():
-        taken.setdefault(index, []).append(name)
+    # Per input: the names taken from it and their new names, in the plan's order.
+    news = list(plan.sources)
+    names = list(map(itemgetter(1), origins))
+    taken: dict[int, tuple[list[str], list[str]]] = {}
+    for index in used:
+        mine = list(map(index.__eq__, of_input)) if len(used) > 1 else [True] * len(names)
+        taken[index] = (list(compress(names, mine)), list(compress(news, mine)))
+    rows = {index: _rows_of(inputs[index], taken[index][0]) for index in offsets}
     checks = {
-        index: shard_checks(
-            inputs[index].bundle,
-            [inputs[index].bundle.entries[key_bytes(name)] for name in taken[index]],
-            verify,
-            on_bytes,
-        )
+        index: shard_checks(inputs[index].bundle, rows[index], verify, on_bytes)
         for index in offsets
     }
     with BundleWriter(
@@ -163,17 +171,27 @@ def apply_merge(
             for shard in range(bundle.num_shards):
                 check = checks[index].get(shard)
                 adopt_checked(writer, bundle, shard, offset + shard, check, link, on_bytes)
-        count = 0
-        for new_name, (index, name) in sorted(plan.sources.items()):
+        for index in used:
             ckpt = inputs[index]
-            count += 1
             if ckpt.format == "V1":
-                write_decoded(writer, ckpt, name, new_name)
+                for name, new_name in zip(*taken[index]):
+                    write_decoded(writer, ckpt, name, new_name)
                 continue
-            bundle = ckpt.bundle
-            entry = bundle.entries[key_bytes(name)]
-            add_with_slices(writer, bundle, entry, new_name, offsets[index])
+            keys = [new.encode("utf-8", "surrogateescape") for new in taken[index][1]]
+            add_tensors(writer, ckpt.bundle, rows[index], keys, offsets[index])
         if plan.object_graph is not None:
             add_object_graph(writer, plan.object_graph)
         writer.commit()
-    return WriteResult(dst, shards, count, notes=list(plan.notes))
+    return WriteResult(dst, shards, len(news), notes=list(plan.notes))
+
+
+def _rows_of(ckpt: Checkpoint, names: list[str]) -> np.ndarray:
+    """The rows of a V2 checkpoint's index columns holding these tensors."""
+    import numpy as np
+
+    listing = ckpt.listing()
+    assert listing.source is not None
+    if names == listing.names:
+        return np.asarray(listing.source, dtype=np.int64)
+    row_of = dict(zip(listing.names, listing.source))
+    return np.fromiter(map(row_of.__getitem__, names), dtype=np.int64, count=len(names))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import ne, not_
 from typing import Any
 
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
@@ -13,9 +15,10 @@ from tfckpt.ops.writing import (
     Progress,
     WriteResult,
     add_object_graph,
-    add_with_slices,
+    add_tensors,
     adopt_checked,
     shard_checks,
+    tensor_rows,
     write_decoded,
 )
 
@@ -75,30 +78,30 @@ def plan_renames(
     renamed object edges (``objgraph.rename_keys``), which may refuse them (RenameConflict) and
     decides the slot keys.
     """
-    wanted = {}
-    for name in names:
-        if name == OBJECT_GRAPH_KEY or (only is not None and not only(name)):
-            continue
-        new = rules.apply(name)
-        if new != name:
-            wanted[name] = new
+    news = rules.apply_all(names)  # a rule at a time over every name: no step per name
+    if only is not None:
+        chosen = list(map(only, names))
+        news = [new if ok else name for ok, new, name in zip(chosen, news, names)]
+    if OBJECT_GRAPH_KEY in names:
+        at = names.index(OBJECT_GRAPH_KEY)
+        news[at] = names[at]
     plan = RenamePlan()
-    present = set(names)
-    plan.unmatched = sorted(k for k in rules.mapping if k not in present)
-    if object_graph is not None and wanted:
+    if rules.mapping:
+        present = set(names)
+        plan.unmatched = sorted(k for k in rules.mapping if k not in present)
+    changed = list(map(ne, names, news))
+    if object_graph is not None and any(changed):
         from tfckpt.bundle import objgraph
 
+        wanted = dict(zip(compress(names, changed), compress(news, changed)))
         edited = objgraph.rename_keys(object_graph, wanted)
         wanted, plan.object_graph, plan.derived = edited.renames, edited.graph, edited.derived
-    news = [wanted.get(name, name) for name in names]
-    renames = plan.renames
-    unchanged = plan.unchanged
-    for name, new in zip(names, news):
-        if new is name or new == name:
-            unchanged.append(name)
-        else:
-            renames[name] = new
-    if renames:
+        news = list(map(wanted.get, names, names))
+        changed = list(map(ne, names, news))
+    renames = plan.renames = dict(zip(compress(names, changed), compress(news, changed)))
+    plan.unchanged = list(compress(names, map(not_, changed)))
+    targets = renames.values()
+    if renames and (min(targets) < "\x01" or OBJECT_GRAPH_KEY in targets):
         for name, new in renames.items():
             if not new:
                 plan.conflicts.append(f"{name!r} would get an empty name")
@@ -108,10 +111,10 @@ def plan_renames(
                 plan.conflicts.append(f"{name!r} -> {new!r}: that name is reserved")
     if len(set(news)) == len(news):
         return plan  # every name has a target of its own: no collisions to report
-    targets: dict[str, list[str]] = {}
+    sources_of: dict[str, list[str]] = {}
     for name, new in zip(names, news):
-        targets.setdefault(new, []).append(name)
-    for new, sources in sorted(targets.items()):
+        sources_of.setdefault(new, []).append(name)
+    for new, sources in sorted(sources_of.items()):
         if len(sources) > 1 and new:
             kept = [s for s in sources if s == new]
             if kept:
@@ -157,12 +160,15 @@ def apply_rename(
     n = bundle.num_shards
     new_graph = plan.object_graph  # TF2: edited by plan_renames, stored in an extra shard
     shards = n + 1 if new_graph is not None else n
-    copied = [
-        e
-        for e in bundle.entries.values()
-        if not e.is_slice_key and not (e.name == OBJECT_GRAPH_KEY and new_graph is not None)
-    ]
-    checks = shard_checks(bundle, copied, verify, on_bytes)  # sizes checked before writing
+    rows = tensor_rows(bundle)
+    names = ckpt.listing().names  # the names of these rows
+    renames = plan.renames
+    if new_graph is not None:
+        keep = [name != OBJECT_GRAPH_KEY for name in names]
+        rows, names = rows[keep], list(compress(names, keep))
+    news = list(map(renames.get, names, names)) if renames else names
+    keys = [name.encode("utf-8", "surrogateescape") for name in news]
+    checks = shard_checks(bundle, rows, verify, on_bytes)  # sizes checked before writing
     with BundleWriter(
         dst,
         shards,
@@ -175,14 +181,8 @@ def apply_rename(
             w.set_meta(meta)
         for shard in range(n):
             adopt_checked(w, bundle, shard, shard, checks.get(shard), link, on_bytes)
-        count = 0
-        for entry in bundle.entries.values():
-            if entry.is_slice_key:
-                continue
-            count += 1
-            if entry.name == OBJECT_GRAPH_KEY and new_graph is not None:
-                add_object_graph(w, new_graph)
-                continue
-            add_with_slices(w, bundle, entry, plan.new_name(entry.name))
+        add_tensors(w, bundle, rows, keys)
+        if new_graph is not None:
+            add_object_graph(w, new_graph)
         w.commit()
-    return WriteResult(dst, shards, count)
+    return WriteResult(dst, shards, len(keys) + (new_graph is not None))

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import compress
+from typing import TYPE_CHECKING, Any
 
 from tfckpt import storage
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
+from tfckpt.bundle.index import slice_key_count
 from tfckpt.bundle.reader import BundleReader, Entry, num_elements, quoted
 from tfckpt.bundle.slices import encode_slice_key
 from tfckpt.bundle.table import crc32c, mask_crc
@@ -28,6 +30,9 @@ from tfckpt.bundle.writer import BundleWriter
 from tfckpt.dtypes import STRING, VARIANT, dtype_from_enum
 from tfckpt.errors import CorruptCheckpoint
 from tfckpt.storage import STEP
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Progress = Callable[[int], None]
 
@@ -78,20 +83,80 @@ def copy_entry(entry: Entry, shard_offset: int = 0) -> Any:
 
 
 def add_with_slices(
-    writer: BundleWriter, bundle: BundleReader, entry: Entry, new_name: str, shard_offset: int = 0
+    writer: BundleWriter, bundle: BundleReader, entry: Entry, new_key: bytes, shard_offset: int = 0
 ) -> None:
-    """Index entries for one tensor under a new name (a partitioned tensor's slices re-keyed)."""
-    writer.add_entry(key_bytes(new_name), copy_entry(entry, shard_offset))
+    """Index entries for one tensor under a new key (a partitioned tensor's slices re-keyed)."""
+    writer.add_entry(new_key, copy_entry(entry, shard_offset))
     for spec in entry.slices:
         part = bundle.slice_entry(entry, spec)
-        writer.add_entry(
-            encode_slice_key(key_bytes(new_name), spec), copy_entry(part, shard_offset)
-        )
+        writer.add_entry(encode_slice_key(new_key, spec), copy_entry(part, shard_offset))
 
 
 def write_decoded(writer: BundleWriter, ckpt: Checkpoint, name: str, new_name: str) -> None:
     info = ckpt.info(name)
     writer.add_array(key_bytes(new_name), ckpt.read(name), info.dtype)
+
+
+# ---- many tensors at once ---------------------------------------------------------------------
+def tensor_rows(bundle: BundleReader) -> np.ndarray:
+    """The rows of the bundle's columns that are tensors (every key but the slice keys, which
+    sort first), in key order."""
+    import numpy as np
+
+    cols = bundle.columns
+    return np.arange(slice_key_count(cols.keys), len(cols), dtype=np.int64)
+
+
+def add_tensors(
+    writer: BundleWriter,
+    bundle: BundleReader,
+    rows: np.ndarray,
+    keys: list[bytes],
+    shard_offset: int = 0,
+) -> None:
+    """Index entries for the tensors at ``rows`` of the bundle's columns under the new
+    ``keys`` (a partitioned tensor's slices re-keyed with it), their data files moved up by
+    ``shard_offset``. The source's own entry bytes are reused when only the key changes, else
+    the entries are encoded anew in bulk; no Python step per entry either way, but for the
+    few that need one (partitioned tensors; with a shard offset, entries protobuf decoded)."""
+    import numpy as np
+
+    from tfckpt.bundle.bulk import encode_rows
+
+    cols = bundle.columns
+    special = set(cols.slices)
+    if shard_offset:
+        special |= cols.unusual
+    plain = np.ones(rows.size, dtype=bool)
+    if special:
+        plain = ~np.isin(rows, np.fromiter(special, dtype=np.int64))
+        for i in np.flatnonzero(~plain).tolist():
+            entry = bundle.entries.entry(int(rows[i]))
+            add_with_slices(writer, bundle, entry, keys[i], shard_offset)
+        keys = list(compress(keys, plain.tolist()))
+    picked = rows[plain]
+    if not shard_offset:
+        writer.add_entries(keys, cols.buf, cols.np("vstart")[picked], cols.np("vend")[picked])
+        return
+    values, bounds = encode_rows(cols, picked, shard=cols.np("shard")[picked] + shard_offset)
+    writer.add_entries(keys, values, bounds[:-1], bounds[1:])
+
+
+def copied_rows(bundle: BundleReader, rows: np.ndarray) -> np.ndarray:
+    """The rows holding these tensors' bytes: a partitioned tensor's slices, the others
+    themselves."""
+    import numpy as np
+
+    cols = bundle.columns
+    if not cols.slices:
+        return rows
+    headers = np.isin(rows, np.fromiter(cols.slices, dtype=np.int64))
+    parts = [
+        piece._row
+        for row in rows[headers].tolist()
+        for piece in stored_pieces(bundle, bundle.entries.entry(row))
+    ]
+    return np.concatenate([rows[~headers], np.array(parts, dtype=np.int64)])
 
 
 # ---- checking what is copied ----------------------------------------------------------------
@@ -102,42 +167,97 @@ def stored_pieces(bundle: BundleReader, entry: Entry) -> list[Entry]:
     return [entry]
 
 
-class ShardCheck:
-    """The entries a copy takes from one source shard, checked as the copy proceeds.
+def nothing_written(exc: CorruptCheckpoint) -> CorruptCheckpoint:
+    return CorruptCheckpoint(f"{exc}; nothing written")
 
-    Creating it checks the shard against the index (the file exists and holds every byte range
-    the entries claim; CorruptCheckpoint otherwise). ``advance(n)``, given as the copy's progress
-    callback, checks each entry once the copy has passed its last byte (the bytes are in the
-    page cache then); ``finish()`` checks whatever is left (all of it before a hard link, which
-    reads nothing). Entries are read from the mapped source in file order, in bounded steps, with
-    the mapped pages released behind them.
+
+def check_reach(bundle: BundleReader, rows: np.ndarray) -> None:
+    """The farthest-reaching of these stored entries (of one shard) must fit in the shard: a
+    missing, truncated or foreign data file is refused before anything is written (its size
+    only: nothing is read, so this is also what a server-side copy is checked by)."""
+    if rows.size:
+        cols = bundle.columns
+        far = int(rows[(cols.np("offset")[rows] + cols.np("size")[rows]).argmax()])
+        try:
+            bundle.check_range(bundle.entries.entry(far))
+        except CorruptCheckpoint as exc:
+            raise nothing_written(exc) from None
+
+
+def check_entry(bundle: BundleReader, entry: Entry) -> None:
+    """One stored entry's bytes against the index: the size its shape needs and its CRC32C,
+    read in bounded steps (CorruptCheckpoint naming it otherwise)."""
+    try:
+        # Fixed-width tensors: size against shape (as BundleReader.check_size, without
+        # importing numpy, which a copy never needs).
+        itemsize = entry.dtype.itemsize
+        if itemsize and entry.size != num_elements(entry.shape) * itemsize:
+            raise CorruptCheckpoint(
+                f"{bundle.index_path}: {quoted(entry.label)} has {entry.size} bytes, shape "
+                f"{list(entry.shape)} of {entry.dtype.name} needs "
+                f"{num_elements(entry.shape) * itemsize}"
+            )
+        if entry.dtype.enum in (STRING, VARIANT):
+            # Their checksums cover decoded lengths, not the raw bytes (FORMAT.md §5).
+            if entry.dtype.enum == STRING:
+                bundle.read_entry(entry, verify=True)
+            else:
+                bundle.check_crc(entry)
+            return
+        crc = 0
+        for step in bundle.stream(entry):  # bounded steps, pages released behind them
+            crc = crc32c(step, crc)
+        if mask_crc(crc) != entry.crc32c:
+            raise CorruptCheckpoint(
+                f"{bundle.data_path(entry.shard_id)}: checksum mismatch for "
+                f"{quoted(entry.label)} (corrupt data)"
+            )
+    except CorruptCheckpoint as exc:
+        raise nothing_written(exc) from None
+
+
+def check_rows(bundle: BundleReader, rows: np.ndarray, failing: np.ndarray) -> None:
+    """Check one by one, in order, the rows a bulk check left (``failing``): the first damaged
+    one raises, named."""
+    for row in rows[failing].tolist():
+        check_entry(bundle, bundle.entries.entry(row))
+
+
+class ShardCheck:
+    """The stored entries (rows of the bundle's columns) a copy takes from one source shard,
+    checked as the copy proceeds.
+
+    Creating it checks the shard against the index (``check_reach``). ``advance(n)``, given as
+    the copy's progress callback, checks the entries the copy has passed the last byte of (the
+    bytes are in the page cache then), many at a time (``BundleReader.failing_rows``) and the
+    others one by one; ``finish()`` checks whatever is left (all of it before a hard link,
+    which reads nothing). Mapped pages are released behind the checks.
     """
 
     def __init__(
         self,
         bundle: BundleReader,
         shard: int,
-        entries: list[Entry],
+        rows: np.ndarray,
         verify: bool = True,
         start: int = 0,
         on_bytes: Progress | None = None,
     ) -> None:
+        import numpy as np
+
+        cols = bundle.columns
         self.bundle = bundle
         self.shard = shard
-        self.entries = sorted(entries, key=lambda e: (e.offset + e.size, e.offset))
+        offset = cols.np("offset")[rows]
+        ends = offset + cols.np("size")[rows]
+        order = np.lexsort((offset, ends))  # in the order the copy passes their last byte
+        self.rows, self.ends = rows[order], ends[order]
         self.verify = verify
         self.position = start  # source offset the copy has reached
         self.on_bytes = on_bytes
         self._next = 0
         self._released = start
-        if self.entries:
-            # The farthest-reaching entry must fit in the shard: a missing, truncated or
-            # foreign data file is refused before anything is written (its size only: nothing
-            # is read, so this is also what a server-side copy is checked by).
-            try:
-                self.bundle.check_range(self.entries[-1])
-            except CorruptCheckpoint as exc:
-                raise CorruptCheckpoint(f"{exc}; nothing written") from None
+        check_reach(bundle, self.rows)
 
     def advance(self, nbytes: int) -> None:
         self.position += nbytes
@@ -147,58 +267,17 @@ class ShardCheck:
 
     def finish(self) -> None:
         self._check_upto(None)
-        if self.entries:  # drop what is still mapped: RSS stays bounded over many checks
-            end = max(e.offset + e.size for e in self.entries)
-            self._release_before(end, force=True)
+        if self.rows.size:  # drop what is still mapped: RSS stays bounded over many checks
+            self._release_before(int(self.ends.max()), force=True)
 
     def _check_upto(self, end: int | None) -> None:
-        ready = []
-        while self._next < len(self.entries):
-            entry = self.entries[self._next]
-            if end is not None and entry.offset + entry.size > end:
-                break
-            self._next += 1
-            ready.append(entry)
-        if not self.verify or not ready:
+        stop = self.rows.size if end is None else int(self.ends.searchsorted(end, "right"))
+        ready = self.rows[self._next : stop]
+        self._next = max(stop, self._next)
+        if not self.verify or not ready.size:
             return
-        # Many small tensors are checked together; should that fail, one by one in order, so
-        # the first damaged one is named.
-        if self.bundle.check_many(ready):
-            self._release_before(max(e.offset + e.size for e in ready))
-            return
-        for entry in ready:
-            self._check(entry)
-
-    def _check(self, entry: Entry) -> None:
-        bundle = self.bundle
-        try:
-            # Fixed-width tensors: size against shape (as BundleReader.check_size, without
-            # importing numpy, which a copy never needs).
-            itemsize = entry.dtype.itemsize
-            if itemsize and entry.size != num_elements(entry.shape) * itemsize:
-                raise CorruptCheckpoint(
-                    f"{bundle.index_path}: {quoted(entry.label)} has {entry.size} bytes, shape "
-                    f"{list(entry.shape)} of {entry.dtype.name} needs "
-                    f"{num_elements(entry.shape) * itemsize}"
-                )
-            if entry.dtype.enum in (STRING, VARIANT):
-                # Their checksums cover decoded lengths, not the raw bytes (FORMAT.md §5).
-                if entry.dtype.enum == STRING:
-                    bundle.read_entry(entry, verify=True)
-                else:
-                    bundle.check_crc(entry)
-                return
-            crc = 0
-            for step in bundle.stream(entry):  # bounded steps, pages released behind them
-                crc = crc32c(step, crc)
-            if mask_crc(crc) != entry.crc32c:
-                raise CorruptCheckpoint(
-                    f"{bundle.data_path(entry.shard_id)}: checksum mismatch for "
-                    f"{quoted(entry.label)} (corrupt data)"
-                )
-        except CorruptCheckpoint as exc:
-            raise CorruptCheckpoint(f"{exc}; nothing written") from None
-        self._release_before(entry.offset + entry.size)
+        check_rows(self.bundle, ready, self.bundle.failing_rows(ready))
+        self._release_before(int(self.ends[stop - 1]))
 
     def _release_before(self, offset: int, force: bool = False) -> None:
         """Drop mapped pages below ``offset`` once a release step's worth has accumulated."""
@@ -209,19 +288,19 @@ class ShardCheck:
 
 def shard_checks(
     bundle: BundleReader,
-    entries: list[Entry],
+    rows: np.ndarray,
     verify: bool = True,
     on_bytes: Progress | None = None,
 ) -> dict[int, ShardCheck]:
-    """One ShardCheck per shard the ``entries`` (tensors, or a partitioned tensor's headers)
+    """One ShardCheck per shard the tensors at ``rows`` (partitioned ones: their slices)
     store bytes in; every shard's size is checked here, before anything is written."""
-    by_shard: dict[int, list[Entry]] = {}
-    for entry in entries:
-        for piece in stored_pieces(bundle, entry):
-            by_shard.setdefault(piece.shard_id, []).append(piece)
+    import numpy as np
+
+    pieces = copied_rows(bundle, rows)
+    shards = bundle.columns.np("shard")[pieces]
     return {
-        shard: ShardCheck(bundle, shard, pieces, verify, 0, on_bytes)
-        for shard, pieces in sorted(by_shard.items())
+        shard: ShardCheck(bundle, shard, pieces[shards == shard], verify, 0, on_bytes)
+        for shard in np.unique(shards).tolist()
     }
 
 
