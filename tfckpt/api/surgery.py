@@ -359,7 +359,8 @@ def prune(
     progress = or_none(progress)
     with open_checkpoint(src) as ckpt:
         notes = list(ckpt.notes)
-        sizes = {i.name: i.nbytes for i in ckpt.tensors()}
+        listing = ckpt.listing()
+        sizes = dict(zip(listing.names, listing.nbytes))
         # The object graph is read here only for `optimizer`; otherwise apply_prune reads it.
         graph = ckpt.object_graph_bytes() if optimizer else None
         selected = only(ckpt) if only else None
@@ -427,7 +428,7 @@ def merge(
         ckpts = [stack.enter_context(open_checkpoint(path)) for path, _ in specs]
         for ckpt in ckpts:
             notes += ckpt.notes
-        names = [[i.name for i in c.tensors(include_object_graph=False)] for c in ckpts]
+        names = [c.listing(include_object_graph=False).names for c in ckpts]
         graphs = [c.object_graph_bytes() for c in ckpts]
         plan = plan_merge(names, [scope for _, scope in specs], prefer, graphs)
         plan.inputs = [path for path, _ in specs]

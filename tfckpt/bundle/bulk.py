@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from tfckpt.bundle.index import IndexColumns
 
 _MAX_VARINT = 10
+# Entries handled per vectorized pass: bounds the temporaries of 10^6 entries.
+CHUNK = 1 << 16
 
 
 def varint_sizes(x: np.ndarray) -> np.ndarray:
@@ -163,20 +165,29 @@ def encode_rows(
     offset: np.ndarray | None = None,
 ) -> tuple[bytes, np.ndarray]:
     """``encode_entries`` for rows of an index's columns (plain entries: no slices, decoded
-    by tfckpt itself), with a new ``shard`` and/or ``offset`` each."""
+    by tfckpt itself), with a new ``shard`` and/or ``offset`` each; ``CHUNK`` rows at a time,
+    so the temporaries stay small whatever the count."""
     import numpy as np
 
     dim_start = cols.np("dim_start")
-    first, rank = dim_start[rows], dim_start[rows + 1] - dim_start[rows]
-    return encode_entries(
-        cols.np("dtype")[rows],
-        rank,
-        cols.np("dims")[ranges(first, rank)] if rank.any() else np.zeros(0, dtype=np.int64),
-        cols.np("shard")[rows] if shard is None else shard,
-        cols.np("offset")[rows] if offset is None else offset,
-        cols.np("size")[rows],
-        cols.np("crc")[rows],
-    )
+    shard = cols.np("shard")[rows] if shard is None else shard
+    offset = cols.np("offset")[rows] if offset is None else offset
+    parts, bounds = [], [np.zeros(1, dtype=np.int64)]
+    for lo in range(0, rows.size, CHUNK):
+        part = rows[lo : lo + CHUNK]
+        first, rank = dim_start[part], dim_start[part + 1] - dim_start[part]
+        data, edges = encode_entries(
+            cols.np("dtype")[part],
+            rank,
+            cols.np("dims")[ranges(first, rank)],
+            shard[lo : lo + CHUNK],
+            offset[lo : lo + CHUNK],
+            cols.np("size")[part],
+            cols.np("crc")[part],
+        )
+        bounds.append(edges[1:] + bounds[-1][-1])
+        parts.append(data)
+    return b"".join(parts), np.concatenate(bounds)
 
 
 # ---- table blocks ------------------------------------------------------------------------------
@@ -188,9 +199,9 @@ def common_prefixes(kbuf: np.ndarray, kstart: np.ndarray, klen: np.ndarray) -> n
     n = klen.size
     if n < 2:
         return np.zeros(max(n - 1, 0), dtype=np.int64)
-    # The 8 bytes from every position as one number: 8 bytes compared per step, the first that
-    # differs found in the XOR's bytes (in memory order, whatever the machine's byte order).
-    words = np.ndarray((kbuf.size - 7,), dtype=np.uint64, buffer=kbuf, strides=(1,))
+    # The 8 bytes from every position as one little-endian number: 8 bytes compared per step,
+    # the first that differs is the lowest set byte of the XOR.
+    words = np.ndarray((kbuf.size - 7,), dtype="<u8", buffer=kbuf, strides=(1,))
     a, b = kstart[:-1], kstart[1:]
     limit = np.minimum(klen[:-1], klen[1:])
     lcp = np.zeros(n - 1, dtype=np.int64)
@@ -198,8 +209,8 @@ def common_prefixes(kbuf: np.ndarray, kstart: np.ndarray, klen: np.ndarray) -> n
     done = 0
     while active.size:
         x = words[a[active] + done] ^ words[b[active] + done]
-        differs = x.view(np.uint8).reshape(-1, 8) != 0
-        same = np.where(differs.any(axis=1), np.argmax(differs, axis=1), 8)
+        lowest = x & (~x + np.uint64(1))  # the lowest set bit, a power of two (exact in float)
+        same = np.where(x == 0, 8, (np.frexp(lowest.astype(np.float64))[1] - 1) // 8)
         left = limit[active] - done
         same = np.minimum(same, left)
         lcp[active] = done + same
@@ -225,6 +236,13 @@ def out_of_order(
     return int(bad[0]) + 1 if bad.size else None
 
 
+def _packed(keys: Sequence[bytes], klen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys back to back (and 8 padding bytes, see ``common_prefixes``), and where each starts."""
+    import numpy as np
+
+    return np.frombuffer(b"".join([*keys, bytes(8)]), dtype=np.uint8), exclusive_cumsum(klen)[:-1]
+
+
 def table_blocks(
     keys: Sequence[bytes],
     values: bytes,
@@ -244,13 +262,14 @@ def table_blocks(
     if n == 0:
         return
     klen = np.fromiter(map(len, keys), dtype=np.int64, count=n)
-    kbuf = np.frombuffer(b"".join(keys) + bytes(8), dtype=np.uint8)
-    kstart = exclusive_cumsum(klen)[:-1]
     lcp = np.zeros(n, dtype=np.int64)
-    lcp[1:] = common_prefixes(kbuf, kstart, klen)
-    bad = out_of_order(kbuf, kstart, klen, lcp[1:])
-    if bad is not None:
-        raise ValueError(f"table keys must be strictly increasing: {keys[bad]!r}")
+    for lo in range(0, n - 1, CHUNK):  # with the key before each chunk: few temporaries
+        hi = min(n, lo + CHUNK + 1)
+        kbuf, kstart = _packed(keys[lo:hi], klen[lo:hi])
+        lcp[lo + 1 : hi] = common_prefixes(kbuf, kstart, klen[lo:hi])
+        bad = out_of_order(kbuf, kstart, klen[lo:hi], lcp[lo + 1 : hi])
+        if bad is not None:
+            raise ValueError(f"table keys must be strictly increasing: {keys[lo + bad]!r}")
     vbuf = np.frombuffer(values, dtype=np.uint8)
     vstart = vstart.astype(np.int64, copy=False)
     vlen = vend.astype(np.int64, copy=False) - vstart
@@ -286,7 +305,8 @@ def table_blocks(
             put_varints(out, at, field, sz)
             at = at + sz
         rows = slice(start, start + count)
-        copy_segments(out, at, kbuf, kstart[rows] + shared, unshared)
+        kbuf, kstart = _packed(keys[rows], klen[rows])
+        copy_segments(out, at, kbuf, kstart + shared, unshared)
         copy_segments(out, at + unshared, vbuf, vstart[rows], vl)
         tail = np.append(pos[restarts], restarts.size).astype("<u4")
         out[used:] = tail.view(np.uint8)

@@ -10,9 +10,6 @@ from typing import TYPE_CHECKING, Any
 from tfckpt.bundle.checkpoint import Checkpoint
 from tfckpt.bundle.writer import BundleWriter
 from tfckpt.errors import GraphMergeError, RenameConflict, UsageError
-
-if TYPE_CHECKING:
-    import numpy as np
 from tfckpt.ops.writing import (
     Progress,
     WriteResult,
@@ -23,6 +20,9 @@ from tfckpt.ops.writing import (
     write_decoded,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 @dataclass
 class MergeInput:
@@ -32,12 +32,39 @@ class MergeInput:
 
 @dataclass
 class MergePlan:
-    # new name -> (input index, source name)
-    sources: dict[str, tuple[int, str]] = field(default_factory=dict)
     duplicates: list[str] = field(default_factory=list)
     object_graph: bytes | None = None  # TF2 inputs' object graphs, merged under their scopes
     notes: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)  # the input paths, for reports
+    # Per input: its names and scope. Without duplicates the output takes every name of every
+    # input, and ``sources`` is only built when asked for (10^6 names cost ~100 MB as a dict).
+    names: list[list[str]] = field(default_factory=list)
+    scopes: list[str] = field(default_factory=list)
+    _sources: dict[str, tuple[int, str]] | None = field(default=None, repr=False)
+
+    @property
+    def sources(self) -> dict[str, tuple[int, str]]:
+        """new name -> (input index, source name)."""
+        if self._sources is None:
+            self._sources = {}
+            for index, (names, scope) in enumerate(zip(self.names, self.scopes)):
+                self._sources.update(zip(_scoped(scope, names), zip(repeat(index), names)))
+        return self._sources
+
+    def taken(self, index: int) -> tuple[list[str], list[str]]:
+        """The names the output takes from input ``index`` and their new names."""
+        if self._sources is None:
+            return self.names[index], _scoped(self.scopes[index], self.names[index])
+        origins = list(self._sources.values())
+        mine = list(map(index.__eq__, map(itemgetter(0), origins)))
+        names = list(map(itemgetter(1), compress(origins, mine)))
+        return names, list(compress(self._sources, mine))
+
+    def __len__(self) -> int:
+        """How many variables the output holds."""
+        if self._sources is None:
+            return sum(map(len, self.names))
+        return len(self._sources)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +74,10 @@ class MergePlan:
             "duplicates": self.duplicates,
             "inputs": self.inputs,
         }
+
+
+def _scoped(scope: str, names: list[str]) -> list[str]:
+    return list(map(scope.__add__, names)) if scope else names
 
 
 def parse_input(spec: str, notes: list[str] | None = None) -> MergeInput:
@@ -77,18 +108,21 @@ def plan_merge(
     """Decide where every output name comes from. ``graphs`` holds each input's serialized TF2
     object graph (None for name-based inputs); they are merged so the output restores with
     ``tf.train.Checkpoint``, each input's objects under its scope."""
-    plan = MergePlan()
-    sources = plan.sources
-    for index, (names, scope) in enumerate(zip(names_per_input, scopes)):
-        news = list(map(scope.__add__, names)) if scope else names
-        duplicates = [new for new in news if new in sources] if sources else []
-        plan.duplicates += duplicates
-        origins = zip(repeat(index), names)
-        if duplicates and prefer != "last":  # the first input naming a variable keeps it
-            seen = set(duplicates)
-            sources.update((new, o) for new, o in zip(news, origins) if new not in seen)
-        else:
-            sources.update(zip(news, origins))
+    plan = MergePlan(names=names_per_input, scopes=scopes)
+    # Names from two inputs can only meet when one scope starts the other (or they are equal).
+    if any(a.startswith(b) for i, a in enumerate(scopes) for b in scopes[:i] + scopes[i + 1 :]):
+        sources: dict[str, tuple[int, str]] = {}
+        for index, (names, scope) in enumerate(zip(names_per_input, scopes)):
+            news = _scoped(scope, names)
+            duplicates = [new for new in news if new in sources] if sources else []
+            plan.duplicates += duplicates
+            origins = zip(repeat(index), names)
+            if duplicates and prefer != "last":  # the first input naming a variable keeps it
+                seen = set(duplicates)
+                sources.update((new, o) for new, o in zip(news, origins) if new not in seen)
+            else:
+                sources.update(zip(news, origins))
+        plan._sources = sources
     if plan.duplicates and prefer is None:
         shown = ", ".join(repr(d) for d in plan.duplicates[:10])
         more = f" and {len(plan.duplicates) - 10} more" if len(plan.duplicates) > 10 else ""
@@ -136,9 +170,8 @@ def apply_merge(
     The tensors taken from each input are checked as in ``apply_rename`` (shard sizes before
     writing; CRC32C while copying unless ``verify`` is False): damage raises CorruptCheckpoint
     and nothing is written."""
-    origins = list(plan.sources.values())
-    of_input = list(map(itemgetter(0), origins))
-    used = sorted(set(of_input))
+    taken = [plan.taken(index)[0] for index in range(len(inputs))]
+    used = [index for index, names in enumerate(taken) if names]
     offsets: dict[int, int] = {}
     total = 0
     for index in used:
@@ -151,14 +184,7 @@ def apply_merge(
         plan.object_graph is not None or total == 0 or any(inputs[i].format == "V1" for i in used)
     )
     shards = total + 1 if needs_own else total
-    # Per input: the names taken from it and their new names, in the plan's order.
-    news = list(plan.sources)
-    names = list(map(itemgetter(1), origins))
-    taken: dict[int, tuple[list[str], list[str]]] = {}
-    for index in used:
-        mine = list(map(index.__eq__, of_input)) if len(used) > 1 else [True] * len(names)
-        taken[index] = (list(compress(names, mine)), list(compress(news, mine)))
-    rows = {index: _rows_of(inputs[index], taken[index][0]) for index in offsets}
+    rows = {index: _rows_of(inputs[index], taken[index]) for index in offsets}
     checks = {
         index: shard_checks(inputs[index].bundle, rows[index], verify, on_bytes)
         for index in offsets
@@ -173,16 +199,18 @@ def apply_merge(
                 adopt_checked(writer, bundle, shard, offset + shard, check, link, on_bytes)
         for index in used:
             ckpt = inputs[index]
+            names, news = plan.taken(index)
             if ckpt.format == "V1":
-                for name, new_name in zip(*taken[index]):
+                for name, new_name in zip(names, news):
                     write_decoded(writer, ckpt, name, new_name)
                 continue
-            keys = [new.encode("utf-8", "surrogateescape") for new in taken[index][1]]
+            keys = [new.encode("utf-8", "surrogateescape") for new in news]
+            del news
             add_tensors(writer, ckpt.bundle, rows[index], keys, offsets[index])
         if plan.object_graph is not None:
             add_object_graph(writer, plan.object_graph)
         writer.commit()
-    return WriteResult(dst, shards, len(news), notes=list(plan.notes))
+    return WriteResult(dst, shards, len(plan), notes=list(plan.notes))
 
 
 def _rows_of(ckpt: Checkpoint, names: list[str]) -> np.ndarray:

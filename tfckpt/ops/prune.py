@@ -129,7 +129,7 @@ def _matching(patterns: list[re.Pattern[str]], names: list[str], shown: list[str
 
 # Runs of kept bytes at least this long are copied in the kernel (checked as the copy passes
 # them); shorter ones, read a span of neighbours at a time, checked and written from memory.
-KERNEL_COPY_FROM = 1 << 20
+KERNEL_COPY_FROM = 1 << 16
 
 
 def apply_prune(
