@@ -509,16 +509,6 @@ class BundleReader:
             raise AssertionError("check_crc accepted an entry read_many refused")  # not reached
         return np.frombuffer(b"".join(pieces), dtype=np.uint8)
 
-    def check_many(self, entries: Sequence[Entry]) -> bool:
-        """Whether every one of these stored entries passes ``read_entry``'s checks (inside its
-        shard, the size its shape needs, its CRC32C), checked together (``failing_rows``). False
-        for anything ``failing_rows`` leaves to a one-by-one check, or any failure (the caller
-        then checks one by one, which says what is wrong)."""
-        cols = self.columns
-        if any(entry._cols is not cols for entry in entries):
-            return False
-        return not self.failing_rows([entry._row for entry in entries]).any()
-
     def bulk_checkable(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """For each row of the columns: whether its bytes can be checked in bulk (a plain
         fixed-width entry of at most ``BULK_MAX`` bytes, not a partitioned tensor's header)
