@@ -8,7 +8,7 @@ decoding; others are compared in lockstep chunks so memory does not grow with te
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -121,7 +121,7 @@ def diff_checkpoints(
         return options.include_object_graph or info.name != OBJECT_GRAPH_KEY
 
     a_list = [info for info in a.tensors() if keep(info)]
-    renames: dict[str, str] = {}  # A's names the rules change (never the object graph key)
+    renames: Mapping[str, str] = {}  # A's names the rules change (never the object graph key)
     if not rules.empty:
         from tfckpt.ops.rename import plan_renames
 

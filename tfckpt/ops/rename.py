@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import ne, not_
@@ -23,9 +23,40 @@ from tfckpt.ops.writing import (
 )
 
 
+class Renames(Mapping[str, str]):
+    """``{old: new}`` for the changed names, in the order given, kept as two lists: 10^6
+    renames are planned, written and listed without hashing a name (the lookup table is built
+    on the first lookup)."""
+
+    def __init__(self, olds: list[str] | None = None, news: list[str] | None = None) -> None:
+        self.olds = olds or []
+        self.news = news or []
+        self._index: dict[str, str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.olds)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.olds)
+
+    def __getitem__(self, old: str) -> str:
+        if self._index is None:
+            self._index = dict(zip(self.olds, self.news))
+        return self._index[old]
+
+    def items(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]
+        return zip(self.olds, self.news)
+
+    def values(self) -> list[str]:  # type: ignore[override]
+        return self.news
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 @dataclass
 class RenamePlan:
-    renames: dict[str, str] = field(default_factory=dict)  # old -> new, changed names only
+    renames: Mapping[str, str] = field(default_factory=Renames)  # old -> new, changed names
     unchanged: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     # TF2: the edited object graph to store, and slot keys derived from the renamed paths
@@ -33,6 +64,9 @@ class RenamePlan:
     object_graph: bytes | None = None
     derived: dict[str, tuple[str, str]] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)  # --mapping entries naming no variable
+    # The names planned and the new name of each (unchanged ones too), in the same order.
+    names: list[str] = field(default_factory=list, repr=False)
+    news: list[str] = field(default_factory=list, repr=False)
 
     def new_name(self, name: str) -> str:
         return self.renames.get(name, name)
@@ -98,7 +132,8 @@ def plan_renames(
         wanted, plan.object_graph, plan.derived = edited.renames, edited.graph, edited.derived
         news = list(map(wanted.get, names, names))
         changed = list(map(ne, names, news))
-    renames = plan.renames = dict(zip(compress(names, changed), compress(news, changed)))
+    renames = plan.renames = Renames(list(compress(names, changed)), list(compress(news, changed)))
+    plan.names, plan.news = names, news
     plan.unchanged = list(compress(names, map(not_, changed)))
     targets = renames.values()
     if renames and (min(targets) < "\x01" or OBJECT_GRAPH_KEY in targets):
@@ -163,10 +198,10 @@ def apply_rename(
     rows = tensor_rows(bundle)
     names = ckpt.listing().names  # the names of these rows
     renames = plan.renames
+    news = plan.news if plan.names is names else list(map(renames.get, names, names))
     if new_graph is not None:
         keep = [name != OBJECT_GRAPH_KEY for name in names]
-        rows, names = rows[keep], list(compress(names, keep))
-    news = list(map(renames.get, names, names)) if renames else names
+        rows, news = rows[keep], list(compress(news, keep))
     keys = [name.encode("utf-8", "surrogateescape") for name in news]
     checks = shard_checks(bundle, rows, verify, on_bytes)  # sizes checked before writing
     with BundleWriter(
