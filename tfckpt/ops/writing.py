@@ -1,16 +1,18 @@
 """Shared pieces of applying rename / prune / merge plans with BundleWriter.
 
 Tensor bytes are never decoded for V2 inputs: ``rename`` and ``merge`` adopt the source data
-files as shards (copied in-kernel or hard-linked) and write only a new index; ``prune`` streams
+files as shards (copied in-kernel or hard-linked) and write only a new index; ``prune`` copies
 each kept tensor's raw bytes into one compacted data file and reuses its stored checksum. TF2
 object graphs are rewritten to match (see bundle/objgraph.py) and stored in an extra shard so the
 source files stay byte-identical.
 
 Nothing damaged is copied (``ShardCheck``): before anything is written every source shard must
 hold the bytes the index places in it, and while the bytes are copied each copied tensor's bytes
-are checked against its CRC32C (``verify=False`` skips that read); a hard link is checked before
-it is made. Any damage raises CorruptCheckpoint naming the tensor and the shard, and the writer
-removes everything it wrote.
+are checked against its CRC32C, small tensors many at a time (``BundleReader.failing_rows``),
+``verify=False`` skipping that read; a hard link is checked before it is made. Index entries are
+written in columns (``add_tensors``): the source's encoded entries reused when only the key
+changes, else encoded anew in bulk. Any damage raises CorruptCheckpoint naming the tensor and
+the shard, and the writer removes everything it wrote.
 """
 
 from __future__ import annotations
@@ -188,8 +190,7 @@ def check_entry(bundle: BundleReader, entry: Entry) -> None:
     """One stored entry's bytes against the index: the size its shape needs and its CRC32C,
     read in bounded steps (CorruptCheckpoint naming it otherwise)."""
     try:
-        # Fixed-width tensors: size against shape (as BundleReader.check_size, without
-        # importing numpy, which a copy never needs).
+        # Fixed-width tensors: size against shape (as BundleReader.check_size).
         itemsize = entry.dtype.itemsize
         if itemsize and entry.size != num_elements(entry.shape) * itemsize:
             raise CorruptCheckpoint(
