@@ -291,7 +291,7 @@ def table_blocks(
                 count = hit + 1 if hit >= 0 else stop - start
                 break
             window *= 2
-        window = max(2 * count, 64)
+        window = count + count // 4 + 64  # the next block is likely much the same
         sl = slice(0, count)
         shared, unshared, vl, head = shared[sl], unshared[sl], vl[sl], head[sl]
         restarts = np.flatnonzero(restart[sl])

@@ -16,6 +16,7 @@ from tfckpt.ops.writing import (
     add_object_graph,
     add_tensors,
     adopt_checked,
+    keys_of,
     shard_checks,
     write_decoded,
 )
@@ -204,7 +205,7 @@ def apply_merge(
                 for name, new_name in zip(names, news):
                     write_decoded(writer, ckpt, name, new_name)
                 continue
-            keys = [new.encode("utf-8", "surrogateescape") for new in news]
+            keys = keys_of(news)
             del news
             add_tensors(writer, ckpt.bundle, rows[index], keys, offsets[index])
         if plan.object_graph is not None:

@@ -17,6 +17,7 @@ from tfckpt.ops.writing import (
     add_object_graph,
     add_tensors,
     adopt_checked,
+    keys_of,
     shard_checks,
     tensor_rows,
     write_decoded,
@@ -202,7 +203,7 @@ def apply_rename(
     if new_graph is not None:
         keep = [name != OBJECT_GRAPH_KEY for name in names]
         rows, news = rows[keep], list(compress(news, keep))
-    keys = [name.encode("utf-8", "surrogateescape") for name in news]
+    keys = keys_of(news)
     checks = shard_checks(bundle, rows, verify, on_bytes)  # sizes checked before writing
     with BundleWriter(
         dst,

@@ -52,6 +52,14 @@ def key_bytes(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
+def keys_of(names: list[str]) -> list[bytes]:
+    """``key_bytes`` of every name, in one encode when no name holds a newline."""
+    joined = "\n".join(names).encode("utf-8", "surrogateescape")
+    if names and joined.count(b"\n") == len(names) - 1:
+        return joined.split(b"\n")
+    return list(map(key_bytes, names))
+
+
 def add_object_graph(writer: BundleWriter, raw: bytes) -> None:
     """Store a serialized TF2 object graph as the scalar string tensor TF reads it from."""
     import numpy as np
