@@ -74,8 +74,11 @@ def copy_segments(
     out: np.ndarray, dst: np.ndarray, src: np.ndarray, starts: np.ndarray, lengths: np.ndarray
 ) -> None:
     """``out[dst[i]:dst[i] + lengths[i]] = src[starts[i]:starts[i] + lengths[i]]`` for every i."""
+    import numpy as np
+
     if lengths.size:
-        out[ranges(dst, lengths)] = src[ranges(starts, lengths)]
+        taken = ranges(starts, lengths)
+        out[taken + np.repeat(dst - starts, lengths)] = src[taken]
 
 
 def exclusive_cumsum(x: np.ndarray) -> np.ndarray:
