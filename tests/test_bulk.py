@@ -299,3 +299,13 @@ def test_prune_copies_long_runs_in_the_kernel_and_short_ones_from_memory(
         for name in ckpt:
             assert np.array_equal(ckpt[name], values[name])
     assert ok("verify", tmp_path / "out" / "m").exit_code == 0
+
+
+@pytest.mark.parametrize("shards", [1, 2, 127, 128, 100_000])
+def test_the_bundle_header_is_encoded_as_protobuf_encodes_it(shards: int) -> None:
+    from tfckpt import protos
+    from tfckpt.bundle.writer import encode_header
+
+    header = protos.BundleHeaderProto(num_shards=shards)
+    header.version.producer = 1
+    assert encode_header(shards) == header.SerializeToString()

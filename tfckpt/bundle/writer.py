@@ -85,6 +85,12 @@ def check_destination(prefix: str, force: bool) -> None:
         raise OutputExists(f"{prefix}: destination exists ({len(existing)} files)", fix="force")
 
 
+def encode_header(num_shards: int) -> bytes:
+    """The BundleHeaderProto of a new bundle (little-endian, version producer 1) as protobuf
+    serializes it, without importing protobuf."""
+    return b"\x08" + encode_varint(num_shards) + b"\x1a\x02\x08\x01"
+
+
 def make_entry(
     dtype: DType,
     shape: tuple[int, ...],
@@ -295,10 +301,7 @@ class BundleWriter:
         self._meta = data
 
     def _index_bytes(self) -> bytes:
-        from tfckpt import protos  # imported on use: listing a checkpoint never needs it
-
-        header = protos.BundleHeaderProto(num_shards=self.num_shards)
-        header.version.producer = 1
+        header = encode_header(self.num_shards)
         out = io.BytesIO()
         table = TableWriter(out)
         count = len(self._entries) + sum(len(keys) for keys, *_ in self._batches)
@@ -307,10 +310,10 @@ class BundleWriter:
                 items = list(self._entries.items())
                 for keys, values, starts, ends in self._batches:
                     items += zip(keys, map(values.__getitem__, map(slice, starts, ends)))
-                table.add(HEADER_KEY, header.SerializeToString())
+                table.add(HEADER_KEY, header)
                 table.add_many(sorted(items))
             else:
-                keys, values, starts, ends = self._columns(header.SerializeToString())
+                keys, values, starts, ends = self._columns(header)
                 table.add_columns(keys, values, starts, ends)
         except ValueError:  # keys not strictly increasing once sorted: one was given twice
             every = sorted([*self._entries, *(k for keys, *_ in self._batches for k in keys)])
