@@ -81,6 +81,14 @@ def copy_segments(
         out[taken + np.repeat(dst - starts, lengths)] = src[taken]
 
 
+def distinct(values: np.ndarray) -> list[int]:
+    """The distinct values of an array of small non-negative integers (dtype numbers, shard
+    ids), in order (``np.unique`` would import ``numpy.ma``, ~0.1 s)."""
+    import numpy as np
+
+    return np.flatnonzero(np.bincount(values)).tolist() if values.size else []
+
+
 def exclusive_cumsum(x: np.ndarray) -> np.ndarray:
     import numpy as np
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tfckpt import storage
-from tfckpt.bundle.bulk import crc32c_many, span_groups
+from tfckpt.bundle.bulk import crc32c_many, distinct, span_groups
 from tfckpt.bundle.index import MAX_ELEMENTS as MAX_ELEMENTS  # re-exported
 from tfckpt.bundle.index import (
     IndexColumns,
@@ -520,7 +520,7 @@ class BundleReader:
         rows = np.asarray(rows, dtype=np.int64)
         codes = cols.np("dtype")[rows]
         itemsize = np.zeros(rows.size, dtype=np.int64)
-        for code in np.unique(codes).tolist():
+        for code in distinct(codes):
             dt = dtype_from_enum(code)
             if dt.numpy is not None:
                 itemsize[codes == code] = dt.itemsize
@@ -561,7 +561,7 @@ class BundleReader:
         fail = ~self.bulk_checkable(rows)
         offset, size, shard = (cols.np(c)[rows] for c in ("offset", "size", "shard"))
         end = offset + size
-        for sid in np.unique(shard[~fail]).tolist():
+        for sid in distinct(shard[~fail]):
             here = np.flatnonzero((shard == sid) & ~fail)
             try:
                 shard_size = self.shard_size(sid)

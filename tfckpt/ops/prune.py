@@ -164,7 +164,7 @@ def apply_prune(
     if raw_graph is not None:
         new_graph = objgraph.drop_keys(raw_graph, set(plan.drop))
     names = ckpt.listing().names
-    taken = list(map(kept.__contains__, names))
+    taken = np.fromiter(map(kept.__contains__, names), dtype=bool, count=len(names))
     if new_graph is not None and OBJECT_GRAPH_KEY in kept:
         taken[bisect_left(names, OBJECT_GRAPH_KEY)] = False  # written anew
     rows = tensor_rows(bundle)[taken]
@@ -184,7 +184,7 @@ def apply_prune(
         if new_graph is not None:
             add_object_graph(writer, new_graph)
         writer.commit()
-    return WriteResult(dst, 1, sum(taken) + (new_graph is not None), bytes_written=written)
+    return WriteResult(dst, 1, rows.size + (new_graph is not None), bytes_written=written)
 
 
 def _copy_pieces(

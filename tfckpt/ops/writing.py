@@ -303,13 +303,13 @@ def shard_checks(
 ) -> dict[int, ShardCheck]:
     """One ShardCheck per shard the tensors at ``rows`` (partitioned ones: their slices)
     store bytes in; every shard's size is checked here, before anything is written."""
-    import numpy as np
+    from tfckpt.bundle.bulk import distinct
 
     pieces = copied_rows(bundle, rows)
     shards = bundle.columns.np("shard")[pieces]
     return {
         shard: ShardCheck(bundle, shard, pieces[shards == shard], verify, 0, on_bytes)
-        for shard in np.unique(shards).tolist()
+        for shard in distinct(shards)
     }
 
 
