@@ -425,7 +425,11 @@ def merge(
             specs.append((spec.path, spec.scope))
     progress = or_none(progress)
     with ExitStack() as stack:
-        ckpts = [stack.enter_context(open_checkpoint(path)) for path, _ in specs]
+        opened: dict[str, Any] = {}  # a path given twice (under two scopes) is read once
+        for path, _ in specs:
+            if path not in opened:
+                opened[path] = stack.enter_context(open_checkpoint(path))
+        ckpts = [opened[path] for path, _ in specs]
         for ckpt in ckpts:
             notes += ckpt.notes
         names = [c.listing(include_object_graph=False).names for c in ckpts]
