@@ -311,3 +311,24 @@ def test_the_command_list_is_one_line_each_at_80_columns() -> None:
     top = at(80, "--help").stdout
     panel = _command_list(top)
     assert len(panel) == len(names) and all(len(line) <= 80 for line in panel), panel
+
+
+def test_a_write_shows_the_start_of_a_long_plan_and_a_dry_run_all_of_it(tmp_path: Path) -> None:
+    from tfckpt.render.surgery import PLAN_ROWS
+
+    names = [f"net/layer_{i:03d}/w" for i in range(PLAN_ROWS + 70)]
+    src = tmp_path / "src"
+    _write(src, {n: np.zeros(2, np.float32) for n in names}, state=False)
+    wrote = ok("rename", src, tmp_path / "a", "--sub", "^net/", "body/")
+    rows = [line for line in wrote.stdout.splitlines() if "->" in line or "│" in line]
+    assert "net/layer_000/w" in wrote.stdout and "net/layer_119/w" not in wrote.stdout
+    assert len(rows) == PLAN_ROWS and "... 70 more (--dry-run lists all" in wrote.stdout
+    assert wrote.stdout.rstrip().endswith("120 renamed, 0 unchanged")
+    dry = ok("rename", src, tmp_path / "b", "--sub", "^net/", "body/", "--dry-run", "-q")
+    assert "net/layer_119/w" in dry.stdout and "more" not in dry.stdout
+    assert ok("rename", src, tmp_path / "c", "--sub", "^net/", "body/", "-q").stdout == ""
+    merged = ok("merge", f"{src}:a/", f"{src}:b/", "-o", tmp_path / "m")
+    assert "a/net/layer_000/w" in merged.stdout and "b/net/layer_000/w" not in merged.stdout
+    assert "... 190 more" in merged.stdout and "240 variables from 2 inputs" in merged.stdout
+    pruned = ok("prune", src, tmp_path / "p", "--drop", "layer_0")
+    assert "... 50 more" in pruned.stdout and "100 dropped, 20 kept" in pruned.stdout

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import compress, islice, repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,17 @@ class MergePlan:
         mine = list(map(index.__eq__, map(itemgetter(0), origins)))
         names = list(map(itemgetter(1), compress(origins, mine)))
         return names, list(compress(self._sources, mine))
+
+    def first(self, limit: int) -> list[tuple[str, int, str]]:
+        """The first ``limit`` (new name, input index, source name) in new-name order, without
+        building ``sources`` when it has not been built (each input's names are sorted)."""
+        if self._sources is not None:
+            return [(n, i, s) for n, (i, s) in sorted(self._sources.items())[:limit]]
+        streams = [
+            zip(_scoped(scope, names), repeat(index), names)
+            for index, (names, scope) in enumerate(zip(self.names, self.scopes))
+        ]
+        return list(islice(heapq.merge(*streams), limit))
 
     def __len__(self) -> int:
         """How many variables the output holds."""

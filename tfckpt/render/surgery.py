@@ -3,6 +3,7 @@ the plan (a table on stdout), what was written (a line on stderr), and notes."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from typing import Any
 
@@ -17,14 +18,14 @@ def render_surgery(result: Any, as_json: bool, quiet: bool = False, keys: bool =
     the notes on stderr."""
     if as_json:
         emit_json(result.command, result.to_dict())
-    else:
+    elif result.dry_run or not quiet:  # a dry run's output is its plan, -q or not
         shown = _identity if keys else display_name
         {
             "rename": _rename_plan,
             "prune": _prune_plan,
             "merge": _merge_plan,
             "cast": _cast_plan,
-        }[result.command](result.plan, shown)
+        }[result.command](result.plan, shown, None if result.dry_run else PLAN_ROWS)
         if result.dry_run:
             note(f"dry run: nothing written to {result.destination}", quiet)
     written = result.written
@@ -37,45 +38,66 @@ def render_surgery(result: Any, as_json: bool, quiet: bool = False, keys: bool =
         note(f"note: {message}", quiet)
 
 
+# A write shows this many rows of its plan (a dry run shows them all): 10^5 renamed tensors
+# are a summary to a reader, and printing them would take longer than the write.
+PLAN_ROWS = 50
+
+
 def _identity(name: str) -> str:
     return name
 
 
-def _rename_plan(plan: Any, shown: Callable[[str], str]) -> None:
+def _more(total: int, limit: int | None) -> None:
+    if limit is not None and total > limit:
+        out_console().print(
+            f"  ... {total - limit:,} more (--dry-run lists all, --json too)", style="dim"
+        )
+
+
+def _rename_plan(plan: Any, shown: Callable[[str], str], limit: int | None) -> None:
     console = out_console()
     if not plan.renames:
         console.print("nothing to rename (no name matches the rules)")
         return
-    rows = [(shown(old), "->", shown(new)) for old, new in sorted(plan.renames.items())]
+    items = plan.renames.items()
+    pairs = sorted(items) if limit is None else heapq.nsmallest(limit, items)
+    rows = [(shown(old), "->", shown(new)) for old, new in pairs]
     print_table([Column("old", key=True), Column(""), Column("new", key=True, label="->")], rows)
-    console.print(f"{len(plan.renames)} renamed, {len(plan.unchanged)} unchanged", highlight=False)
+    _more(len(plan.renames), limit)
+    console.print(
+        f"{len(plan.renames):,} renamed, {len(plan.unchanged):,} unchanged", highlight=False
+    )
 
 
-def _prune_plan(plan: Any, shown: Callable[[str], str]) -> None:
+def _prune_plan(plan: Any, shown: Callable[[str], str], limit: int | None) -> None:
     console = out_console()
     if plan.drop:
         console.print("dropped", style="bold")
-        rows = [(shown(n), human_bytes(plan.sizes.get(n, 0))) for n in sorted(plan.drop)]
+        names = sorted(plan.drop) if limit is None else heapq.nsmallest(limit, plan.drop)
+        rows = [(shown(n), human_bytes(plan.sizes.get(n, 0))) for n in names]
         print_table([Column("name", key=True), Column("bytes", "right")], rows)
+        _more(len(plan.drop), limit)
     saved = plan.bytes_before - plan.bytes_after
     console.print(
-        f"{len(plan.drop)} dropped, {len(plan.keep)} kept; {human_bytes(plan.bytes_before)} -> "
+        f"{len(plan.drop):,} dropped, {len(plan.keep):,} kept; "
+        f"{human_bytes(plan.bytes_before)} -> "
         f"{human_bytes(plan.bytes_after)} ({human_bytes(saved)} saved)",
         highlight=False,
     )
 
 
-def _merge_plan(plan: Any, shown: Callable[[str], str]) -> None:
+def _merge_plan(plan: Any, shown: Callable[[str], str], limit: int | None) -> None:
     inputs = plan.inputs
     rows = [
         (shown(name), f"{inputs[index]}: {shown(source)}" if source != name else inputs[index])
-        for name, (index, source) in sorted(plan.sources.items())
+        for name, index, source in plan.first(len(plan) if limit is None else limit)
     ]
     print_table([Column("name", key=True), Column("from")], rows)
-    out_console().print(f"{len(plan.sources)} variables from {len(inputs)} inputs", highlight=False)
+    _more(len(plan), limit)
+    out_console().print(f"{len(plan):,} variables from {len(inputs)} inputs", highlight=False)
 
 
-def _cast_plan(plan: Any, shown: Callable[[str], str]) -> None:
+def _cast_plan(plan: Any, shown: Callable[[str], str], limit: int | None) -> None:
     rows = [
         (
             shown(item.name),
@@ -85,7 +107,7 @@ def _cast_plan(plan: Any, shown: Callable[[str], str]) -> None:
             human_bytes(item.bytes_before),
             human_bytes(item.bytes_after),
         )
-        for item in plan.cast
+        for item in plan.cast[:limit]
     ]
     if rows:
         print_table(
@@ -99,6 +121,7 @@ def _cast_plan(plan: Any, shown: Callable[[str], str]) -> None:
             ],
             rows,
         )
+        _more(len(plan.cast), limit)
     out_console().print(
         f"{len(plan.cast)} cast to {plan.target.name}, {len(plan.items) - len(plan.cast)} "
         f"unchanged; {human_bytes(plan.bytes_before)} -> {human_bytes(plan.bytes_after)}",
