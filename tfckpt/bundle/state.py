@@ -6,6 +6,7 @@ stale after a copy); a missing checkpoint is reported, never fatal.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,8 @@ def reachable_from(directory: str, path: str) -> bool:
 
 
 def parse_state(text: str, where: str) -> Any:
-    """A ``checkpoint`` state file's text as a CheckpointState message."""
+    """A ``checkpoint`` state file's text as a CheckpointState message (protobuf's text-format
+    parser: any valid text format, and its error for anything else)."""
     from google.protobuf import text_format
 
     from tfckpt import protos
@@ -56,6 +58,63 @@ def parse_state(text: str, where: str) -> Any:
     return state
 
 
+# The state file as TensorFlow writes it: one ``field: value`` per line, strings in double
+# quotes with C escapes. Read and written here without protobuf (importing its text format
+# costs ~0.1 s, most of a small command's start-up); any other text goes to ``parse_state``.
+_LINE = re.compile(
+    r'[ \t]*(\w+)[ \t]*:[ \t]*(?:"((?:[^"\\\n]|\\.)*)"|([-+]?[0-9][0-9.eE+-]*))[ \t]*'
+)
+_STRINGS = ("model_checkpoint_path", "all_model_checkpoint_paths")
+_NUMBERS = ("all_model_checkpoint_timestamps", "last_preserved_timestamp")
+_ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.DOTALL)
+_SIMPLE = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b'"': b'"', b"'": b"'", b"\\": b"\\"}
+
+
+def _unescape(escaped: str) -> str | None:
+    def one(m: re.Match[bytes]) -> bytes:
+        octal, hexa, char = m.groups()
+        if octal is not None:
+            return bytes((int(octal, 8) & 0xFF,))
+        if hexa is not None:
+            return bytes((int(hexa, 16),))
+        if char not in _SIMPLE:
+            raise ValueError
+        return _SIMPLE[char]
+
+    try:
+        return _ESCAPE.sub(one, escaped.encode("utf-8")).decode("utf-8")
+    except ValueError:  # an escape protobuf would refuse, or bytes that are not UTF-8
+        return None
+
+
+def _fields(text: str) -> dict[str, list[Any]] | None:
+    """The fields of a canonical state file, or None to leave the text to protobuf."""
+    out: dict[str, list[Any]] = {name: [] for name in (*_STRINGS, *_NUMBERS)}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        m = _LINE.fullmatch(line)
+        if m is None or m.group(1) not in out:
+            return None
+        name, string, number = m.groups()
+        if (name in _STRINGS) != (string is not None):
+            return None
+        if string is not None:
+            value = _unescape(string)
+            if value is None:
+                return None
+            out[name].append(value)
+        else:
+            try:
+                out[name].append(float(number))
+            except ValueError:
+                return None
+    singular = ("model_checkpoint_path", "last_preserved_timestamp")
+    if any(len(out[name]) > 1 for name in singular):
+        return None  # protobuf says what is wrong
+    return out
+
+
 def read_state(directory: str) -> CheckpointStateInfo:
     """Parse ``directory/checkpoint``; raises CorruptCheckpoint if it does not parse."""
     path = storage.join(directory, STATE_FILENAME)
@@ -64,17 +123,47 @@ def read_state(directory: str) -> CheckpointStateInfo:
         text = storage.read_bytes(path, limit=1 << 20).decode("utf-8", "replace")
     except OSError as exc:
         raise CorruptCheckpoint(f"{path}: cannot read ({exc.strerror})") from None
-    state = parse_state(text, path)
-    latest = state.model_checkpoint_path
+    fields = _fields(text)
+    if fields is None:
+        state = parse_state(text, path)
+        fields = {
+            "model_checkpoint_path": [state.model_checkpoint_path],
+            "all_model_checkpoint_paths": list(state.all_model_checkpoint_paths),
+            "all_model_checkpoint_timestamps": list(state.all_model_checkpoint_timestamps),
+            "last_preserved_timestamp": [state.last_preserved_timestamp],
+        }
+    latest = (fields["model_checkpoint_path"] or [""])[0]
+    raw_all = fields["all_model_checkpoint_paths"]
     return CheckpointStateInfo(
         path=path,
         raw_latest=latest,
         latest=resolve_state_path(directory, latest) if latest else None,
-        raw_all=list(state.all_model_checkpoint_paths),
-        all=[resolve_state_path(directory, p) for p in state.all_model_checkpoint_paths],
-        timestamps=list(state.all_model_checkpoint_timestamps),
-        last_preserved_timestamp=state.last_preserved_timestamp,
+        raw_all=raw_all,
+        all=[resolve_state_path(directory, p) for p in raw_all],
+        timestamps=fields["all_model_checkpoint_timestamps"],
+        last_preserved_timestamp=(fields["last_preserved_timestamp"] or [0.0])[0],
     )
+
+
+def _quoted(value: str) -> str:
+    """``value`` as protobuf's text format prints a string: non-ASCII characters as they are,
+    printable ASCII as is (quotes and backslashes escaped), other bytes in octal."""
+    out = []
+    for char in value:
+        code = ord(char)
+        if char in "\"'\\":
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\r":
+            out.append("\\r")
+        elif char == "\t":
+            out.append("\\t")
+        elif 32 <= code < 127 or code >= 128:
+            out.append(char)
+        else:
+            out.append(f"\\{code:03o}")
+    return '"' + "".join(out) + '"'
 
 
 def format_state(
@@ -83,18 +172,13 @@ def format_state(
     timestamps: list[float] | None = None,
     last_preserved_timestamp: float | None = None,
 ) -> str:
-    from google.protobuf import text_format
-
-    from tfckpt import protos
-
-    state = protos.CheckpointState(
-        model_checkpoint_path=latest, all_model_checkpoint_paths=all_paths
-    )
-    if timestamps:
-        state.all_model_checkpoint_timestamps.extend(timestamps)
+    """The text of a state file, as protobuf's text format prints a CheckpointState."""
+    lines = [f"model_checkpoint_path: {_quoted(latest)}"] if latest else []
+    lines += [f"all_model_checkpoint_paths: {_quoted(p)}" for p in all_paths]
+    lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in timestamps or ()]
     if last_preserved_timestamp:
-        state.last_preserved_timestamp = last_preserved_timestamp
-    return text_format.MessageToString(state)
+        lines.append(f"last_preserved_timestamp: {last_preserved_timestamp!r}")
+    return "".join(line + "\n" for line in lines)
 
 
 def update_state_for_new_prefix(prefix: str) -> str:
