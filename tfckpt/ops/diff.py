@@ -9,8 +9,8 @@ decoding; others are compared in lockstep chunks so memory does not grow with te
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from itertools import pairwise
+from dataclasses import asdict, dataclass
+from itertools import compress, pairwise
 from typing import TYPE_CHECKING, Any
 
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint, TensorInfo
@@ -58,25 +58,50 @@ class DiffOptions:
     include_object_graph: bool = False
 
 
-@dataclass
 class DiffReport:
-    """Every compared variable of A and B (``variables``) and whether they are all the same."""
+    """Every compared variable of A and B (``variables``) and whether they are all the same.
 
-    a: str
-    b: str
-    variables: list[VarDiff] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    A diff of two large checkpoints that agree almost everywhere keeps its identical tensors
+    as rows of A's listing until ``variables`` is read: ``counts``, ``differences()`` and the
+    JSON without ``show_all`` never build a VarDiff per identical tensor."""
+
+    def __init__(
+        self,
+        a: str,
+        b: str,
+        variables: list[VarDiff] | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
+        self.a = a
+        self.b = b
+        self._variables = variables if variables is not None else []
+        self.notes = notes if notes is not None else []
+        # Set by the aligned path: the listing, which of its rows are identical, how many.
+        self._identical: tuple[Any, bytearray, int] | None = None
+
+    @property
+    def variables(self) -> list[VarDiff]:
+        if self._identical is not None:
+            self._variables = _merged(self._variables, *self._identical)
+            self._identical = None
+        return self._variables
+
+    def differences(self) -> list[VarDiff]:
+        """The variables whose status is not ``same``, in name order."""
+        return [v for v in self._variables if v.status != "same"]
 
     @property
     def counts(self) -> dict[str, int]:
         counts = {s: 0 for s in STATUSES}
-        for v in self.variables:
+        for v in self._variables:
             counts[v.status] += 1
+        if self._identical is not None:
+            counts["same"] += self._identical[2]
         return counts
 
     @property
     def equal(self) -> bool:
-        return all(v.status == "same" for v in self.variables)
+        return all(v.status == "same" for v in self._variables)
 
     @property
     def ok(self) -> bool:
@@ -84,17 +109,42 @@ class DiffReport:
         return self.equal
 
     def summary(self) -> dict[str, Any]:
-        return {**self.counts, "compared": len(self.variables), "equal": self.equal}
+        counts = self.counts
+        return {**counts, "compared": sum(counts.values()), "equal": self.equal}
 
     def to_dict(self, show_all: bool = False) -> dict[str, Any]:
         """The JSON payload; identical variables only with ``show_all``."""
+        shown = self.variables if show_all else self.differences()
         return {
             "ok": self.ok,
             "a": self.a,
             "b": self.b,
             "summary": self.summary(),
-            "variables": [v.to_dict() for v in self.variables if show_all or v.status != "same"],
+            "variables": [v.to_dict() for v in shown],
         }
+
+
+def _merged(compared: list[VarDiff], listing: Any, identical: bytearray, _n: int) -> list[VarDiff]:
+    """Every row of ``listing`` in order: a "same" VarDiff for each identical row (rows of one
+    shape share its list), the next of ``compared`` for each other row."""
+    dtype_names = {code: dtype_from_enum(code).name for code in set(listing.dtype)}
+    dims, starts, nelem, dtype = listing.dims, listing.dim_start, listing.nelem, listing.dtype
+    shapes: dict[tuple[int, ...], list[int]] = {}
+    others = iter(compared)
+    out: list[VarDiff] = []
+    append = out.append
+    for i, name in enumerate(listing.names):
+        if not identical[i]:
+            append(next(others))
+            continue
+        key = tuple(dims[starts[i] : starts[i + 1]])
+        shape = shapes.get(key)
+        if shape is None:
+            shape = shapes[key] = list(key)
+        d = dtype_names[dtype[i]]
+        append(VarDiff(name, "same", name, name, d, d, shape, shape, nelem[i], 0, 0,
+                       0.0, 0.0, 0.0, True, True))  # fmt: skip
+    return out
 
 
 def diff_checkpoints(
@@ -175,32 +225,15 @@ def _aligned_report(
         return None
     identical = _identical_rows(a, b, la, lb)
     report = DiffReport(a=a.prefix, b=b.prefix)
-    variables = report.variables
-    append = variables.append
-    dtype_names = {code: dtype_from_enum(code).name for code in set(la.dtype)}
+    compared = report._variables
     nbytes_a, nbytes_b = la.nbytes, lb.nbytes
-    dims, starts, nelem, dtype = la.dims, la.dim_start, la.nelem, la.dtype
-    done = 0  # bytes compared since progress last heard of them (told every 4096 rows)
-    # Identical rows of one shape share its list (A's and B's): 10^5 rows of a few shapes.
-    shapes: dict[tuple[int, ...], list[int]] = {}
-    for i, name in enumerate(la.names):
-        if identical[i]:
-            key = tuple(dims[starts[i] : starts[i + 1]])
-            shape = shapes.get(key)
-            if shape is None:
-                shape = shapes[key] = list(key)
-            d = dtype_names[dtype[i]]
-            append(VarDiff(name, "same", name, name, d, d, shape, shape, nelem[i], 0, 0,
-                           0.0, 0.0, 0.0, True, True))  # fmt: skip
-        else:
-            append(_compare(a, b, name, la.info(i), lb.info(i), options))
+    if on_tensor is not None:  # the identical tensors at once (their bytes are equal)
+        on_tensor("", sum(compress(nbytes_a, identical)))
+    for i in (i for i, same in enumerate(identical) if not same):
+        compared.append(_compare(a, b, la.names[i], la.info(i), lb.info(i), options))
         if on_tensor is not None:
-            done += max(nbytes_a[i], nbytes_b[i])
-            if not i & 4095:
-                on_tensor(name, done)
-                done = 0
-    if on_tensor is not None and done:
-        on_tensor("", done)
+            on_tensor(la.names[i], max(nbytes_a[i], nbytes_b[i]))
+    report._identical = (la, identical, identical.count(1))
     return report
 
 

@@ -71,7 +71,7 @@ def render_diff(
     headers: bool = True,
 ) -> None:
     summary = report.summary()
-    variables = [v for v in report.variables if show_all or v.status != "same"]
+    variables = report.variables if show_all else report.differences()
     variables = sorted_differences(variables, sort, top)
     if as_json:
         document = report.to_dict(show_all)
