@@ -406,3 +406,13 @@ def test_copies_check_many_tensors_at_once_and_name_the_damaged_one(
         assert (
             not any((tmp_path / args[0][0]).glob("*")) if (tmp_path / args[0][0]).exists() else True
         )
+
+
+def test_stats_table_with_tensors_that_have_no_statistics(native: Any) -> None:
+    """Strings have no min/max or NaN counts: their cells stay blank, the numbers line up."""
+    result = ok("vars", native("dtypes"), "--stats")
+    lines = result.stdout.splitlines()
+    text = next(line for line in lines if line.split()[0] == "str")
+    assert [c.strip() for c in text.split("│")[-7:]] == [""] * 7
+    scalar = next(line for line in lines if line.split()[0] == "scalar")
+    assert [c.strip() for c in scalar.split("│")[-7:]] == ["3.5", "3.5", "3.5", "0", "0", "0", "0"]

@@ -436,14 +436,13 @@ def _stat_columns(result: VarsResult, rows: list[int]) -> list[list[str]]:
         column = result.stats[key]
         values = [column[i] for i in rows]
         if key in ("nan", "inf", "zeros"):  # counts: a few distinct values, mostly 0
-            memo: dict[Any, str] = {None: ""}
-            for v in set(values):
-                memo.setdefault(v, f"{v:,}")
+            memo: dict[Any, str] = {v: f"{v:,}" for v in set(values) if v is not None}
+            memo[None] = ""
             out.append(list(map(memo.__getitem__, values)))
         elif None in values:
-            out.append(["" if v is None else f"{v:.4g}" for v in values])
+            out.append(["" if v is None else "%.4g" % v for v in values])  # noqa: UP031
         else:
-            out.append(list(map("{:.4g}".format, values)))
+            out.append(["%.4g" % v for v in values])  # noqa: UP031 (half the time of format)
     return out
 
 
