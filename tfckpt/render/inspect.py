@@ -476,12 +476,16 @@ def _render_tree(result: VarsResult, cells: _Cells, depth: int | None) -> None:
     cells."""
     lst = result.listing
     color = color_enabled()
-    rows = sorted(result.rows, key=cells.names.__getitem__)
-    names = [cells.names[i] for i in rows]
+    shown = cells.names
+    rows = sorted(result.rows, key=shown.__getitem__)
+    in_order = len(rows) == len(shown) and rows == list(range(len(shown)))
+    names = shown if in_order else list(map(shown.__getitem__, rows))
     n = len(rows)
-    params = list(accumulate((lst.nelem[i] for i in rows), initial=0))
-    stored = list(accumulate((lst.nbytes[i] for i in rows), initial=0))
-    dtype = [styled(d, "cyan", color) for d in cells.dtype_column(rows)]
+    params = list(accumulate(map(lst.nelem.__getitem__, rows), initial=0))
+    stored = list(accumulate(map(lst.nbytes.__getitem__, rows), initial=0))
+    dtype = cells.dtype_column(rows)
+    if color:
+        dtype = [styled(d, "cyan", color) for d in dtype]
     shape = cells.shape_column(rows)
     size = cells.bytes_column(rows)
     stats = result.stats is not None
@@ -531,8 +535,11 @@ def _render_tree(result: VarsResult, cells: _Cells, depth: int | None) -> None:
         if depth is not None and level >= depth:  # the scope's line is out, its rows are not
             k = end
             continue
-        last = k + 1 == end
-        out.append(f"{guide}{'└── ' if last else '├── '}{leaf_label(name[cut:], k)}")
+        branch = "└── " if k + 1 == end else "├── "
+        if stats:
+            out.append(f"{guide}{branch}{leaf_label(name[cut:], k)}")
+        else:  # the label inline: one f-string per leaf
+            out.append(f"{guide}{branch}{name[cut:]}  {dtype[k]} {shape[k]}  {size[k]}")
         k += 1
         if len(out) >= 8192:
             out.append("")
