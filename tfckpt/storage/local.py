@@ -258,6 +258,24 @@ def publish(tmp: str, final: str, replace: bool) -> None:
         ) from None
 
 
+def fsync_paths(paths: list[str]) -> None:
+    """fsync each file or directory in ``paths``."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def sync_tree(path: str) -> None:
+    """fsync a file, or a directory and the files directly in it."""
+    paths = [path]
+    if os.path.isdir(path):
+        paths = [e.path for e in os.scandir(path) if e.is_file()] + [path]
+    fsync_paths(paths)
+
+
 def write_file_atomic(path: str, data: bytes, force: bool = False) -> None:
     """Write one file under a temp name and publish it (no-replace unless ``force``)."""
     if not force and os.path.lexists(path):
@@ -506,14 +524,6 @@ class LocalPrefixWrite(PrefixWrite):
         except OSError as exc:
             raise write_error(final, exc) from None
 
-    def _sync(self, paths: list[str]) -> None:
-        for path in paths:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
     def commit(self, index: bytes, meta: bytes | None, keep_meta: bool) -> None:
         index_final = self.prefix + ".index"
         meta_final = self.prefix + ".meta"
@@ -528,10 +538,10 @@ class LocalPrefixWrite(PrefixWrite):
                 with open(meta_tmp, "wb") as f:
                     f.write(meta)  # type: ignore[arg-type]
             if self.sync:
-                self._sync(list(self._temps.values()))
+                fsync_paths(list(self._temps.values()))
             self._publish(index_final, index_tmp, meta_final, meta_tmp, keep_meta)
             if self.sync:
-                self._sync([os.path.dirname(os.path.abspath(index_final))])
+                fsync_paths([os.path.dirname(os.path.abspath(index_final))])
         except OSError as exc:
             self._unplace()
             self.abort()

@@ -28,7 +28,7 @@ from tfckpt.bundle.checkpoint import Checkpoint, TensorInfo
 from tfckpt.dtypes import DType, dtype_from_enum
 from tfckpt.errors import CorruptCheckpoint, UnrepresentableTensor, UsageError
 from tfckpt.ops.rules import NameRules
-from tfckpt.storage import check_parent, is_url, temp_name, write_error
+from tfckpt.storage import check_parent, is_url, sync_tree, temp_name, write_error
 from tfckpt.transfer.common import (
     EarlyCheck,
     ExportItem,
@@ -480,10 +480,10 @@ def write_export(
         if early is not None:
             target.check(src, plan, tmp, on_check_bytes, early.results())
         if sync:
-            _sync_tree(tmp)
+            sync_tree(tmp)
         size = target.publish(tmp, final, force)
         if sync:
-            _sync_tree(os.path.dirname(os.path.abspath(final)))
+            sync_tree(os.path.dirname(os.path.abspath(final)))
     except OSError as exc:
         remove_output(tmp, made)
         raise write_error(final, exc) from None
@@ -495,16 +495,3 @@ def write_export(
             early.close()
         src.close()
     return ExportWritten(final, plan.format, plan.count, size, check, notes)
-
-
-def _sync_tree(path: str) -> None:
-    """fsync a file, or a directory and the files directly in it."""
-    paths = [path]
-    if os.path.isdir(path):
-        paths = [e.path for e in os.scandir(path) if e.is_file()] + [path]
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
