@@ -141,9 +141,7 @@ def _merged(compared: list[VarDiff], listing: Any, identical: bytearray, _n: int
         shape = shapes.get(key)
         if shape is None:
             shape = shapes[key] = list(key)
-        d = dtype_names[dtype[i]]
-        append(VarDiff(name, "same", name, name, d, d, shape, shape, nelem[i], 0, 0,
-                       0.0, 0.0, 0.0, True, True))  # fmt: skip
+        append(_identical(name, dtype_names[dtype[i]], shape, nelem[i]))
     return out
 
 
@@ -198,7 +196,9 @@ def diff_checkpoints(
         ia, ib = a_infos.get(name), b_infos.get(name)
         if name in identical:
             assert ia is not None and ib is not None
-            variables.append(_identical(name, ia.dtype.name, ia.shape, ia.size, ia.name, ib.name))
+            variables.append(
+                _identical(name, ia.dtype.name, list(ia.shape), ia.size, ia.name, ib.name)
+            )
         else:
             variables.append(_compare(a, b, name, ia, ib, options))
         if on_tensor is not None:
@@ -384,14 +384,14 @@ def _bulk_identical(
 def _identical(
     name: str,
     dtype: str,
-    shape: tuple[int, ...],
+    shape: list[int],
     size: int,
     name_a: str | None = None,
     name_b: str | None = None,
 ) -> VarDiff:
     """The VarDiff ``_compare`` makes for a numeric tensor with identical stored bytes (the
-    same dtype and shape on both sides; A's and B's keys default to the compared name)."""
-    shape_list = list(shape)
+    same dtype and shape on both sides, one ``shape`` list for both; A's and B's keys default
+    to the compared name)."""
     return VarDiff(
         name,
         "same",
@@ -399,8 +399,8 @@ def _identical(
         name if name_b is None else name_b,
         dtype,
         dtype,
-        shape_list,
-        list(shape_list),
+        shape,
+        shape,
         size,
         0,
         0,
