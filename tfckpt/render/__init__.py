@@ -77,6 +77,13 @@ def emit_json(kind: str, payload: dict[str, Any]) -> None:
     print_json({"kind": kind, "version": JSON_VERSION, **payload})
 
 
+def print_more(shown: int, total: int, hint: str) -> None:
+    """The dim ``  ... N more HINT`` line under a table that shows ``shown`` of ``total`` rows
+    (nothing when it shows them all)."""
+    if total > shown:
+        out_console().print(f"  ... {total - shown:,} more {hint}", style="dim", highlight=False)
+
+
 def note(message: str, quiet: bool = False) -> None:
     """A diagnostic line on stderr (not part of the output contract)."""
     if not quiet:

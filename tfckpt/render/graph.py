@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tfckpt.render import emit_json, out_console, shape_text
+from tfckpt.render import emit_json, out_console, print_more, shape_text
 from tfckpt.render.table import Column, print_table
 
 # Longest lists shown in the text summary; --json always has everything.
@@ -54,12 +54,9 @@ def _rows(
     print_table(columns, rows, styles=[style] * len(rows) if style else None)
 
 
-def _more(console: Console, items: Sequence[Any], limit: int, what: str) -> None:
+def _more(items: Sequence[Any], limit: int, what: str) -> None:
     """The "... N more" line for ``items`` shown up to ``limit``."""
-    if len(items) > limit:
-        console.print(
-            Text(f"  ... {len(items) - limit:,} more {what} (--json lists all)", style="dim")
-        )
+    print_more(limit, len(items), f"{what} (--json lists all)")
 
 
 # ---- summary ----------------------------------------------------------------------------------
@@ -119,7 +116,7 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
     ops = list(g["ops"].items())
     op_rows = [(name, f"{count:,}") for name, count in ops[:MAX_OPS]]
     _rows(console, "Ops", ("op", "count"), op_rows)
-    _more(console, ops, MAX_OPS, "op types")
+    _more(ops, MAX_OPS, "op types")
 
     rows: list[tuple[str, ...]]
     if g["inputs"]:
@@ -128,11 +125,11 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
             for r in g["inputs"][:MAX_ROWS]
         ]
         _rows(console, f"Inputs ({len(g['inputs'])})", ("input", "op", "dtype", "shape"), rows)
-        _more(console, g["inputs"], MAX_ROWS, "inputs")
+        _more(g["inputs"], MAX_ROWS, "inputs")
     if g["outputs"]:
         rows = [(r["name"], r["op"]) for r in g["outputs"][:MAX_OUTPUTS]]
         _rows(console, f"Outputs ({len(g['outputs'])})", ("output", "op"), rows)
-        _more(console, g["outputs"], MAX_OUTPUTS, "outputs")
+        _more(g["outputs"], MAX_OUTPUTS, "outputs")
     if g["variables"]:
         variables = g["variables"]
         rows = []
@@ -143,7 +140,7 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
             rows.append((name, r["op"], r["dtype"] or "", _shape(r["shape"])))
         title = f"Variables ({len(variables)})"
         _rows(console, title, ("variable", "op", "dtype", "shape"), rows)
-        _more(console, variables, MAX_ROWS, "variables")
+        _more(variables, MAX_ROWS, "variables")
     if g.get("collections"):
         rows = [(name, str(size)) for name, size in g["collections"].items()]
         _rows(console, "Collections", ("collection", "size"), rows)
@@ -175,7 +172,7 @@ def _graph(console: Console, g: dict[str, Any]) -> None:
         functions = g["functions"]
         rows = [(f["name"], str(f["nodes"])) for f in functions[:MAX_FUNCTIONS]]
         _rows(console, f"Library functions ({len(functions)})", ("function", "nodes"), rows)
-        _more(console, functions, MAX_FUNCTIONS, "functions")
+        _more(functions, MAX_FUNCTIONS, "functions")
     if g.get("object_graph_nodes"):
         console.print(f"Object graph: {g['object_graph_nodes']} objects (TF2)")
 
@@ -274,7 +271,7 @@ def render_check(report: dict[str, Any], as_json: bool) -> None:
         console.print(Text(f"Unused ({len(report['unused'])}):", style="bold"))
         rows = [(_name(r), r["dtype"], _shape(r["shape"])) for r in report["unused"][:MAX_UNUSED]]
         _rows(console, None, ("in the checkpoint, not used by the graph", "dtype", "shape"), rows)
-        _more(console, report["unused"], MAX_UNUSED, "unused")
+        _more(report["unused"], MAX_UNUSED, "unused")
     if report["unsaved"]:
         console.print(
             Text(

@@ -8,7 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 from tfckpt.names import display_name
-from tfckpt.render import emit_json, err_console, human_bytes, note, out_console, shape_text
+from tfckpt.render import (
+    emit_json,
+    err_console,
+    human_bytes,
+    note,
+    out_console,
+    print_more,
+    shape_text,
+)
 from tfckpt.render.table import Column, print_table
 
 
@@ -48,10 +56,8 @@ def _identity(name: str) -> str:
 
 
 def _more(total: int, limit: int | None) -> None:
-    if limit is not None and total > limit:
-        out_console().print(
-            f"  ... {total - limit:,} more (--dry-run lists all, --json too)", style="dim"
-        )
+    if limit is not None:
+        print_more(limit, total, "(--dry-run lists all, --json too)")
 
 
 def _rename_plan(plan: Any, shown: Callable[[str], str], limit: int | None) -> None:
