@@ -131,16 +131,15 @@ class TfckptGroup(typer.core.TyperGroup):
         if info is not None and cmd_name not in self.commands:
             from typer.main import get_command_from_info
 
-            self.commands[cmd_name] = get_command_from_info(
+            command = get_command_from_info(
                 info,
                 pretty_exceptions_short=app.pretty_exceptions_short,
                 rich_markup_mode=app.rich_markup_mode,
             )
-        command = super().get_command(ctx, cmd_name)
-        if command is not None and cmd_name in SHORT_HELP:
-            command.short_help = SHORT_HELP[cmd_name]
+            command.short_help = SHORT_HELP.get(cmd_name, command.short_help)
             command.help = keep_indented(command.help)
-        return command
+            self.commands[cmd_name] = command
+        return super().get_command(ctx, cmd_name)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self.help = keep_indented(self.help)
