@@ -536,10 +536,7 @@ def _render_tree(result: VarsResult, cells: _Cells, depth: int | None) -> None:
             k = end
             continue
         branch = "└── " if k + 1 == end else "├── "
-        if stats:
-            out.append(f"{guide}{branch}{leaf_label(name[cut:], k)}")
-        else:  # the label inline: one f-string per leaf
-            out.append(f"{guide}{branch}{name[cut:]}  {dtype[k]} {shape[k]}  {size[k]}")
+        out.append(f"{guide}{branch}{leaf_label(name[cut:], k)}")
         k += 1
         if len(out) >= 8192:
             out.append("")
