@@ -11,11 +11,11 @@ bytes. ``crc32c_many`` checksums many byte ranges of one buffer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
-from tfckpt.bundle.table import crc32c_bytes
+from tfckpt.bundle.table import _MASK_DELTA, crc32c_bytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -348,14 +348,19 @@ def span_groups(
 
 
 # ---- checksums ---------------------------------------------------------------------------------
-def crc32c_many(buf: bytes, starts: Sequence[int], ends: Sequence[int]) -> np.ndarray:
-    """The masked CRC32C of each ``buf[starts[i]:ends[i]]`` (one hardware checksum call each,
-    no Python step of its own), as an int64 array comparable with the index's ``crc`` column."""
+def masked_crcs(pieces: Iterable[bytes], count: int) -> np.ndarray:
+    """The masked CRC32C (as the index stores it) of each of ``count`` byte strings, as an
+    int64 array comparable with the index's ``crc`` column: one hardware checksum call each,
+    no Python step of its own."""
     import numpy as np
 
-    pieces = map(buf.__getitem__, map(slice, starts, ends))
-    crcs = np.fromiter(map(crc32c_bytes, pieces), dtype=np.uint64, count=len(starts))
-    masked = (((crcs >> np.uint64(15)) | (crcs << np.uint64(17))) + np.uint64(0xA282EAD8)) & (
+    crcs = np.fromiter(map(crc32c_bytes, pieces), dtype=np.uint64, count=count)
+    masked = (((crcs >> np.uint64(15)) | (crcs << np.uint64(17))) + np.uint64(_MASK_DELTA)) & (
         np.uint64(0xFFFFFFFF)
     )
     return masked.astype(np.int64)
+
+
+def crc32c_many(buf: bytes, starts: Sequence[int], ends: Sequence[int]) -> np.ndarray:
+    """``masked_crcs`` of each ``buf[starts[i]:ends[i]]``."""
+    return masked_crcs(map(buf.__getitem__, map(slice, starts, ends)), len(starts))

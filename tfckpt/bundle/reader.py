@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tfckpt import storage
-from tfckpt.bundle.bulk import crc32c_many, distinct, span_groups
+from tfckpt.bundle.bulk import crc32c_many, distinct, masked_crcs, span_groups
 from tfckpt.bundle.index import MAX_ELEMENTS as MAX_ELEMENTS  # re-exported
 from tfckpt.bundle.index import (
     IndexColumns,
@@ -37,7 +37,6 @@ from tfckpt.bundle.slices import (
 from tfckpt.bundle.table import (
     TableReader,
     crc32c,
-    crc32c_bytes,
     decode_varint,
     mask_crc,
     unmask_crc,
@@ -500,10 +499,8 @@ class BundleReader:
             for r in rows:  # the first entry read_entry refuses says what is wrong
                 self.read_entry(self.entries.entry(r))
             raise
-        crcs = np.fromiter(map(crc32c_bytes, pieces), dtype=np.uint64, count=len(pieces))
-        masked = (((crcs >> 15) | (crcs << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-        stored = np.array([cols.crc[r] for r in rows], dtype=np.uint64)
-        wrong = np.flatnonzero(masked != stored)
+        stored = np.array([cols.crc[r] for r in rows], dtype=np.int64)
+        wrong = np.flatnonzero(masked_crcs(pieces, len(pieces)) != stored)
         if wrong.size:
             self.check_crc(self.entries.entry(rows[int(wrong[0])]))
             raise AssertionError("check_crc accepted an entry read_many refused")  # not reached

@@ -241,8 +241,8 @@ def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray
     """1 for each row pair whose small, plain, numeric tensors have byte-identical stored
     values matching their (equal) stored checksums."""
     import numpy as np
-    from google_crc32c import value as crc_of
 
+    from tfckpt.bundle.bulk import masked_crcs
     from tfckpt.dtypes import dtype_from_enum
 
     n = len(la)
@@ -294,9 +294,7 @@ def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray
             except CorruptCheckpoint:
                 continue  # a missing or truncated shard: _compare says so
             equal = np.fromiter(map(bytes.__eq__, bytes_a, bytes_b), dtype=bool, count=batch.size)
-            crcs = np.fromiter(map(crc_of, bytes_a), dtype=np.uint64, count=batch.size)
-            masked = (((crcs >> 15) | (crcs << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-            good = equal & (masked == crc_a[batch].astype(np.uint64))
+            good = equal & (masked_crcs(bytes_a, batch.size) == crc_a[batch])
             for i in batch[good].tolist():
                 out[i] = 1
     return out

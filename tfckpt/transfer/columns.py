@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tfckpt.bundle.table import crc32c_bytes
+from tfckpt.bundle.bulk import masked_crcs
 from tfckpt.dtypes import DType
 from tfckpt.errors import CheckFailed, CorruptCheckpoint
 from tfckpt.transfer import common
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 SMALL = 1 << 20
 # Bytes read at once: the output when checking, the source span of gathered small runs.
 WINDOW = 8 << 20
-_MASK_DELTA = 0xA282EAD8
 
 
 @dataclass
@@ -271,7 +270,6 @@ def output_crcs(
     small = np.flatnonzero(size < SMALL)
     begin = cols.begin[small]
     end = begin + size[small]
-    raw = np.zeros(len(small), dtype=np.uint64)
     with open(path, "rb", buffering=0) as f:
         i = 0
         while i < len(small):
@@ -281,15 +279,10 @@ def output_crcs(
             if len(data) < hi - lo:
                 raise CheckFailed("output ended early")
             pieces = map(slice, (begin[i:j] - lo).tolist(), (end[i:j] - lo).tolist())
-            raw[i:j] = np.fromiter(
-                map(crc32c_bytes, map(data.__getitem__, pieces)),
-                dtype=np.uint64,
-                count=j - i,
-            )
+            out[small[i:j]] = masked_crcs(map(data.__getitem__, pieces), j - i)
             if on_bytes is not None:
                 on_bytes(int(size[small[i:j]].sum()))
             i = j
-    out[small] = (((raw >> 15) | (raw << 17)) + _MASK_DELTA) & 0xFFFFFFFF
     return out
 
 
