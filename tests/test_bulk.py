@@ -309,3 +309,38 @@ def test_the_bundle_header_is_encoded_as_protobuf_encodes_it(shards: int) -> Non
     header = protos.BundleHeaderProto(num_shards=shards)
     header.version.producer = 1
     assert encode_header(shards) == header.SerializeToString()
+
+
+@pytest.mark.parametrize("order", ["stored", "reversed", "every_other", "shuffled"])
+def test_read_many_is_the_entries_read_one_by_one_in_the_order_given(
+    tmp_path: Path, order: str
+) -> None:
+    from native_fixtures import _write_parts
+
+    rng = np.random.default_rng(7)
+    values = {f"t{i:03d}": rng.standard_normal(i % 7 + 1).astype(np.float32) for i in range(120)}
+    names = sorted(values)
+    prefix = tmp_path / "m"
+    _write_parts(prefix, [{n: values[n] for n in names[i::2]} for i in range(2)])  # 2 shards
+    bundle = BundleReader(str(prefix))
+    rows = list(range(len(names)))
+    if order == "reversed":
+        rows.reverse()
+    elif order == "every_other":
+        rows = rows[::2]
+    elif order == "shuffled":
+        random.Random(3).shuffle(rows)
+    got = bundle.read_many(rows, 4).view(np.float32)
+    keys = bundle.columns.keys
+    assert got.tolist() == np.concatenate([values[keys[r].decode()] for r in rows]).tolist()
+    bundle.close()
+    data = Path(str(prefix) + ".data-00001-of-00002")
+    raw = bytearray(data.read_bytes())
+    victim = names[75]  # in shard 1
+    row = keys.index(victim.encode())
+    raw[bundle.columns.offset[row] + 1] ^= 0x04
+    data.write_bytes(bytes(raw))
+    bundle = BundleReader(str(prefix))
+    with pytest.raises(CorruptCheckpoint, match=f"checksum mismatch for '{victim}'"):
+        bundle.read_many(rows if row in rows else [*rows, row], 4)
+    bundle.close()

@@ -108,6 +108,16 @@ class Listing:
     def shape(self, i: int) -> tuple[int, ...]:
         return tuple(self.dims[self.dim_start[i] : self.dim_start[i + 1]])
 
+    def np(self, name: str) -> np.ndarray:
+        """A column (``dtype``, ``nelem``, ``nbytes``, ``nslices``, ``source``...) as a numpy
+        array (a view of the column, no copy)."""
+        import numpy as np
+
+        col = getattr(self, name)
+        if isinstance(col, range):
+            return np.arange(col.start, col.stop, col.step, dtype=np.int64)
+        return np.frombuffer(col, dtype=np.int32 if col.typecode == "i" else np.int64)
+
     def display_name(self, i: int) -> str:
         return (self.paths[i] if self.paths is not None else None) or self.names[i]
 

@@ -21,6 +21,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from tfckpt.bundle.slices import Slice, decode_slice_key, format_slice, slice_from_proto
@@ -531,17 +532,21 @@ def _scan_numpy(path: str, blocks: Blocks) -> tuple[bytes, Any, Any, Any, Any]:
         ve = vs + vl.astype(np.int64)
         ok &= ve <= e
         bad_group[rows[~ok]] = True
-        parts.append((rows, p0, sh.astype(np.int64), ks, vs, ve))
+        parts.append((rows, p0, sh, ks, vs, ve))
         pos[rows] = ve
         rows = rows[ok & (ve < e)]
     if parts:
-        grp = np.concatenate([x[0] for x in parts])
-        epos = np.concatenate([x[1] for x in parts])
-        order = np.argsort(epos, kind="stable")
-        grp, epos = grp[order], epos[order]
-        sh_all, ks_all, vs_all, ve_all = (
-            np.concatenate([x[i] for x in parts])[order] for i in range(2, 6)
-        )
+        # Groups lie in file order and step k of group g is its k-th entry: entry (g, k) goes
+        # to row first_row[g] + k (file order) without sorting.
+        counts = np.zeros(gs.size, dtype=np.int64)
+        for x in parts:
+            counts[x[0]] += 1
+        first_row = np.cumsum(counts) - counts
+        total = int(counts.sum())
+        grp, sh_all, ks_all, vs_all, ve_all = (np.empty(total, dtype=np.int64) for _ in range(5))
+        for k, (rows_k, _, sh_k, ks_k, vs_k, ve_k) in enumerate(parts):
+            at = first_row[rows_k] + k
+            grp[at], sh_all[at], ks_all[at], vs_all[at], ve_all[at] = rows_k, sh_k, ks_k, vs_k, ve_k
         blk = gb[grp]
         bad_block = np.zeros(len(blocks), dtype=bool)
         bad_block[gb[bad_group]] = True
@@ -604,12 +609,13 @@ def _assemble_keys(path: str, buf: bytes, shared: Any, kstart: Any, vstart: Any)
         if not isinstance(chunk[0], list):
             chunk = (chunk[0].tolist(), chunk[1].tolist(), chunk[2].tolist())
         for sh, ks, vs in zip(*chunk):
-            key = prev[:sh] + buf[ks:vs]
-            if key <= prev and keys:
-                what = "duplicate key" if key == prev else "keys out of order at"
-                raise CorruptCheckpoint(f"{path}: {what} {key[:60]!r} (corrupt index)")
-            append(key)
-            prev = key
+            prev = prev[:sh] + buf[ks:vs]
+            append(prev)
+    # The order is checked apart, by one C-level pass (a third of the loop's time if inside).
+    if not all(map(bytes.__lt__, keys, islice(keys, 1, None))):
+        i = next(i for i in range(1, len(keys)) if keys[i] <= keys[i - 1])
+        what = "duplicate key" if keys[i] == keys[i - 1] else "keys out of order at"
+        raise CorruptCheckpoint(f"{path}: {what} {keys[i][:60]!r} (corrupt index)")
     return keys
 
 

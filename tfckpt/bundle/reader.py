@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tfckpt import storage
-from tfckpt.bundle.bulk import crc32c_many, distinct, masked_crcs, span_groups
+from tfckpt.bundle.bulk import crc32c_many, distinct, exclusive_cumsum, span_groups
 from tfckpt.bundle.index import MAX_ELEMENTS as MAX_ELEMENTS  # re-exported
 from tfckpt.bundle.index import (
     IndexColumns,
@@ -468,43 +468,45 @@ class BundleReader:
         self.release(shard_id, lo, hi - lo)
         return out
 
-    def read_many(self, rows: Sequence[int], itemsize: int) -> np.ndarray:
+    def read_many(self, rows: Sequence[int] | np.ndarray, itemsize: int) -> np.ndarray:
         """The stored bytes of many plain entries of one fixed-width dtype (``itemsize`` bytes
         per element), concatenated in the order given, as one uint8 array.
 
         Each entry is checked as ``read_entry`` checks it (inside its shard, the size its shape
         needs, its CRC32C); the first that fails raises the same error ``read_entry`` would.
-        One read per shard instead of one per tensor: how ``vars --stats`` reads 10^5 small
-        tensors.
+        The bytes are read a span of nearby entries at a time (one read remotely), with one
+        checksum call per entry and no other Python step per entry when the entries are given
+        in stored order: how ``vars --stats`` reads 10^5 small tensors.
         """
         import numpy as np
 
         cols = self.columns
-        rows = list(rows)
-        offset, size, nelem, shard = cols.offset, cols.size, cols.nelem, cols.shard
-        first_bad = next((r for r in rows if size[r] != nelem[r] * itemsize), None)
-        by_shard: dict[int, list[int]] = {}
-        for k, r in enumerate(rows):
-            by_shard.setdefault(shard[r], []).append(k)
-        pieces: list[bytes] = [b""] * len(rows)
+        rows = np.asarray(rows, dtype=np.int64)
+        offset, size, shard, crc = (cols.np(c)[rows] for c in ("offset", "size", "shard", "crc"))
+        end = offset + size
+        dest = exclusive_cumsum(size)
+        out = np.empty(int(dest[-1]), dtype=np.uint8)
         try:
-            if first_bad is not None:
+            if not np.array_equal(size, cols.np("nelem")[rows] * itemsize):
                 raise CorruptCheckpoint("size")
-            for sid, ks in by_shard.items():
-                starts = [offset[rows[k]] for k in ks]
-                ends = [offset[rows[k]] + size[rows[k]] for k in ks]
-                for k, piece in zip(ks, self.stored_bytes(sid, starts, ends)):
-                    pieces[k] = piece
+            for sid in distinct(shard):
+                here = np.flatnonzero(shard == sid)
+                here = here[np.argsort(offset[here], kind="stable")]
+                if int(end[here].max()) > self.shard_size(sid):
+                    raise CorruptCheckpoint("range")
+                for i, j in span_groups(offset[here], end[here], STEP):
+                    picked = here[i:j]
+                    lo, hi = int(offset[picked[0]]), int(end[picked].max())
+                    data = self.read_span(sid, lo, hi)
+                    starts, ends = (offset[picked] - lo).tolist(), (end[picked] - lo).tolist()
+                    if np.any(crc32c_many(data, starts, ends) != crc[picked]):
+                        raise CorruptCheckpoint("crc")
+                    _place(out, dest[picked], data, starts, ends)
         except CorruptCheckpoint:
-            for r in rows:  # the first entry read_entry refuses says what is wrong
+            for r in rows.tolist():  # the first entry read_entry refuses says what is wrong
                 self.read_entry(self.entries.entry(r))
             raise
-        stored = np.array([cols.crc[r] for r in rows], dtype=np.int64)
-        wrong = np.flatnonzero(masked_crcs(pieces, len(pieces)) != stored)
-        if wrong.size:
-            self.check_crc(self.entries.entry(rows[int(wrong[0])]))
-            raise AssertionError("check_crc accepted an entry read_many refused")  # not reached
-        return np.frombuffer(b"".join(pieces), dtype=np.uint8)
+        return out
 
     def bulk_checkable(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """For each row of the columns: whether its bytes can be checked in bulk (a plain
@@ -754,3 +756,21 @@ def open_index_ids() -> dict[Any, str]:
     """``{identity of the .index: prefix}`` of the checkpoints open in this process
     (``storage.identity``: device and inode locally, the URL remotely)."""
     return {r._index_id: r.prefix for r in list(_OPEN_READERS)}
+
+
+def _place(
+    out: np.ndarray, dest: np.ndarray, data: bytes, starts: list[int], ends: list[int]
+) -> None:
+    """``out[dest[k]:...] = data[starts[k]:ends[k]]`` for each k: one copy when the ranges lie
+    back to back in ``data`` and are wanted back to back in ``out`` (entries in stored order),
+    else one copy each."""
+    import numpy as np
+
+    src = np.frombuffer(data, dtype=np.uint8)
+    lengths = np.subtract(ends, starts)
+    if starts[1:] == ends[:-1] and np.array_equal(np.diff(dest), lengths[:-1]):
+        first = int(dest[0])
+        out[first : first + ends[-1] - starts[0]] = src[starts[0] : ends[-1]]
+        return
+    for d, a, b in zip(dest.tolist(), starts, ends):
+        out[d : d + b - a] = src[a:b]

@@ -219,7 +219,7 @@ def stat_rows(ckpt: Any, result: VarsResult, progress: Any = None) -> None:
     lst = result.listing
     stats: dict[str, list[Any]] = {k: [None] * len(lst) for k in STAT_KEYS}
     if progress is not None:
-        progress.start("stats", sum(lst.nbytes[i] for i in result.rows))
+        progress.start("stats", sum(map(lst.nbytes.__getitem__, result.rows)))
     rest = _batched_stats(ckpt, result, stats, progress)
     if hasattr(ckpt, "prefetch"):  # remote checkpoints fetch ahead, several requests in flight
         ckpt.prefetch(lst.names[i] for i in rest)
@@ -261,15 +261,16 @@ def _batched_stats(
         for code in set(lst.dtype)
         if dtype_from_enum(code).numpy is not None and dtype_from_enum(code).itemsize > 0
     }
-    groups: dict[int, list[int]] = {code: [] for code in fixed}
-    rest: list[int] = []
-    dtype_col, nslices, nelem = lst.dtype, lst.nslices, lst.nelem
-    for i in result.rows:
-        code = dtype_col[i]
-        if code in fixed and not nslices[i] and nelem[i] <= SEGMENT_ELEMENTS:
-            groups[code].append(i)
-        else:
-            rest.append(i)
+    shown = np.asarray(result.rows, dtype=np.int64)
+    codes = lst.np("dtype")[shown]
+    small = (lst.np("nslices")[shown] == 0) & (lst.np("nelem")[shown] <= SEGMENT_ELEMENTS)
+    left = np.ones(shown.size, dtype=bool)
+    groups: dict[int, np.ndarray] = {}
+    for code in fixed:
+        picked = small & (codes == code)
+        groups[code] = shown[picked]
+        left &= ~picked
+    rest: list[int] = shown[left].tolist()
     n = len(lst)
     found = {
         k: np.zeros(n, dtype=np.int64 if k in ("nan", "inf", "zeros") else np.float64)
@@ -280,14 +281,13 @@ def _batched_stats(
     source = np.asarray(lst.source, dtype=np.int64)
     cols = bundle.columns
     shard_col, offset_col = cols.np("shard"), cols.np("offset")
-    nelem_col = np.frombuffer(lst.nelem, dtype=np.int64)
-    nbytes_col = np.frombuffer(lst.nbytes, dtype=np.int64)
+    nelem_col, nbytes_col = lst.np("nelem"), lst.np("nbytes")
     try:
         for code, group in groups.items():
-            if not group:
+            if group.size == 0:
                 continue
             dtype = dtype_from_enum(code)
-            rows = np.asarray(group, dtype=np.int64)
+            rows = group
             src = source[rows]
             rows = rows[np.lexsort((offset_col[src], shard_col[src]))]
             cum = np.cumsum(nbytes_col[rows])
@@ -300,7 +300,7 @@ def _batched_stats(
                 batch = rows[a:b]
                 if batch.size == 0:
                     continue
-                raw = bundle.read_many(source[batch].tolist(), dtype.itemsize)
+                raw = bundle.read_many(source[batch], dtype.itemsize)
                 got = segment_columns(raw.view(dtype.numpy), nelem_col[batch], dtype)
                 if got is None:
                     rest.extend(batch.tolist())
@@ -315,7 +315,11 @@ def _batched_stats(
                     progress.advance(int(nbytes_col[batch].sum()))
     except CorruptCheckpoint:
         return list(result.rows)  # the streaming path names the first damaged tensor
+    everywhere = bool(done.all() and has.all())
     for k in STAT_KEYS:
+        if everywhere:
+            stats[k][:] = found[k].tolist()
+            continue
         column = found[k].astype(object)
         column[~done] = None
         if k not in ("nan", "inf", "zeros"):

@@ -224,17 +224,18 @@ def segment_columns(
     lc = counts[live]
     starts = np.concatenate(([0], np.cumsum(lc)[:-1]))
     with np.errstate(over="ignore", invalid="ignore"):
-        zeros = np.add.reduceat((x == 0).astype(np.int64), starts)
-        if floating:
-            nan = np.add.reduceat(np.isnan(x).astype(np.int64), starts)
-            inf = np.add.reduceat(np.isinf(x).astype(np.int64), starts)
-            finite = np.isfinite(x)
-            nf = np.add.reduceat(finite.astype(np.int64), starts)
+        zeros = np.add.reduceat(x == 0, starts, dtype=np.int64)
+        finite = np.isfinite(x) if floating else None
+        if finite is not None and bool(finite.all()):
+            finite = None  # the usual case: nothing to count or mask
+        if finite is not None:
+            nan = np.add.reduceat(np.isnan(x), starts, dtype=np.int64)
+            inf = np.add.reduceat(np.isinf(x), starts, dtype=np.int64)
+            nf = np.add.reduceat(finite, starts, dtype=np.int64)
             lo = np.minimum.reduceat(np.where(finite, x, np.inf), starts)
             hi = np.maximum.reduceat(np.where(finite, x, -np.inf), starts)
         else:
             nan = inf = np.zeros(live.size, dtype=np.int64)
-            finite = None
             nf = lc
             lo = np.minimum.reduceat(x, starts)
             hi = np.maximum.reduceat(x, starts)

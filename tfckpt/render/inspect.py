@@ -408,16 +408,12 @@ def render_vars(
     table = StreamTable(columns, widths, headers=headers, color=color, ascii_cells=ascii_cells)
     table.header()
     alarming: set[int] = set()
-    if with_stats and result.stats is not None:  # rows with NaN or Inf show in red
+    if with_stats and result.stats is not None and color:  # rows with NaN or Inf show in red
         nan, inf = result.stats["nan"], result.stats["inf"]
-        alarming = {k for k, i in enumerate(rows) if nan[i] or inf[i]}
+        if any(nan) or any(inf):
+            alarming = {k for k, i in enumerate(rows) if nan[i] or inf[i]}
     if table.template is not None and not (alarming and color):
-        # One str.format per row, run by map (no Python code per row), written in batches.
-        step = 8192
-        for lo in range(0, len(rows), step):
-            hi = lo + step
-            parts = [c[lo:hi] for c in (names, dtypes, shapes, elements, sizes, *stat_columns)]
-            table.formatted(map(table.template.format, *parts))
+        table.plain_rows([names, dtypes, shapes, elements, sizes, *stat_columns])
     else:
         for k in range(len(rows)):
             cells_k = [names[k], dtypes[k], shapes[k], elements[k], sizes[k]]
@@ -434,15 +430,15 @@ def _stat_columns(result: VarsResult, rows: list[int]) -> list[list[str]]:
     out = []
     for key in STAT_KEYS:
         column = result.stats[key]
-        values = [column[i] for i in rows]
+        values = list(map(column.__getitem__, rows))
         if key in ("nan", "inf", "zeros"):  # counts: a few distinct values, mostly 0
             memo: dict[Any, str] = {v: f"{v:,}" for v in set(values) if v is not None}
             memo[None] = ""
             out.append(list(map(memo.__getitem__, values)))
         elif None in values:
             out.append(["" if v is None else "%.4g" % v for v in values])  # noqa: UP031
-        else:
-            out.append(["%.4g" % v for v in values])  # noqa: UP031 (half the time of format)
+        else:  # one % for the column: a fifth faster than one per value
+            out.append((("%.4g\x00" * len(values)) % tuple(values)).split("\x00")[:-1])
     return out
 
 

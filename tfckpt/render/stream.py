@@ -21,12 +21,14 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, TextIO
 
 from tfckpt.render import JSON_VERSION
 
 INDENT = "    "
 FLUSH_EVERY = 2048  # rows per write
+ROWS_PER_BATCH = 8192  # rows per write of plain_rows
 
 
 @dataclass(frozen=True)
@@ -130,30 +132,33 @@ class StreamTable:
         if not self.flat:
             self.groups = self._fold(list(range(1, len(shown))))
         self._pending: list[str] = []
-        # With ASCII cells (one character, one cell) a row is one str.format call.
+        # With ASCII cells (one character, one cell) a row is one printf-style template.
         self.template: str | None = None
         if ascii_cells:
             self.template = self._template()
 
     def _template(self) -> str:
-        """A str.format template of one row (one line, or a block), without trailing blanks:
-        the last cell of a line is not padded when it is left-justified."""
+        """A printf-style template of one row (one line, or a block) taking the cells in
+        column order, without trailing blanks: the last cell of a line is not padded when it
+        is left-justified. (``%`` formats a batch of rows in one call, several times faster
+        than ``str.format`` row by row.)"""
 
         def line(idx: list[int], sep: str) -> str:
             specs = []
             for n, j in enumerate(idx):
                 last = n == len(idx) - 1
                 if self.columns[j].right:
-                    specs.append(f"{{{j}:>{self.widths[j]}}}")
+                    specs.append(f"%{self.widths[j]}s")
                 elif last:
-                    specs.append(f"{{{j}}}")
+                    specs.append("%s")
                 else:
-                    specs.append(f"{{{j}:<{self.widths[j]}}}")
+                    specs.append(f"%-{self.widths[j]}s")
             return sep.join(specs)
 
+        # The groups of a block hold columns 1.. in order, so both layouts take cells in order.
         if self.flat:
             return " " + line(list(range(len(self.widths))), " │ ")
-        head = styled("{0}", "bold", self.color)
+        head = styled("%s", "bold", self.color)
         return "\n".join([head] + [INDENT + line(group, "  ") for group in self.groups])
 
     def _fold(self, rest: list[int]) -> list[list[int]]:
@@ -207,7 +212,7 @@ class StreamTable:
 
     def row(self, cells: Sequence[str], style: str | None = None) -> None:
         if self.template is not None and not style:
-            self._emit(self.template.format(*cells))
+            self._emit(self.template % tuple(cells))
             return
         if self.flat:
             line = " " + self._cells(cells, list(range(len(cells))), " │ ")
@@ -218,12 +223,17 @@ class StreamTable:
             text = INDENT + self._cells(cells, group, "  ")
             self._emit(styled(text.rstrip(), style, self.color))
 
-    def formatted(self, texts: Iterable[str]) -> None:
-        """Rows already formatted with ``template``."""
+    def plain_rows(self, columns: Sequence[Sequence[str]]) -> None:
+        """Unstyled rows given column by column (``template`` must be set: ASCII cells),
+        formatted a batch at a time by one ``%`` of the row template repeated: no Python step
+        per row or cell."""
+        assert self.template is not None
         self.flush()
-        text = "\n".join(texts)
-        if text:
-            self.out.write(text + "\n")
+        row = self.template + "\n"
+        total = len(columns[0]) if columns else 0
+        for lo in range(0, total, ROWS_PER_BATCH):
+            part = [c[lo : lo + ROWS_PER_BATCH] for c in columns]
+            self.out.write((row * len(part[0])) % tuple(chain.from_iterable(zip(*part))))
 
     def line(self, text: str) -> None:
         """A line of its own (a note, a total) after the rows written so far."""

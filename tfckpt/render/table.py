@@ -140,7 +140,7 @@ def _print_streamed(
         )
         table.header()
         if table.template is not None and not any(styles or ()):
-            table.formatted(map(table.template.format, *zip(*rows)))
+            table.plain_rows(list(zip(*rows)))
         else:
             for i, row in enumerate(rows):
                 table.row(row, styles[i] if styles else None)
