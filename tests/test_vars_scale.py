@@ -18,6 +18,7 @@ from clitools import ok, run
 from native_fixtures import _write
 
 import tfckpt
+from tfckpt.errors import CorruptCheckpoint
 
 LONG = "encoder/layer_with_a_rather_long_descriptive_name_0/attention/query/kernel"
 
@@ -336,6 +337,20 @@ def test_bulk_diff_reports_what_the_per_tensor_comparison_reports(
     slow = tfckpt.diff(many, copy).to_dict(show_all=True)
     assert fast == slow
     assert fast["summary"]["values"] == 1 and fast["summary"]["same"] == 1499
+    # A flipped byte in B under an unchanged index: equal stored checksums, unequal bytes.
+    monkeypatch.undo()
+    data = Path(str(copy) + ".data-00000-of-00001")
+    raw = bytearray(data.read_bytes())
+    with tfckpt.open(copy) as ckpt:
+        row = ckpt.bundle.columns.keys.index(b"layer_020/unit_06/w")
+        raw[ckpt.bundle.columns.offset[row] + 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    with pytest.raises(CorruptCheckpoint, match="checksum mismatch for 'layer_020/unit_06/w'"):
+        tfckpt.diff(many, copy)
+    monkeypatch.setattr(diff, "_aligned_report", lambda *a: None)
+    monkeypatch.setattr(diff, "_bulk_identical", lambda *a: set())
+    with pytest.raises(CorruptCheckpoint, match="checksum mismatch for 'layer_020/unit_06/w'"):
+        tfckpt.diff(many, copy)
 
 
 def test_long_plan_tables_stream_with_the_same_layouts(

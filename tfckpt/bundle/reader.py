@@ -468,44 +468,71 @@ class BundleReader:
         self.release(shard_id, lo, hi - lo)
         return out
 
+    def stored_ranges(
+        self, shard_id: int, starts: np.ndarray, ends: np.ndarray, checksums: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The bytes ``starts[k]..ends[k]`` of a shard concatenated in the order given (one
+        uint8 array) and the masked CRC32C of each range (int64, comparable with the index's
+        ``crc`` column; zeros unless ``checksums``). CorruptCheckpoint if a range ends past
+        the shard or the shard cannot be opened. Nearby ranges are read as one span (one read
+        remotely, mapped pages released after), one checksum call per range and no other
+        Python step per range when the ranges are given in stored order."""
+        import numpy as np
+
+        starts = np.asarray(starts, dtype=np.int64)
+        ends = np.asarray(ends, dtype=np.int64)
+        dest = exclusive_cumsum(ends - starts)
+        out = np.empty(int(dest[-1]), dtype=np.uint8)
+        crcs = np.zeros(starts.size, dtype=np.int64)
+        if starts.size == 0:
+            return out, crcs
+        if int(ends.max()) > self.shard_size(shard_id):
+            raise CorruptCheckpoint(f"{self.data_path(shard_id)}: a range ends past the shard")
+        order = np.argsort(starts, kind="stable")
+        for i, j in span_groups(starts[order], ends[order], STEP):
+            picked = order[i:j]
+            lo, hi = int(starts[picked[0]]), int(ends[picked].max())
+            data = self.read_span(shard_id, lo, hi)
+            first, last = (starts[picked] - lo).tolist(), (ends[picked] - lo).tolist()
+            if checksums:
+                crcs[picked] = crc32c_many(data, first, last)
+            _place(out, dest[picked], data, first, last)
+        return out, crcs
+
     def read_many(self, rows: Sequence[int] | np.ndarray, itemsize: int) -> np.ndarray:
         """The stored bytes of many plain entries of one fixed-width dtype (``itemsize`` bytes
         per element), concatenated in the order given, as one uint8 array.
 
         Each entry is checked as ``read_entry`` checks it (inside its shard, the size its shape
         needs, its CRC32C); the first that fails raises the same error ``read_entry`` would.
-        The bytes are read a span of nearby entries at a time (one read remotely), with one
-        checksum call per entry and no other Python step per entry when the entries are given
-        in stored order: how ``vars --stats`` reads 10^5 small tensors.
+        Read as ``stored_ranges`` reads: how ``vars --stats`` reads 10^5 small tensors.
         """
         import numpy as np
 
         cols = self.columns
         rows = np.asarray(rows, dtype=np.int64)
         offset, size, shard, crc = (cols.np(c)[rows] for c in ("offset", "size", "shard", "crc"))
-        end = offset + size
         dest = exclusive_cumsum(size)
-        out = np.empty(int(dest[-1]), dtype=np.uint8)
         try:
             if not np.array_equal(size, cols.np("nelem")[rows] * itemsize):
                 raise CorruptCheckpoint("size")
+            parts = []
             for sid in distinct(shard):
                 here = np.flatnonzero(shard == sid)
-                here = here[np.argsort(offset[here], kind="stable")]
-                if int(end[here].max()) > self.shard_size(sid):
-                    raise CorruptCheckpoint("range")
-                for i, j in span_groups(offset[here], end[here], STEP):
-                    picked = here[i:j]
-                    lo, hi = int(offset[picked[0]]), int(end[picked].max())
-                    data = self.read_span(sid, lo, hi)
-                    starts, ends = (offset[picked] - lo).tolist(), (end[picked] - lo).tolist()
-                    if np.any(crc32c_many(data, starts, ends) != crc[picked]):
-                        raise CorruptCheckpoint("crc")
-                    _place(out, dest[picked], data, starts, ends)
+                data, crcs = self.stored_ranges(sid, offset[here], offset[here] + size[here])
+                if not np.array_equal(crcs, crc[here]):
+                    raise CorruptCheckpoint("crc")
+                parts.append((here, data))
         except CorruptCheckpoint:
             for r in rows.tolist():  # the first entry read_entry refuses says what is wrong
                 self.read_entry(self.entries.entry(r))
             raise
+        if len(parts) == 1:
+            return parts[0][1]
+        out = np.empty(int(dest[-1]), dtype=np.uint8)
+        for here, data in parts:  # the shards' bytes interleaved back in the order given
+            inner = exclusive_cumsum(size[here])
+            _place(out, dest[here], data.tobytes(), inner[:-1].tolist(), inner[1:].tolist())
         return out
 
     def bulk_checkable(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -242,28 +242,26 @@ def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray
     values matching their (equal) stored checksums."""
     import numpy as np
 
-    from tfckpt.bundle.bulk import masked_crcs
+    from tfckpt.bundle.bulk import distinct
     from tfckpt.dtypes import dtype_from_enum
 
     n = len(la)
-    out = bytearray(n)
     ca, cb = a.bundle.columns, b.bundle.columns
-    src_a = np.asarray(la.source, dtype=np.int64)
-    src_b = np.asarray(lb.source, dtype=np.int64)
-    dtype = np.frombuffer(la.dtype, dtype=np.int32)
+    src_a, src_b = la.np("source"), lb.np("source")
+    dtype = la.np("dtype")
     numeric = np.zeros(dtype.size, dtype=bool)
     for code in set(la.dtype):
         dt = dtype_from_enum(code)
         numeric[dtype == code] = dt.numpy is not None and dt.itemsize > 0
-    starts_a = np.frombuffer(la.dim_start, dtype=np.int64)
-    starts_b = np.frombuffer(lb.dim_start, dtype=np.int64)
+    starts_a = la.np("dim_start")
+    starts_b = lb.np("dim_start")
     same_shapes = bool(np.array_equal(starts_a, starts_b)) and la.dims == lb.dims
     size_a, size_b = ca.np("size")[src_a], cb.np("size")[src_b]
     ok = (
         numeric
-        & (dtype == np.frombuffer(lb.dtype, dtype=np.int32))
-        & (np.frombuffer(la.nslices, dtype=np.int32) == 0)
-        & (np.frombuffer(lb.nslices, dtype=np.int32) == 0)
+        & (dtype == lb.np("dtype"))
+        & (la.np("nslices") == 0)
+        & (lb.np("nslices") == 0)
         & (size_a == size_b)
         & (size_a <= BULK_BYTES)
         & (ca.np("crc")[src_a] == cb.np("crc")[src_b])
@@ -273,30 +271,41 @@ def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray
     shard_a, shard_b = ca.np("shard")[src_a], cb.np("shard")[src_b]
     off_a, off_b = ca.np("offset")[src_a], cb.np("offset")[src_b]
     crc_a = ca.np("crc")[src_a]
-    pairs = np.stack([shard_a, shard_b], axis=1)[ok]
+    same = np.zeros(n, dtype=bool)
     rows = np.flatnonzero(ok)
-    for sa, sb in {tuple(p) for p in pairs.tolist()}:
-        here = rows[(shard_a[rows] == sa) & (shard_b[rows] == sb)]
+    pair = shard_a[rows] * (int(shard_b.max(initial=0)) + 1) + shard_b[rows]
+    for key in distinct(pair):
+        here = rows[pair == key]
+        sa, sb = int(shard_a[here[0]]), int(shard_b[here[0]])
         cum = np.cumsum(size_a[here])
         by_bytes = np.searchsorted(
             cum, np.arange(BULK_BATCH, int(cum[-1]) if cum.size else 0, BULK_BATCH)
         )
-        by_count = np.arange(BULK_COUNT, here.size, BULK_COUNT)  # small tensors: few objects
-        cuts = [0, *np.union1d(by_bytes, by_count).tolist(), here.size]
+        by_count = np.arange(BULK_COUNT, here.size, BULK_COUNT)  # bounds the per-batch arrays
+        cuts = sorted({0, *by_bytes.tolist(), *by_count.tolist(), here.size})
         for lo, hi in pairwise(cuts):
             batch = here[lo:hi]
-            if batch.size == 0:
-                continue
-            oa, ob, sz = off_a[batch].tolist(), off_b[batch].tolist(), size_a[batch].tolist()
+            sz = size_a[batch]
             try:
-                bytes_a = a.bundle.stored_bytes(sa, oa, [o + z for o, z in zip(oa, sz)])
-                bytes_b = b.bundle.stored_bytes(sb, ob, [o + z for o, z in zip(ob, sz)])
+                data_a, got_a = a.bundle.stored_ranges(sa, off_a[batch], off_a[batch] + sz)
+                # equal bytes and equal stored checksums: B's bytes pass when A's do
+                data_b, _ = b.bundle.stored_ranges(sb, off_b[batch], off_b[batch] + sz, False)
             except CorruptCheckpoint:
                 continue  # a missing or truncated shard: _compare says so
-            equal = np.fromiter(map(bytes.__eq__, bytes_a, bytes_b), dtype=bool, count=batch.size)
-            good = equal & (masked_crcs(bytes_a, batch.size) == crc_a[batch])
-            for i in batch[good].tolist():
-                out[i] = 1
+            same[batch] = (got_a == crc_a[batch]) & ~_ranges_differ(data_a != data_b, sz)
+    return bytearray(same.view(np.uint8))
+
+
+def _ranges_differ(unequal: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """For consecutive ranges of ``sizes`` bytes over ``unequal`` (one flag per byte): whether
+    any byte of each differs."""
+    import numpy as np
+
+    out = np.zeros(sizes.size, dtype=bool)
+    filled = np.flatnonzero(sizes > 0)
+    if filled.size:
+        starts = np.cumsum(sizes) - sizes
+        out[filled] = np.logical_or.reduceat(unequal, starts[filled])
     return out
 
 

@@ -278,7 +278,7 @@ def _batched_stats(
     }
     has = np.zeros(n, dtype=bool)  # a finite value to take min/max/mean/std of
     done = np.zeros(n, dtype=bool)
-    source = np.asarray(lst.source, dtype=np.int64)
+    source = lst.np("source")
     cols = bundle.columns
     shard_col, offset_col = cols.np("shard"), cols.np("offset")
     nelem_col, nbytes_col = lst.np("nelem"), lst.np("nbytes")

@@ -233,6 +233,6 @@ def _rows_of(ckpt: Checkpoint, names: list[str]) -> np.ndarray:
     listing = ckpt.listing()
     assert listing.source is not None
     if names == listing.names:
-        return np.asarray(listing.source, dtype=np.int64)
+        return listing.np("source")
     row_of = dict(zip(listing.names, listing.source))
     return np.fromiter(map(row_of.__getitem__, names), dtype=np.int64, count=len(names))
