@@ -299,6 +299,21 @@ def test_prune_copies_long_runs_in_the_kernel_and_short_ones_from_memory(
         for name in ckpt:
             assert np.array_equal(ckpt[name], values[name])
     assert ok("verify", tmp_path / "out" / "m").exit_code == 0
+    # A damaged byte in a run the kernel copies (checked beside the copy): named, nothing out.
+    data = Path(str(prefix) + ".data-00000-of-00001")
+    raw = bytearray(data.read_bytes())
+    with tfckpt.open(prefix) as ckpt:
+        row = ckpt.bundle.columns.keys.index(b"v070")
+        raw[ckpt.bundle.columns.offset[row] + 60_000] ^= 0x20
+    data.write_bytes(bytes(raw))
+    copies.clear()
+    for how in ("prune", "rename"):
+        with pytest.raises(CorruptCheckpoint, match="checksum mismatch for 'v070'"):
+            if how == "prune":
+                tfckpt.prune(prefix, tmp_path / "bad" / how / "m", drop=["Adam$"])
+            else:
+                tfckpt.rename(prefix, tmp_path / "bad" / how / "m", add_prefix="x/")
+    assert copies and not any(p.is_file() for p in (tmp_path / "bad").rglob("*"))
 
 
 @pytest.mark.parametrize("shards", [1, 2, 127, 128, 100_000])

@@ -6,6 +6,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import compress, pairwise, repeat
 from operator import gt, not_, or_, truth
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from tfckpt.ops.writing import (
     check_reach,
     check_rows,
     copied_rows,
+    copy_checked,
     copy_entry,
     tensor_rows,
     write_decoded,
@@ -226,8 +228,8 @@ def _copy_pieces(
             lo, hi = int(run_lo[a]), int(run_hi[a])
             rows = pieces[run_piece[a] : run_piece[a + 1]]
             check = ShardCheck(bundle, sid, rows, verify, lo, on_bytes)
-            writer.add_range(bundle.data_path(sid), lo, hi - lo, check.advance)
-            check.finish()
+            path = bundle.data_path(sid)
+            copy_checked(check, partial(writer.add_range, path, lo, hi - lo), path)
             written += hi - lo
             continue
         for i, j in span_groups(run_lo[a:b], run_hi[a:b], STEP):

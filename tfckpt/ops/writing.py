@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import compress
 from typing import TYPE_CHECKING, Any
 
@@ -333,5 +334,35 @@ def adopt_checked(
         return
     if link:
         check.finish()
-    writer.adopt_shard(src, new_shard, link, check.advance)
-    check.finish()
+        writer.adopt_shard(src, new_shard, link, check.advance)
+        return
+    copy_checked(check, partial(writer.adopt_shard, src, new_shard, False), src)
+
+
+def copy_checked(check: ShardCheck, copy: Callable[[Progress | None], object], source: str) -> None:
+    """Run ``copy(progress)``, which copies the entries ``check`` holds from ``source``, and
+    check them: all pass before this returns. From a local file the checks run beside the copy
+    on a second thread (the kernel copies, CRC32C runs without the GIL: two cores), else as
+    the copy's progress passes them."""
+    if not check.verify or storage.is_url(source):
+        copy(check.advance)
+        check.finish()
+        return
+    import threading
+
+    failed: list[BaseException] = []
+
+    def check_all() -> None:
+        try:
+            check.finish()
+        except BaseException as exc:  # re-raised in the caller's thread
+            failed.append(exc)
+
+    checker = threading.Thread(target=check_all, name="tfckpt-check", daemon=True)
+    checker.start()
+    try:
+        copy(check.on_bytes)
+    finally:
+        checker.join()
+    if failed:
+        raise failed[0]
