@@ -307,12 +307,13 @@ def test_prune_copies_long_runs_in_the_kernel_and_short_ones_from_memory(
         raw[ckpt.bundle.columns.offset[row] + 60_000] ^= 0x20
     data.write_bytes(bytes(raw))
     copies.clear()
-    for how in ("prune", "rename"):
+    for how in ("prune", "rename", "link"):  # link: checked by two threads before linking
         with pytest.raises(CorruptCheckpoint, match="checksum mismatch for 'v070'"):
             if how == "prune":
                 tfckpt.prune(prefix, tmp_path / "bad" / how / "m", drop=["Adam$"])
             else:
-                tfckpt.rename(prefix, tmp_path / "bad" / how / "m", add_prefix="x/")
+                out = tmp_path / "bad" / how / "m"
+                tfckpt.rename(prefix, out, add_prefix="x/", link=how == "link")
     assert copies and not any(p.is_file() for p in (tmp_path / "bad").rglob("*"))
 
 
