@@ -265,6 +265,15 @@ def test_failing_rows_flags_what_the_one_by_one_checks_must_see(
         bundle.check_crc(bundle.entries.entry(by_key[b"t3"]))
     assert bundle.failing_rows([by_key[b"t3"], by_key[b"t2"]]).tolist() == [True, False]
     bundle.close()
+    data.write_bytes(bytes(raw[: cols.offset[by_key[b"t4"]] + 8]))  # t4 cut short
+    bundle = BundleReader(str(prefix))
+    flagged = {cols.keys[r] for r in rows[bundle.failing_rows(rows)].tolist()}
+    assert flagged == {b"s", b"big", b"t3", b"t4"}
+    bundle.close()
+    data.unlink()  # a missing shard: nothing passes
+    bundle = BundleReader(str(prefix))
+    assert bundle.failing_rows(rows).all()
+    bundle.close()
 
 
 def test_prune_copies_long_runs_in_the_kernel_and_short_ones_from_memory(
@@ -307,13 +316,17 @@ def test_prune_copies_long_runs_in_the_kernel_and_short_ones_from_memory(
         raw[ckpt.bundle.columns.offset[row] + 60_000] ^= 0x20
     data.write_bytes(bytes(raw))
     copies.clear()
-    for how in ("prune", "rename", "link"):  # link: checked by two threads before linking
-        with pytest.raises(CorruptCheckpoint, match="checksum mismatch for 'v070'"):
-            if how == "prune":
-                tfckpt.prune(prefix, tmp_path / "bad" / how / "m", drop=["Adam$"])
-            else:
-                out = tmp_path / "bad" / how / "m"
-                tfckpt.rename(prefix, out, add_prefix="x/", link=how == "link")
+    from tfckpt.ops import writing
+
+    for overlap_from in (writing.OVERLAP_FROM, 0):  # checked as the copy goes, or beside it
+        monkeypatch.setattr(writing, "OVERLAP_FROM", overlap_from)
+        for how in ("prune", "rename", "link"):  # link: checked by two threads before linking
+            with pytest.raises(CorruptCheckpoint, match="checksum mismatch for 'v070'"):
+                out = tmp_path / "bad" / f"{how}{overlap_from}" / "m"
+                if how == "prune":
+                    tfckpt.prune(prefix, out, drop=["Adam$"])
+                else:
+                    tfckpt.rename(prefix, out, add_prefix="x/", link=how == "link")
     assert copies and not any(p.is_file() for p in (tmp_path / "bad").rglob("*"))
 
 

@@ -447,27 +447,6 @@ class BundleReader:
         if pos != end or mask_crc(crc) != entry.crc32c:
             raise CorruptCheckpoint(f"{where}: checksum mismatch (corrupt data)")
 
-    def stored_bytes(self, shard_id: int, starts: list[int], ends: list[int]) -> list[bytes]:
-        """The bytes ``starts[k]..ends[k]`` of a shard, each range checked against its size
-        (CorruptCheckpoint if outside, or if the shard cannot be opened): one view of the span
-        they cover when they lie close together (one read remotely), else one view each;
-        mapped pages released afterwards."""
-        shard = self._shard(shard_id)
-        if not starts:
-            return []
-        lo, hi = min(starts), max(ends)
-        if hi > shard.size:
-            raise CorruptCheckpoint(f"{self.data_path(shard_id)}: a range ends past the shard")
-        total = sum(ends) - sum(starts)
-        if hi - lo <= 2 * total + (1 << 20):
-            span = shard.view(lo, hi - lo)
-            slices = map(slice, [x - lo for x in starts], [x - lo for x in ends])
-            out = list(map(bytes, map(span.__getitem__, slices)))
-        else:
-            out = [bytes(shard.view(x, y - x)) for x, y in zip(starts, ends)]
-        self.release(shard_id, lo, hi - lo)
-        return out
-
     def stored_ranges(
         self, shard_id: int, starts: np.ndarray, ends: np.ndarray, checksums: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -589,12 +568,13 @@ class BundleReader:
         end = offset + size
         for sid in distinct(shard[~fail]):
             here = np.flatnonzero((shard == sid) & ~fail)
+            fail[here] = True  # until their check passes
             try:
                 shard_size = self.shard_size(sid)
             except CorruptCheckpoint:
-                continue  # all of them fail
-            outside = end[here] > shard_size
-            here = here[~outside][np.argsort(offset[here[~outside]], kind="stable")]
+                continue  # a missing or unreadable shard: all of them fail
+            here = here[end[here] <= shard_size]  # those ending past the shard fail
+            here = here[np.argsort(offset[here], kind="stable")]
             for i, j in span_groups(offset[here], end[here], STEP):
                 picked = here[i:j]
                 lo, hi = int(offset[picked[0]]), int(end[picked].max())

@@ -14,7 +14,6 @@ from itertools import compress, pairwise
 from typing import TYPE_CHECKING, Any
 
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint, TensorInfo
-from tfckpt.bundle.table import mask_crc
 from tfckpt.dtypes import dtype_from_enum
 from tfckpt.errors import CorruptCheckpoint, RenameConflict
 from tfckpt.ops.rules import NameRules
@@ -242,7 +241,6 @@ def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray
     values matching their (equal) stored checksums."""
     import numpy as np
 
-    from tfckpt.bundle.bulk import distinct
     from tfckpt.dtypes import dtype_from_enum
 
     n = len(la)
@@ -268,24 +266,39 @@ def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray
     )
     if not same_shapes:
         ok &= np.array([la.shape(i) == lb.shape(i) for i in range(n)], dtype=bool)
-    shard_a, shard_b = ca.np("shard")[src_a], cb.np("shard")[src_b]
-    off_a, off_b = ca.np("offset")[src_a], cb.np("offset")[src_b]
-    crc_a = ca.np("crc")[src_a]
     same = np.zeros(n, dtype=bool)
     rows = np.flatnonzero(ok)
-    pair = shard_a[rows] * (int(shard_b.max(initial=0)) + 1) + shard_b[rows]
+    same[rows] = _same_stored(a, b, src_a[rows], src_b[rows])
+    return bytearray(same.view(np.uint8))
+
+
+def _same_stored(
+    a: Checkpoint, b: Checkpoint, rows_a: np.ndarray, rows_b: np.ndarray
+) -> np.ndarray:
+    """For each pair of entries (rows of A's and B's index columns, of equal sizes and equal
+    stored checksums): whether their stored bytes are equal and match A's checksum. Read and
+    compared a span at a time (``stored_ranges``), no Python step per pair; a shard that cannot
+    be read leaves its pairs False (``_compare`` reports them)."""
+    import numpy as np
+
+    from tfckpt.bundle.bulk import distinct
+
+    ca, cb = a.bundle.columns, b.bundle.columns
+    shard_a, shard_b = ca.np("shard")[rows_a], cb.np("shard")[rows_b]
+    off_a, off_b = ca.np("offset")[rows_a], cb.np("offset")[rows_b]
+    size, crc_a = ca.np("size")[rows_a], ca.np("crc")[rows_a]
+    same = np.zeros(rows_a.size, dtype=bool)
+    pair = shard_a * (int(shard_b.max(initial=0)) + 1) + shard_b
     for key in distinct(pair):
-        here = rows[pair == key]
+        here = np.flatnonzero(pair == key)
         sa, sb = int(shard_a[here[0]]), int(shard_b[here[0]])
-        cum = np.cumsum(size_a[here])
-        by_bytes = np.searchsorted(
-            cum, np.arange(BULK_BATCH, int(cum[-1]) if cum.size else 0, BULK_BATCH)
-        )
+        cum = np.cumsum(size[here])
+        by_bytes = np.searchsorted(cum, np.arange(BULK_BATCH, int(cum[-1]), BULK_BATCH))
         by_count = np.arange(BULK_COUNT, here.size, BULK_COUNT)  # bounds the per-batch arrays
         cuts = sorted({0, *by_bytes.tolist(), *by_count.tolist(), here.size})
         for lo, hi in pairwise(cuts):
             batch = here[lo:hi]
-            sz = size_a[batch]
+            sz = size[batch]
             try:
                 data_a, got_a = a.bundle.stored_ranges(sa, off_a[batch], off_a[batch] + sz)
                 # equal bytes and equal stored checksums: B's bytes pass when A's do
@@ -293,7 +306,7 @@ def _identical_rows(a: Checkpoint, b: Checkpoint, la: Any, lb: Any) -> bytearray
             except CorruptCheckpoint:
                 continue  # a missing or truncated shard: _compare says so
             same[batch] = (got_a == crc_a[batch]) & ~_ranges_differ(data_a != data_b, sz)
-    return bytearray(same.view(np.uint8))
+    return same
 
 
 def _ranges_differ(unequal: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -323,9 +336,9 @@ def _bulk_identical(
     b_infos: dict[str, TensorInfo],
 ) -> set[str]:
     """The names whose small, plain, numeric tensors have byte-identical stored values in A and
-    B and match their (equal) stored checksums, checked a batch at a time (a byte comparison and
-    a CRC32C per tensor, no numpy call or entry object per tensor). Everything else, including
-    any tensor failing a check, is left to ``_compare``, which reports it."""
+    B and match their (equal) stored checksums, checked a span at a time (``_same_stored``).
+    Everything else, including any tensor failing a check, is left to ``_compare``, which
+    reports it."""
     if not (
         isinstance(a, Checkpoint)
         and isinstance(b, Checkpoint)
@@ -333,13 +346,15 @@ def _bulk_identical(
         and b.format == "V2"
     ):
         return set()
-    from google_crc32c import value as crc_of
+    import numpy as np
 
     la, lb = a.listing(), b.listing()
     if la.source is None or lb.source is None:
         return set()
     ca, cb = a.bundle.columns, b.bundle.columns
-    candidates: dict[tuple[int, int], list[tuple[str, int, int]]] = {}
+    picked: list[str] = []
+    rows_a: list[int] = []
+    rows_b: list[int] = []
     for name in names:
         ia, ib = a_infos.get(name), b_infos.get(name)
         if (
@@ -357,35 +372,12 @@ def _bulk_identical(
         if row_a is None or row_b is None:
             continue
         ra, rb = la.source[row_a], lb.source[row_b]
-        if ca.size[ra] != cb.size[rb] or ca.crc[ra] != cb.crc[rb]:
-            continue
-        candidates.setdefault((ca.shard[ra], cb.shard[rb]), []).append((name, ra, rb))
-    same: set[str] = set()
-    for (shard_a, shard_b), group in candidates.items():
-        start = 0
-        while start < len(group):
-            stop, total = start, 0
-            while stop < len(group) and total < BULK_BATCH:
-                total += ca.size[group[stop][1]]
-                stop += 1
-            batch = group[start:stop]
-            start = stop
-            starts_a = [ca.offset[ra] for _, ra, _ in batch]
-            starts_b = [cb.offset[rb] for _, _, rb in batch]
-            try:
-                bytes_a = a.bundle.stored_bytes(
-                    shard_a, starts_a, [ca.offset[ra] + ca.size[ra] for _, ra, _ in batch]
-                )
-                bytes_b = b.bundle.stored_bytes(
-                    shard_b, starts_b, [cb.offset[rb] + cb.size[rb] for _, _, rb in batch]
-                )
-            except CorruptCheckpoint:
-                continue  # a missing or truncated shard: _compare reports the tensors
-            crcs = list(map(crc_of, bytes_a))
-            for (name, ra, _), x, y, crc in zip(batch, bytes_a, bytes_b, crcs):
-                if x == y and mask_crc(crc) == ca.crc[ra]:
-                    same.add(name)
-    return same
+        if ca.size[ra] == cb.size[rb] and ca.crc[ra] == cb.crc[rb]:
+            picked.append(name)
+            rows_a.append(ra)
+            rows_b.append(rb)
+    same = _same_stored(a, b, np.array(rows_a, dtype=np.int64), np.array(rows_b, dtype=np.int64))
+    return set(compress(picked, same.tolist()))
 
 
 def _identical(

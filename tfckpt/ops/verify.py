@@ -28,7 +28,6 @@ from tfckpt.bundle.slices import (
     slice_index,
     slice_shape,
 )
-from tfckpt.bundle.table import mask_crc
 from tfckpt.errors import CorruptCheckpoint, UnsupportedCheckpoint
 from tfckpt.storage.lfs import LFS_POINTER, MAX_POINTER_BYTES, is_lfs_pointer
 
@@ -140,7 +139,7 @@ def _verify_bundle(
                 file=bundle.index_path,
             )
         )
-    clean = _bulk_clean(bundle, sizes, options)
+    clean = _bulk_clean(bundle, options)
     if clean is not None:
         first = slice_key_count(bundle.columns.keys)
         total = 0
@@ -185,11 +184,6 @@ def _verify_bundle(
         on_bytes(entry.size)
 
 
-# Tensors up to this size are checked many at a time (``_bulk_clean``).
-BULK_BYTES = 1 << 20
-BULK_BATCH = 16 << 20
-
-
 def _rows_not_in(n: int, rows: list[int]) -> list[int]:
     taken = bytearray(n)
     for row in rows:
@@ -197,62 +191,29 @@ def _rows_not_in(n: int, rows: list[int]) -> list[int]:
     return [i for i in range(n) if not taken[i]]
 
 
-def _bulk_clean(
-    bundle: BundleReader, sizes: dict[int, int], options: VerifyOptions
-) -> list[int] | None:
-    """The rows that pass every check, checked many at a time: plain fixed-width tensors up to
-    ``BULK_BYTES`` whose values need no NaN/Inf/max-abs check, inside a present shard, of the
-    size their shape needs, matching their CRC32C (one checksum call per tensor, no entry
-    object). Rows failing any test, and all others, go through the per-entry checks, which
+def _bulk_clean(bundle: BundleReader, options: VerifyOptions) -> list[int] | None:
+    """The rows that pass every check, checked many at a time: plain fixed-width tensors whose
+    values need no NaN/Inf/max-abs check and that ``BundleReader.failing_rows`` passes (inside
+    their shard, the size their shape needs, their CRC32C; a span of nearby entries read at a
+    time). Rows failing any test, and all others, go through the per-entry checks, which
     report them. None for small indexes (not worth it)."""
     cols = bundle.columns
     n = len(cols.keys)
     if n < 1000:
         return None
-    from google_crc32c import value as crc_of
+    import numpy as np
 
+    from tfckpt.bundle.bulk import distinct
     from tfckpt.dtypes import dtype_from_enum
 
-    itemsize = {}
-    for code in set(cols.dtype):
+    codes = cols.np("dtype")
+    plain = np.zeros(n, dtype=bool)
+    for code in distinct(codes):
         dt = dtype_from_enum(code)
         if dt.numpy is not None and dt.itemsize > 0 and not wants_values(dt, options):
-            itemsize[code] = dt.itemsize
-    by_shard: dict[int, list[int]] = {}
-    dtype, shard, offset, size, nelem = cols.dtype, cols.shard, cols.offset, cols.size, cols.nelem
-    slices = cols.slices
-    for row in range(n):
-        k = itemsize.get(dtype[row])
-        s = size[row]
-        if (
-            k is None
-            or s > BULK_BYTES
-            or s != nelem[row] * k
-            or row in slices
-            or offset[row] + s > sizes.get(shard[row], -1)
-        ):
-            continue
-        by_shard.setdefault(shard[row], []).append(row)
-    clean: list[int] = []
-    for sid, rows in by_shard.items():
-        start = 0
-        while start < len(rows):
-            stop, total = start, 0
-            while stop < len(rows) and total < BULK_BATCH:
-                total += size[rows[stop]]
-                stop += 1
-            batch = rows[start:stop]
-            start = stop
-            starts = [offset[r] for r in batch]
-            ends = [offset[r] + size[r] for r in batch]
-            try:
-                pieces = bundle.stored_bytes(sid, starts, ends)
-            except CorruptCheckpoint:
-                break  # unreadable (a Git LFS pointer...): the per-entry checks report it
-            crcs = map(crc_of, pieces)
-            clean.extend(r for r, c in zip(batch, crcs) if mask_crc(c) == cols.crc[r])
-    clean.sort()
-    return clean
+            plain |= codes == code
+    rows = np.flatnonzero(plain)  # in a missing or unreadable shard: all failing
+    return rows[~bundle.failing_rows(rows)].tolist()
 
 
 def _check_values(

@@ -262,6 +262,7 @@ class ShardCheck:
         ends = offset + cols.np("size")[rows]
         order = np.lexsort((offset, ends))  # in the order the copy passes their last byte
         self.rows, self.ends = rows[order], ends[order]
+        self.nbytes = int((ends - offset).sum())
         self.verify = verify
         self.position = start  # source offset the copy has reached
         self.on_bytes = on_bytes
@@ -373,12 +374,17 @@ def adopt_checked(
     copy_checked(check, partial(writer.adopt_shard, src, new_shard, False), src)
 
 
+# Copies of at least this many bytes are checked beside the copy (``copy_checked``).
+OVERLAP_FROM = 64 << 20
+
+
 def copy_checked(check: ShardCheck, copy: Callable[[Progress | None], object], source: str) -> None:
     """Run ``copy(progress)``, which copies the entries ``check`` holds from ``source``, and
-    check them: all pass before this returns. From a local file the checks run beside the copy
-    on a second thread (the kernel copies, CRC32C runs without the GIL: two cores), else as
-    the copy's progress passes them."""
-    if not check.verify or storage.is_url(source):
+    check them: all pass before this returns. When that is a long copy from a local file, the
+    checks run beside it on a second thread (the kernel copies, CRC32C runs without the GIL:
+    two cores); otherwise as the copy's progress passes them (many small entries are Python
+    work that two threads would only contend for)."""
+    if not check.verify or storage.is_url(source) or check.nbytes < OVERLAP_FROM:
         copy(check.advance)
         check.finish()
         return
