@@ -121,6 +121,18 @@ def _write_parts(prefix: Path, parts: list[Values], dtypes: dict[str, str] | Non
             writer.commit()
 
 
+def flip_stored_byte(prefix: Path, key: str, at: int, mask: int = 0x01) -> None:
+    """Damage a single-shard checkpoint in place: byte ``at`` of ``key``'s stored bytes XORed
+    with ``mask``, the index left as it was (its checksum no longer matches)."""
+    data = Path(str(prefix) + ".data-00000-of-00001")
+    raw = bytearray(data.read_bytes())
+    reader = BundleReader(str(prefix))
+    cols = reader.columns
+    raw[cols.offset[cols.keys.index(key.encode())] + at] ^= mask
+    reader.close()
+    data.write_bytes(bytes(raw))
+
+
 def tf1(prefix: Path) -> Values:
     rng = _rng()
     values: Values = {}

@@ -281,7 +281,7 @@ def test_prune_copies_long_runs_in_the_kernel_and_short_ones_from_memory(
 ) -> None:
     import os
 
-    from native_fixtures import _write
+    from native_fixtures import _write, flip_stored_byte
 
     values = {
         f"v{i:03d}" + ("/Adam" if i % 3 == 2 else ""): np.arange(
@@ -309,12 +309,7 @@ def test_prune_copies_long_runs_in_the_kernel_and_short_ones_from_memory(
             assert np.array_equal(ckpt[name], values[name])
     assert ok("verify", tmp_path / "out" / "m").exit_code == 0
     # A damaged byte in a run the kernel copies (checked beside the copy): named, nothing out.
-    data = Path(str(prefix) + ".data-00000-of-00001")
-    raw = bytearray(data.read_bytes())
-    with tfckpt.open(prefix) as ckpt:
-        row = ckpt.bundle.columns.keys.index(b"v070")
-        raw[ckpt.bundle.columns.offset[row] + 60_000] ^= 0x20
-    data.write_bytes(bytes(raw))
+    flip_stored_byte(prefix, "v070", 60_000, 0x20)
     copies.clear()
     from tfckpt.ops import writing
 

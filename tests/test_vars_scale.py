@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from clitools import ok, run
-from native_fixtures import _write
+from native_fixtures import _write, flip_stored_byte
 
 import tfckpt
 from tfckpt.errors import CorruptCheckpoint
@@ -339,12 +339,7 @@ def test_bulk_diff_reports_what_the_per_tensor_comparison_reports(
     assert fast["summary"]["values"] == 1 and fast["summary"]["same"] == 1499
     # A flipped byte in B under an unchanged index: equal stored checksums, unequal bytes.
     monkeypatch.undo()
-    data = Path(str(copy) + ".data-00000-of-00001")
-    raw = bytearray(data.read_bytes())
-    with tfckpt.open(copy) as ckpt:
-        row = ckpt.bundle.columns.keys.index(b"layer_020/unit_06/w")
-        raw[ckpt.bundle.columns.offset[row] + 2] ^= 0x01
-    data.write_bytes(bytes(raw))
+    flip_stored_byte(copy, "layer_020/unit_06/w", 2)
     with pytest.raises(CorruptCheckpoint, match="checksum mismatch for 'layer_020/unit_06/w'"):
         tfckpt.diff(many, copy)
     monkeypatch.setattr(diff, "_aligned_report", lambda *a: None)
