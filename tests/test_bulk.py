@@ -368,3 +368,32 @@ def test_read_many_is_the_entries_read_one_by_one_in_the_order_given(
     with pytest.raises(CorruptCheckpoint, match=f"checksum mismatch for '{victim}'"):
         bundle.read_many(rows if row in rows else [*rows, row], 4)
     bundle.close()
+
+
+def test_an_entry_reaching_past_2_63_is_past_its_shard_for_every_bulk_check(
+    tmp_path: Path,
+) -> None:
+    from tfckpt.bundle.table import crc32c, mask_crc
+
+    f32 = dtype_from_name("float32")
+    prefix = tmp_path / "m"
+    # Bytes from offset 2**63 - 8 "end" past 2**63 (int64 wraps): an empty range if computed so,
+    # whose checksum the entry carries.
+    entry = encode_entry(1, (4,), 0, (1 << 63) - 8, 16, mask_crc(crc32c(b"")))
+    with BundleWriter(str(prefix)) as w:
+        for i in range(1200):
+            w.add_array(f"t{i:04d}", np.full(4, i, np.float32), f32)
+        w.add_entries([b"wrap"], entry, np.zeros(1, np.int64), np.full(1, len(entry)))
+        w.commit()
+    result = run("verify", prefix)
+    assert result.exit_code == 1 and "'wrap' needs bytes 9223372036854775800.." in result.stdout
+    for args in (
+        ["vars", prefix, "--stats"],
+        ["diff", prefix, prefix],
+        ["rename", prefix, tmp_path / "out" / "m", "--add-prefix", "x/"],
+    ):
+        result = run(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, (args, result.stderr)
+        assert "'wrap' needs bytes" in lines[0] and "internal error" not in lines[0], lines
+    assert not (tmp_path / "out").exists()

@@ -89,6 +89,19 @@ def distinct(values: np.ndarray) -> list[int]:
     return np.flatnonzero(np.bincount(values)).tolist() if values.size else []
 
 
+def entry_ends(offset: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """``offset + size`` of stored entries, saturating at the int64 maximum: an index may hold
+    offsets up to 2**63 - 1, whose ends must still compare as past any shard, not wrap to a
+    negative number."""
+    import numpy as np
+
+    end = offset + size
+    wrapped = end < offset
+    if wrapped.any():
+        end[wrapped] = np.iinfo(np.int64).max
+    return end
+
+
 def exclusive_cumsum(x: np.ndarray) -> np.ndarray:
     import numpy as np
 

@@ -15,7 +15,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tfckpt import storage
-from tfckpt.bundle.bulk import crc32c_many, distinct, exclusive_cumsum, span_groups
+from tfckpt.bundle.bulk import (
+    crc32c_many,
+    distinct,
+    entry_ends,
+    exclusive_cumsum,
+    span_groups,
+)
 from tfckpt.bundle.index import MAX_ELEMENTS as MAX_ELEMENTS  # re-exported
 from tfckpt.bundle.index import (
     IndexColumns,
@@ -465,10 +471,12 @@ class BundleReader:
         crcs = np.zeros(starts.size, dtype=np.int64)
         if starts.size == 0:
             return out, crcs
-        if int(ends.max()) > self.shard_size(shard_id):
+        if bool((ends < starts).any()) or int(ends.max()) > self.shard_size(shard_id):
             raise CorruptCheckpoint(f"{self.data_path(shard_id)}: a range ends past the shard")
         order = np.argsort(starts, kind="stable")
-        for i, j in span_groups(starts[order], ends[order], STEP):
+        # Holes of up to 64 KiB are read through, larger ones skipped (a sparse subset of the
+        # entries reads little more than its own bytes).
+        for i, j in span_groups(starts[order], ends[order], STEP, gap=1 << 16):
             picked = order[i:j]
             lo, hi = int(starts[picked[0]]), int(ends[picked].max())
             data = self.read_span(shard_id, lo, hi)
@@ -498,7 +506,9 @@ class BundleReader:
             parts = []
             for sid in distinct(shard):
                 here = np.flatnonzero(shard == sid)
-                data, crcs = self.stored_ranges(sid, offset[here], offset[here] + size[here])
+                data, crcs = self.stored_ranges(
+                    sid, offset[here], entry_ends(offset[here], size[here])
+                )
                 if not np.array_equal(crcs, crc[here]):
                     raise CorruptCheckpoint("crc")
                 parts.append((here, data))
@@ -565,7 +575,7 @@ class BundleReader:
         rows = np.asarray(rows, dtype=np.int64)
         fail = ~self.bulk_checkable(rows)
         offset, size, shard = (cols.np(c)[rows] for c in ("offset", "size", "shard"))
-        end = offset + size
+        end = entry_ends(offset, size)
         for sid in distinct(shard[~fail]):
             here = np.flatnonzero((shard == sid) & ~fail)
             fail[here] = True  # until their check passes

@@ -281,16 +281,16 @@ def _same_stored(
     be read leaves its pairs False (``_compare`` reports them)."""
     import numpy as np
 
-    from tfckpt.bundle.bulk import distinct
+    from tfckpt.bundle.bulk import entry_ends
 
     ca, cb = a.bundle.columns, b.bundle.columns
     shard_a, shard_b = ca.np("shard")[rows_a], cb.np("shard")[rows_b]
     off_a, off_b = ca.np("offset")[rows_a], cb.np("offset")[rows_b]
     size, crc_a = ca.np("size")[rows_a], ca.np("crc")[rows_a]
     same = np.zeros(rows_a.size, dtype=bool)
-    pair = shard_a * (int(shard_b.max(initial=0)) + 1) + shard_b
-    for key in distinct(pair):
-        here = np.flatnonzero(pair == key)
+    order = np.lexsort((shard_b, shard_a))  # pairs grouped by (shard in A, shard in B)
+    cut = np.flatnonzero(np.diff(shard_a[order]) | np.diff(shard_b[order])) + 1
+    for here in np.split(order, cut) if order.size else []:
         sa, sb = int(shard_a[here[0]]), int(shard_b[here[0]])
         cum = np.cumsum(size[here])
         by_bytes = np.searchsorted(cum, np.arange(BULK_BATCH, int(cum[-1]), BULK_BATCH))
@@ -300,9 +300,12 @@ def _same_stored(
             batch = here[lo:hi]
             sz = size[batch]
             try:
-                data_a, got_a = a.bundle.stored_ranges(sa, off_a[batch], off_a[batch] + sz)
+                data_a, got_a = a.bundle.stored_ranges(
+                    sa, off_a[batch], entry_ends(off_a[batch], sz)
+                )
                 # equal bytes and equal stored checksums: B's bytes pass when A's do
-                data_b, _ = b.bundle.stored_ranges(sb, off_b[batch], off_b[batch] + sz, False)
+                end_b = entry_ends(off_b[batch], sz)
+                data_b, _ = b.bundle.stored_ranges(sb, off_b[batch], end_b, False)
             except CorruptCheckpoint:
                 continue  # a missing or truncated shard: _compare says so
             same[batch] = (got_a == crc_a[batch]) & ~_ranges_differ(data_a != data_b, sz)

@@ -12,7 +12,7 @@ from operator import gt, not_, or_, truth
 from typing import TYPE_CHECKING, Any
 
 from tfckpt.bundle import objgraph
-from tfckpt.bundle.bulk import encode_rows, span_groups
+from tfckpt.bundle.bulk import encode_rows, entry_ends, span_groups
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from tfckpt.bundle.reader import BundleReader
 from tfckpt.bundle.writer import BundleWriter
@@ -205,7 +205,7 @@ def _copy_pieces(
     cols = bundle.columns
     shard = cols.np("shard")[pieces]
     start = cols.np("offset")[pieces]
-    end = start + cols.np("size")[pieces]
+    end = entry_ends(start, cols.np("size")[pieces])
     first = np.flatnonzero(np.append(True, shard[1:] != shard[:-1]))
     for a, b in pairwise([*first.tolist(), pieces.size]):
         check_reach(bundle, pieces[a:b])

@@ -24,6 +24,7 @@ from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 from tfckpt import storage
+from tfckpt.bundle.bulk import entry_ends
 from tfckpt.bundle.checkpoint import OBJECT_GRAPH_KEY, Checkpoint
 from tfckpt.bundle.index import slice_key_count
 from tfckpt.bundle.reader import BundleReader, Entry, num_elements, quoted
@@ -188,7 +189,7 @@ def check_reach(bundle: BundleReader, rows: np.ndarray) -> None:
     only: nothing is read, so this is also what a server-side copy is checked by)."""
     if rows.size:
         cols = bundle.columns
-        far = int(rows[(cols.np("offset")[rows] + cols.np("size")[rows]).argmax()])
+        far = int(rows[entry_ends(cols.np("offset")[rows], cols.np("size")[rows]).argmax()])
         try:
             bundle.check_range(bundle.entries.entry(far))
         except CorruptCheckpoint as exc:
@@ -259,7 +260,7 @@ class ShardCheck:
         self.bundle = bundle
         self.shard = shard
         offset = cols.np("offset")[rows]
-        ends = offset + cols.np("size")[rows]
+        ends = entry_ends(offset, cols.np("size")[rows])
         order = np.lexsort((offset, ends))  # in the order the copy passes their last byte
         self.rows, self.ends = rows[order], ends[order]
         self.nbytes = int((ends - offset).sum())
@@ -368,7 +369,7 @@ def adopt_checked(
         writer.adopt_shard(src, new_shard, link, on_bytes)
         return
     if link:
-        check.finish(threads=2)
+        check.finish(threads=2 if _overlap(check, src) else 1)
         writer.adopt_shard(src, new_shard, link, check.advance)
         return
     copy_checked(check, partial(writer.adopt_shard, src, new_shard, False), src)
@@ -378,13 +379,19 @@ def adopt_checked(
 OVERLAP_FROM = 64 << 20
 
 
+def _overlap(check: ShardCheck, source: str) -> bool:
+    """Whether a check of bytes from ``source`` runs on a thread of its own: a local file (a
+    remote shard's reader is not shared between threads) and enough bytes to be worth it."""
+    return check.verify and check.nbytes >= OVERLAP_FROM and not storage.is_url(source)
+
+
 def copy_checked(check: ShardCheck, copy: Callable[[Progress | None], object], source: str) -> None:
     """Run ``copy(progress)``, which copies the entries ``check`` holds from ``source``, and
     check them: all pass before this returns. When that is a long copy from a local file, the
     checks run beside it on a second thread (the kernel copies, CRC32C runs without the GIL:
     two cores); otherwise as the copy's progress passes them (many small entries are Python
     work that two threads would only contend for)."""
-    if not check.verify or storage.is_url(source) or check.nbytes < OVERLAP_FROM:
+    if not _overlap(check, source):
         copy(check.advance)
         check.finish()
         return
@@ -400,9 +407,7 @@ def copy_checked(check: ShardCheck, copy: Callable[[Progress | None], object], s
 
     checker = threading.Thread(target=check_all, name="tfckpt-check", daemon=True)
     checker.start()
-    try:
-        copy(check.on_bytes)
-    finally:
-        checker.join()
+    copy(check.on_bytes)  # an interrupted or failed copy does not wait for the checks
+    checker.join()
     if failed:
         raise failed[0]
