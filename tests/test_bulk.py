@@ -397,3 +397,35 @@ def test_an_entry_reaching_past_2_63_is_past_its_shard_for_every_bulk_check(
         assert result.exit_code == 2 and len(lines) == 1, (args, result.stderr)
         assert "'wrap' needs bytes" in lines[0] and "internal error" not in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_read_many_takes_overlapping_shared_and_empty_entries(tmp_path: Path) -> None:
+    from tfckpt.bundle.table import crc32c, mask_crc
+
+    f32 = dtype_from_name("float32")
+    prefix = tmp_path / "m"
+    arrays = [np.arange(4, dtype=np.float32) + 4 * i for i in range(10)]
+    data = b"".join(a.tobytes() for a in arrays)  # t0..t9, 16 bytes each, back to back
+
+    def entry(offset: int, size: int) -> bytes:
+        piece = data[offset : offset + size]
+        return encode_entry(1, (size // 4,), 0, offset, size, mask_crc(crc32c(piece)))
+
+    extra = {
+        b"u_same_as_t3": entry(48, 16),
+        b"u_across_t5_t6": entry(88, 16),
+        b"v_empty": entry(40, 0),
+    }
+    with BundleWriter(str(prefix)) as w:
+        for i, a in enumerate(arrays):
+            w.add_array(f"t{i}", a, f32)
+        encoded = b"".join(extra.values())
+        bounds = np.cumsum([0, *map(len, extra.values())])
+        w.add_entries(list(extra), encoded, bounds[:-1], bounds[1:])
+        w.commit()
+    bundle = BundleReader(str(prefix))
+    n = len(bundle.columns)
+    for rows in (list(range(n)), list(range(n))[::-1], [3, 10, 11, 12, 5, 6, 3], [12]):
+        want = b"".join(bundle.read_entry(bundle.entries.entry(r)).tobytes() for r in rows)
+        assert bundle.read_many(rows, 4).tobytes() == want
+    bundle.close()
