@@ -242,7 +242,8 @@ class ShardCheck:
     the copy's progress callback, checks the entries the copy has passed the last byte of (the
     bytes are in the page cache then), many at a time (``BundleReader.failing_rows``) and the
     others one by one; ``finish()`` checks whatever is left (all of it before a hard link,
-    which reads nothing). Mapped pages are released behind the checks.
+    which reads nothing; for a long local copy, all of it on a thread beside the copy: see
+    ``copy_checked``). Mapped pages are released behind the checks.
     """
 
     def __init__(
