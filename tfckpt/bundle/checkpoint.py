@@ -18,7 +18,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tfckpt import storage
-from tfckpt.bundle.index import slice_key_count
+from tfckpt.bundle.index import column_view, slice_key_count
 from tfckpt.bundle.reader import CHUNK_ELEMENTS, BundleReader, Entry, num_elements, quoted
 from tfckpt.bundle.state import reachable_from, read_state
 from tfckpt.bundle.table import has_table_magic
@@ -111,12 +111,7 @@ class Listing:
     def np(self, name: str) -> np.ndarray:
         """A column (``dtype``, ``nelem``, ``nbytes``, ``nslices``, ``source``...) as a numpy
         array (a view of the column, no copy)."""
-        import numpy as np
-
-        col = getattr(self, name)
-        if isinstance(col, range):
-            return np.arange(col.start, col.stop, col.step, dtype=np.int64)
-        return np.frombuffer(col, dtype=np.int32 if col.typecode == "i" else np.int64)
+        return column_view(getattr(self, name))
 
     def display_name(self, i: int) -> str:
         return (self.paths[i] if self.paths is not None else None) or self.names[i]

@@ -393,10 +393,16 @@ class IndexColumns:
 
     def np(self, name: str) -> np.ndarray:
         """A column as a numpy array (a view, no copy)."""
-        import numpy as np
+        return column_view(getattr(self, name))
 
-        col = getattr(self, name)
-        return np.frombuffer(col, dtype=np.int32 if col.typecode == "i" else np.int64)
+
+def column_view(col: array[int] | range) -> np.ndarray:
+    """An ``array`` column as a numpy view (``i``: int32, else int64); a ``range`` as int64."""
+    import numpy as np
+
+    if isinstance(col, range):
+        return np.arange(col.start, col.stop, col.step, dtype=np.int64)
+    return np.frombuffer(col, dtype=np.int32 if col.typecode == "i" else np.int64)
 
 
 # ---- table scan ----------------------------------------------------------------------------------

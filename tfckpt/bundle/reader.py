@@ -473,18 +473,28 @@ class BundleReader:
             return out, crcs
         if bool((ends < starts).any()) or int(ends.max()) > self.shard_size(shard_id):
             raise CorruptCheckpoint(f"{self.data_path(shard_id)}: a range ends past the shard")
-        order = np.argsort(starts, kind="stable")
         # Holes of up to 64 KiB are read through, larger ones skipped (a sparse subset of the
         # entries reads little more than its own bytes).
-        for i, j in span_groups(starts[order], ends[order], STEP, gap=1 << 16):
-            picked = order[i:j]
-            lo, hi = int(starts[picked[0]]), int(ends[picked].max())
-            data = self.read_span(shard_id, lo, hi)
-            first, last = (starts[picked] - lo).tolist(), (ends[picked] - lo).tolist()
+        for picked, data, first, last in self._spans(shard_id, starts, ends, 1 << 16):
             if checksums:
                 crcs[picked] = crc32c_many(data, first, last)
             _place(out, dest[picked], data, first, last)
         return out, crcs
+
+    def _spans(
+        self, shard_id: int, starts: np.ndarray, ends: np.ndarray, gap: int
+    ) -> Iterator[tuple[np.ndarray, bytes, list[int], list[int]]]:
+        """Ranges of a shard (inside it) read a span of nearby ones at a time (``span_groups``:
+        at most ``storage.STEP`` bytes, holes of at most ``gap``): for each span, which ranges
+        it holds (indices into ``starts``), its bytes, and where each range lies in them."""
+        import numpy as np
+
+        order = np.argsort(starts, kind="stable")
+        for i, j in span_groups(starts[order], ends[order], STEP, gap):
+            picked = order[i:j]
+            lo, hi = int(starts[picked[0]]), int(ends[picked].max())
+            data = self.read_span(shard_id, lo, hi)
+            yield picked, data, (starts[picked] - lo).tolist(), (ends[picked] - lo).tolist()
 
     def read_many(self, rows: Sequence[int] | np.ndarray, itemsize: int) -> np.ndarray:
         """The stored bytes of many plain entries of one fixed-width dtype (``itemsize`` bytes
@@ -521,7 +531,7 @@ class BundleReader:
         out = np.empty(int(dest[-1]), dtype=np.uint8)
         for here, data in parts:  # the shards' bytes interleaved back in the order given
             inner = exclusive_cumsum(size[here])
-            _place(out, dest[here], data.tobytes(), inner[:-1].tolist(), inner[1:].tolist())
+            _place(out, dest[here], data, inner[:-1].tolist(), inner[1:].tolist())
         return out
 
     def bulk_checkable(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -574,7 +584,7 @@ class BundleReader:
         cols = self.columns
         rows = np.asarray(rows, dtype=np.int64)
         fail = ~self.bulk_checkable(rows)
-        offset, size, shard = (cols.np(c)[rows] for c in ("offset", "size", "shard"))
+        offset, size, shard, crc = (cols.np(c)[rows] for c in ("offset", "size", "shard", "crc"))
         end = entry_ends(offset, size)
         for sid in distinct(shard[~fail]):
             here = np.flatnonzero((shard == sid) & ~fail)
@@ -584,11 +594,9 @@ class BundleReader:
             except CorruptCheckpoint:
                 continue  # a missing or unreadable shard: all of them fail
             here = here[end[here] <= shard_size]  # those ending past the shard fail
-            here = here[np.argsort(offset[here], kind="stable")]
-            for i, j in span_groups(offset[here], end[here], STEP):
-                picked = here[i:j]
-                lo, hi = int(offset[picked[0]]), int(end[picked].max())
-                fail[picked] = self.crc_failures(rows[picked], self.read_span(sid, lo, hi), lo)
+            for picked, data, first, last in self._spans(sid, offset[here], end[here], 1 << 20):
+                at = here[picked]
+                fail[at] = crc32c_many(data, first, last) != crc[at]
         return fail
 
     def _expected_size(self, entry: Entry) -> int:
@@ -776,7 +784,7 @@ def open_index_ids() -> dict[Any, str]:
 
 
 def _place(
-    out: np.ndarray, dest: np.ndarray, data: bytes, starts: list[int], ends: list[int]
+    out: np.ndarray, dest: np.ndarray, data: bytes | np.ndarray, starts: list[int], ends: list[int]
 ) -> None:
     """``out[dest[k]:...] = data[starts[k]:ends[k]]`` for each k: one copy when the ranges lie
     back to back in ``data`` and are wanted back to back in ``out`` (entries in stored order),

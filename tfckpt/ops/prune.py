@@ -207,11 +207,10 @@ def _copy_pieces(
     start = cols.np("offset")[pieces]
     end = entry_ends(start, cols.np("size")[pieces])
     first = np.flatnonzero(np.append(True, shard[1:] != shard[:-1]))
-    for a, b in pairwise([*first.tolist(), pieces.size]):
-        check_reach(bundle, pieces[a:b])
     # Runs: a piece starting past everything before it in its shard starts a new one.
     reach = np.zeros(pieces.size, dtype=np.int64)
     for a, b in pairwise([*first.tolist(), pieces.size]):
+        check_reach(bundle, pieces[a:b])
         reach[a:b] = np.maximum.accumulate(end[a:b])
     new_run = np.ones(pieces.size, dtype=bool)
     new_run[1:] = (shard[1:] != shard[:-1]) | (start[1:] > reach[:-1])

@@ -234,6 +234,35 @@ def check_rows(bundle: BundleReader, rows: np.ndarray, failing: np.ndarray) -> N
         check_entry(bundle, bundle.entries.entry(row))
 
 
+def check_rows_bulk(bundle: BundleReader, rows: np.ndarray) -> None:
+    """Check stored entries: many at a time (``failing_rows``), what that leaves one by one."""
+    check_rows(bundle, rows, bundle.failing_rows(rows))
+
+
+def on_thread(work: Callable[[], object]) -> Callable[[], None]:
+    """Start ``work`` on a daemon thread; the function returned waits for it and re-raises
+    what it raised (a caller that fails first need not wait)."""
+    import threading
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised by wait(), in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="tfckpt-check", daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    return wait
+
+
 class ShardCheck:
     """The stored entries (rows of the bundle's columns) a copy takes from one source shard,
     checked as the copy proceeds.
@@ -264,7 +293,7 @@ class ShardCheck:
         ends = entry_ends(offset, cols.np("size")[rows])
         order = np.lexsort((offset, ends))  # in the order the copy passes their last byte
         self.rows, self.ends = rows[order], ends[order]
-        self.nbytes = int((ends - offset).sum())
+        self.nbytes = int(cols.np("size")[rows].sum())
         self.verify = verify
         self.position = start  # source offset the copy has reached
         self.on_bytes = on_bytes
@@ -293,37 +322,19 @@ class ShardCheck:
         self._next = max(stop, self._next)
         if not self.verify or not ready.size:
             return
-        check_rows(self.bundle, ready, self.bundle.failing_rows(ready))
+        check_rows_bulk(self.bundle, ready)
         self._release_before(int(self.ends[stop - 1]))
 
     def _check_split(self, threads: int) -> None:
-        import threading
-
         import numpy as np
 
         rows, ends = self.rows[self._next :], self.ends[self._next :]
         cuts = np.searchsorted(ends, np.linspace(ends[0], ends[-1], threads + 1)[1:-1])
-        parts = np.split(rows, cuts)
-        failed: list[BaseException | None] = [None] * len(parts)
-
-        def check(k: int) -> None:
-            try:
-                part = parts[k]
-                check_rows(self.bundle, part, self.bundle.failing_rows(part))
-            except BaseException as exc:  # re-raised below, the first part's first
-                failed[k] = exc
-
-        helpers = [
-            threading.Thread(target=check, args=(k,), daemon=True) for k in range(1, len(parts))
+        waits = [
+            on_thread(partial(check_rows_bulk, self.bundle, part)) for part in np.split(rows, cuts)
         ]
-        for helper in helpers:
-            helper.start()
-        check(0)
-        for helper in helpers:
-            helper.join()
-        for exc in failed:
-            if exc is not None:
-                raise exc
+        for wait in waits:  # the first part's damage is reported first
+            wait()
         self._next = self.rows.size
 
     def _release_before(self, offset: int, force: bool = False) -> None:
@@ -396,19 +407,6 @@ def copy_checked(check: ShardCheck, copy: Callable[[Progress | None], object], s
         copy(check.advance)
         check.finish()
         return
-    import threading
-
-    failed: list[BaseException] = []
-
-    def check_all() -> None:
-        try:
-            check.finish()
-        except BaseException as exc:  # re-raised in the caller's thread
-            failed.append(exc)
-
-    checker = threading.Thread(target=check_all, name="tfckpt-check", daemon=True)
-    checker.start()
+    wait = on_thread(check.finish)
     copy(check.on_bytes)  # an interrupted or failed copy does not wait for the checks
-    checker.join()
-    if failed:
-        raise failed[0]
+    wait()

@@ -412,7 +412,7 @@ def render_vars(
         nan, inf = result.stats["nan"], result.stats["inf"]
         if any(nan) or any(inf):
             alarming = {k for k, i in enumerate(rows) if nan[i] or inf[i]}
-    if table.template is not None and not (alarming and color):
+    if table.template is not None and not alarming:
         table.plain_rows([names, dtypes, shapes, elements, sizes, *stat_columns])
     else:
         for k in range(len(rows)):
